@@ -1,0 +1,351 @@
+//! Certificate revocation lists: parsing, signature checks against the
+//! issuer on the path, the freshness policy, and serial lookup.
+//!
+//! A client keeps CRLs until their nextUpdate and checks many attestations
+//! against them, so a [`Crl`] is decoded once into a hash map, and the
+//! signature check against an issuer key is remembered: the per-attestation
+//! cost is a hash lookup.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rustls_pki_types::UnixTime;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::signature::check_signature_algorithm;
+use crate::{Error, PathPosition};
+
+/// Most revoked entries accepted in one CRL, as a bound on memory use.
+pub const MAX_CRL_ENTRIES: usize = 2_000_000;
+
+/// What the verifier demands of revocation information.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrlPolicy {
+    /// Reject when no usable, fresh CRL from a certificate's issuer is
+    /// available (`false`: check the CRLs given, accept without one).
+    pub require: bool,
+    /// Reject CRLs whose thisUpdate is older than this, even before their
+    /// nextUpdate (a client that wants revocation to bite sooner than the
+    /// CA's publication interval).
+    pub max_age: Option<Duration>,
+}
+
+impl CrlPolicy {
+    /// Requires a CRL from every issuer on the path that is not past its
+    /// nextUpdate: the production default.
+    pub const REQUIRE_FRESH: CrlPolicy = CrlPolicy {
+        require: true,
+        max_age: None,
+    };
+    /// Checks the CRLs given but accepts certificates without one: for
+    /// offline tools and tests, never for a client's automatic trust.
+    pub const ALLOW_MISSING: CrlPolicy = CrlPolicy {
+        require: false,
+        max_age: None,
+    };
+}
+
+impl Default for CrlPolicy {
+    fn default() -> Self {
+        CrlPolicy::REQUIRE_FRESH
+    }
+}
+
+/// Which certificates a CRL covers, from its issuing distribution point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    All,
+    EndEntitiesOnly,
+    CasOnly,
+}
+
+/// Why a revoked certificate was revoked (RFC 5280 CRLReason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Revocation time, seconds since the Unix epoch.
+    pub revoked_at: i64,
+    /// CRLReason code, if the entry carries one.
+    pub reason: Option<u8>,
+}
+
+/// A decoded CRL, ready for repeated lookups.
+#[derive(Debug)]
+pub struct Crl {
+    der: Vec<u8>,
+    issuer: Vec<u8>,
+    this_update: i64,
+    next_update: Option<i64>,
+    number: Option<String>,
+    scope: Scope,
+    /// `Some(why)` when the CRL uses features the verifier cannot honour
+    /// (indirect CRL, partial reasons, unknown critical extensions); such
+    /// a CRL is never taken as proof of non-revocation.
+    unusable: Option<String>,
+    revoked: HashMap<Vec<u8>, RevokedEntry>,
+    /// SPKI DER of the issuer key this CRL's signature was verified against.
+    verified_by: OnceLock<Vec<u8>>,
+}
+
+impl Crl {
+    /// Decodes a DER CRL. Signature and freshness are checked later, against
+    /// the issuer found on the path and the validation time.
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
+        let (rest, crl) = CertificateRevocationList::from_der(der)
+            .map_err(|e| Error::malformed("CRL", e))?;
+        if !rest.is_empty() {
+            return Err(Error::malformed("CRL", "trailing data"));
+        }
+        let tbs = &crl.tbs_cert_list;
+        if tbs.revoked_certificates.len() > MAX_CRL_ENTRIES {
+            return Err(Error::malformed("CRL", "too many entries"));
+        }
+        let mut scope = Scope::All;
+        let mut unusable = None;
+        let mut number = None;
+        for ext in tbs.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::CRLNumber(n) => number = Some(n.to_string()),
+                ParsedExtension::AuthorityKeyIdentifier(_) => {}
+                ParsedExtension::IssuingDistributionPoint(idp) => {
+                    if idp.indirect_crl
+                        || idp.only_some_reasons.is_some()
+                        || idp.only_contains_attribute_certs
+                    {
+                        unusable = Some("indirect or partial CRL".to_owned());
+                    }
+                    scope = match (idp.only_contains_user_certs, idp.only_contains_ca_certs) {
+                        (true, false) => Scope::EndEntitiesOnly,
+                        (false, true) => Scope::CasOnly,
+                        (false, false) => Scope::All,
+                        (true, true) => return Err(Error::malformed("CRL", "contradictory IDP")),
+                    };
+                }
+                _ if ext.critical => {
+                    unusable = Some(format!("unsupported critical extension {}", ext.oid));
+                }
+                _ => {}
+            }
+        }
+        let mut revoked = HashMap::with_capacity(tbs.revoked_certificates.len());
+        for entry in &tbs.revoked_certificates {
+            let mut reason = None;
+            for ext in entry.extensions() {
+                match ext.parsed_extension() {
+                    ParsedExtension::ReasonCode(code) => reason = Some(code.0),
+                    ParsedExtension::InvalidityDate(_) => {}
+                    _ if ext.critical => {
+                        unusable = Some(format!("unsupported critical entry extension {}", ext.oid));
+                    }
+                    _ => {}
+                }
+            }
+            // removeFromCRL only has meaning in delta CRLs.
+            if reason == Some(8) {
+                continue;
+            }
+            revoked.insert(
+                normalize_serial(entry.raw_serial()).to_vec(),
+                RevokedEntry {
+                    revoked_at: entry.revocation_date.timestamp(),
+                    reason,
+                },
+            );
+        }
+        Ok(Crl {
+            issuer: tbs.issuer.as_raw().to_vec(),
+            this_update: tbs.this_update.timestamp(),
+            next_update: tbs.next_update.map(|t| t.timestamp()),
+            number,
+            scope,
+            unusable,
+            revoked,
+            der: der.to_vec(),
+            verified_by: OnceLock::new(),
+        })
+    }
+
+    /// Decodes a CRL given as PEM (`X509 CRL`) or DER.
+    pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, Error> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateRevocationListDer;
+        if bytes.starts_with(b"-----") || bytes.trim_ascii_start().starts_with(b"-----") {
+            let der = CertificateRevocationListDer::from_pem_slice(bytes)
+                .map_err(|e| Error::malformed("CRL PEM", format!("{e:?}")))?;
+            Crl::from_der(der.as_ref())
+        } else {
+            Crl::from_der(bytes)
+        }
+    }
+
+    /// Raw DER of the issuer name, compared byte-for-byte with the subject
+    /// of the CA on the path.
+    pub fn issuer_der(&self) -> &[u8] {
+        &self.issuer
+    }
+
+    /// thisUpdate, seconds since the Unix epoch.
+    pub fn this_update(&self) -> i64 {
+        self.this_update
+    }
+
+    /// nextUpdate, seconds since the Unix epoch, if the CRL has one.
+    pub fn next_update(&self) -> Option<i64> {
+        self.next_update
+    }
+
+    /// The CRL number in decimal, if present.
+    pub fn number(&self) -> Option<&str> {
+        self.number.as_deref()
+    }
+
+    /// Number of revoked entries.
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    /// Whether the CRL revokes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+
+    /// The DER the CRL was decoded from.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// Looks a serial number up (DER INTEGER content octets; leading zero
+    /// octets are ignored).
+    pub fn lookup(&self, serial: &[u8]) -> Option<&RevokedEntry> {
+        self.revoked.get(normalize_serial(serial))
+    }
+
+    /// Why the CRL cannot serve as proof of non-revocation, if it cannot.
+    pub fn unusable_reason(&self) -> Option<&str> {
+        self.unusable.as_deref()
+    }
+
+    /// Checks the CRL's signature against an issuer key (full SPKI DER),
+    /// remembering success so later checks against the same key are free.
+    pub fn verify_signed_by(&self, issuer_spki_der: &[u8]) -> Result<(), Error> {
+        if self.verified_by.get().map(Vec::as_slice) == Some(issuer_spki_der) {
+            return Ok(());
+        }
+        let (_, crl) = CertificateRevocationList::from_der(&self.der)
+            .map_err(|e| Error::malformed("CRL", e))?;
+        check_signature_algorithm(&crl.signature_algorithm.algorithm)?;
+        let (_, spki) = SubjectPublicKeyInfo::from_der(issuer_spki_der)
+            .map_err(|e| Error::malformed("issuer public key", e))?;
+        crl.verify_signature(&spki)
+            .map_err(|_| Error::BadSignature)?;
+        // A concurrent verification may have recorded another key; the
+        // memo is only a shortcut, so losing that race is harmless.
+        let _ = self.verified_by.set(issuer_spki_der.to_vec());
+        Ok(())
+    }
+
+    fn covers(&self, position: PathPosition) -> bool {
+        match (self.scope, position) {
+            (Scope::All, _) => true,
+            (Scope::EndEntitiesOnly, PathPosition::Leaf) => true,
+            (Scope::CasOnly, PathPosition::Issuer) => true,
+            _ => false,
+        }
+    }
+
+    fn is_fresh(&self, now: i64, policy: &CrlPolicy) -> bool {
+        let before_next = self.next_update.is_none_or(|next| now <= next);
+        let young_enough = policy.max_age.is_none_or(|max| {
+            now.saturating_sub(self.this_update) <= i64::try_from(max.as_secs()).unwrap_or(i64::MAX)
+        });
+        before_next && young_enough
+    }
+}
+
+fn normalize_serial(serial: &[u8]) -> &[u8] {
+    let zeros = serial.iter().take_while(|&&b| b == 0).count();
+    &serial[zeros.min(serial.len().saturating_sub(1))..]
+}
+
+/// The CRLs a verification may use, from any number of issuers.
+#[derive(Debug, Default)]
+pub struct CrlSet {
+    crls: Vec<Crl>,
+}
+
+impl CrlSet {
+    /// An empty set (no revocation information).
+    pub fn new() -> Self {
+        CrlSet::default()
+    }
+
+    /// Adds a decoded CRL.
+    pub fn push(&mut self, crl: Crl) {
+        self.crls.push(crl);
+    }
+
+    /// The CRLs held.
+    pub fn iter(&self) -> impl Iterator<Item = &Crl> {
+        self.crls.iter()
+    }
+
+    /// Checks one certificate of a path against the set: `serial` and
+    /// `issuer_name` are the certificate's, `issuer_spki` is the full SPKI
+    /// of the CA that issued it (and signs its CRLs), `issuer_can_sign_crls`
+    /// whether that CA's key usage permits cRLSign.
+    pub(crate) fn check(
+        &self,
+        cert: CertUnderCheck<'_>,
+        now: UnixTime,
+        policy: &CrlPolicy,
+    ) -> Result<(), Error> {
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let position = cert.position;
+        let mut claimed = false;
+        let mut fresh = false;
+        let mut any_valid = false;
+        for crl in self
+            .crls
+            .iter()
+            .filter(|c| c.issuer == cert.issuer_name && c.covers(position))
+        {
+            claimed = true;
+            if !cert.issuer_can_sign_crls || crl.verify_signed_by(cert.issuer_spki).is_err() {
+                continue;
+            }
+            any_valid = true;
+            // Revocation is permanent: a stale CRL still proves it.
+            if crl.lookup(cert.serial).is_some() {
+                return Err(Error::Revoked { position });
+            }
+            fresh |= crl.unusable.is_none() && crl.is_fresh(now, policy);
+        }
+        if claimed && !any_valid {
+            return Err(Error::CrlWrongIssuer { position });
+        }
+        match (policy.require, fresh, any_valid) {
+            (false, _, _) | (true, true, _) => Ok(()),
+            (true, false, true) => Err(Error::CrlStale { position }),
+            (true, false, false) => Err(Error::CrlMissing { position }),
+        }
+    }
+}
+
+impl FromIterator<Crl> for CrlSet {
+    fn from_iter<I: IntoIterator<Item = Crl>>(iter: I) -> Self {
+        CrlSet {
+            crls: iter.into_iter().collect(),
+        }
+    }
+}
+
+/// One certificate of a validated path, as the CRL check needs it.
+pub(crate) struct CertUnderCheck<'a> {
+    pub position: PathPosition,
+    pub serial: &'a [u8],
+    pub issuer_name: &'a [u8],
+    pub issuer_spki: &'a [u8],
+    pub issuer_can_sign_crls: bool,
+}

@@ -1,0 +1,197 @@
+//! The one error type of the verifier: every way an attestation can fail.
+
+use std::fmt;
+
+/// Which certificate of a path a revocation applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathPosition {
+    /// The attestation (end-entity) certificate.
+    Leaf,
+    /// A CA certificate between the leaf and the pinned root.
+    Issuer,
+}
+
+impl fmt::Display for PathPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathPosition::Leaf => "leaf certificate",
+            PathPosition::Issuer => "issuing CA certificate",
+        })
+    }
+}
+
+/// Why an attestation was not accepted.
+///
+/// Each variant names exactly one rule of the acceptance rule in
+/// `docs/profile.md`, so an application can show, log and count rejections
+/// by reason; [`Error::code`] gives the stable machine name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller's expectation (user ID, device ID, key, policy) is itself
+    /// invalid; this is a usage error, not a verdict on the certificate.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A certificate, CRL or event could not be decoded.
+    #[error("malformed {what}: {detail}")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The attestation event content exceeds the size limit.
+    #[error("attestation event is {size} bytes, above the limit of {limit}")]
+    EventTooLarge {
+        /// Size of the content as received.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The chain does not lead to any pinned root.
+    #[error("the chain does not lead to a pinned root")]
+    UnknownIssuer,
+    /// A signature on the path does not verify.
+    #[error("a certificate signature on the path does not verify")]
+    BadSignature,
+    /// A signature algorithm outside the profile (e.g. SHA-1, DSA).
+    #[error("unsupported signature algorithm")]
+    UnsupportedAlgorithm,
+    /// A certificate on the path has expired at the validation time.
+    #[error("a certificate on the path has expired")]
+    Expired,
+    /// A certificate on the path is not yet valid at the validation time.
+    #[error("a certificate on the path is not yet valid")]
+    NotYetValid,
+    /// A certificate used to issue another is not a CA (no `CA:true`).
+    #[error("an issuing certificate is not a CA")]
+    IssuerNotCa,
+    /// A CA's path length constraint is exceeded.
+    #[error("path length constraint exceeded")]
+    PathLenExceeded,
+    /// The attestation certificate is itself a CA.
+    #[error("the attestation certificate is a CA certificate")]
+    LeafIsCa,
+    /// A certificate carries a critical extension the verifier does not know.
+    #[error("unsupported critical extension")]
+    UnsupportedCriticalExtension,
+    /// The leaf's extended key usage is missing or not the expected attestation EKU.
+    #[error("the leaf's extended key usage is not {expected}")]
+    WrongEku {
+        /// The EKU the attestation kind requires.
+        expected: &'static str,
+    },
+    /// The issuing CA's EKU list does not include the leaf's EKU.
+    #[error("the issuing CA is not permitted to issue this kind of attestation (EKU)")]
+    IssuerEkuMissing,
+    /// The leaf's key usage is missing, not critical, or not digitalSignature only.
+    #[error("the leaf's key usage is not a critical digitalSignature")]
+    WrongKeyUsage,
+    /// The subject alternative name is not exactly one `matrix:u/` URI.
+    #[error("subject alternative name: {0}")]
+    SanInvalid(String),
+    /// The certificate is for another Matrix user.
+    #[error("certificate is for {found}, expected {expected}")]
+    UserMismatch {
+        /// The user the caller expected.
+        expected: String,
+        /// The user the certificate names.
+        found: String,
+    },
+    /// The certificate is for another device, or lacks/has the device extension
+    /// contrary to the attestation kind.
+    #[error("certificate is for device {found:?}, expected {expected:?}")]
+    DeviceMismatch {
+        /// The device the caller expected (`None` for an identity attestation).
+        expected: Option<String>,
+        /// The device the certificate names (`None` if it names none).
+        found: Option<String>,
+    },
+    /// The certificate's public key is not an Ed25519 key.
+    #[error("the certificate's public key is not Ed25519")]
+    KeyNotEd25519,
+    /// The certificate's Ed25519 key is not the key the caller holds.
+    #[error("the certificate's key is not the expected key")]
+    KeyMismatch,
+    /// The issuing CA is not permitted to certify users of this server.
+    #[error("the issuing CA may not certify users on {server}")]
+    ServerNotPermitted {
+        /// The user's server name.
+        server: String,
+    },
+    /// The subject DN does not hold a valid authority record.
+    #[error("authority record: {0}")]
+    AuthorityRecordInvalid(String),
+    /// A certificate on the path is revoked by a valid CRL.
+    #[error("the {position} is revoked")]
+    Revoked {
+        /// Which certificate is revoked.
+        position: PathPosition,
+    },
+    /// The policy requires a CRL for a certificate's issuer and none was given.
+    #[error("no CRL from the issuer of the {position}")]
+    CrlMissing {
+        /// Which certificate lacks revocation information.
+        position: PathPosition,
+    },
+    /// The only CRLs for an issuer are past nextUpdate or older than the policy allows.
+    #[error("the CRL for the {position} is stale")]
+    CrlStale {
+        /// Which certificate's CRL is stale.
+        position: PathPosition,
+    },
+    /// A CRL names a CA on the path as issuer but is not signed by its key.
+    #[error("a CRL naming the issuer of the {position} is not signed by it")]
+    CrlWrongIssuer {
+        /// Which certificate's issuer the CRL claims to come from.
+        position: PathPosition,
+    },
+    /// Any other path-validation failure reported by the path builder.
+    #[error("path validation failed: {0}")]
+    PathInvalid(String),
+}
+
+impl Error {
+    /// Stable, machine-readable name of the failed rule (snake case), used in
+    /// JSON output, metrics labels and the service's error codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Malformed { .. } => "malformed",
+            Error::EventTooLarge { .. } => "event_too_large",
+            Error::UnknownIssuer => "unknown_issuer",
+            Error::BadSignature => "bad_signature",
+            Error::UnsupportedAlgorithm => "unsupported_algorithm",
+            Error::Expired => "expired",
+            Error::NotYetValid => "not_yet_valid",
+            Error::IssuerNotCa => "issuer_not_ca",
+            Error::PathLenExceeded => "path_len_exceeded",
+            Error::LeafIsCa => "leaf_is_ca",
+            Error::UnsupportedCriticalExtension => "unsupported_critical_extension",
+            Error::WrongEku { .. } => "wrong_eku",
+            Error::IssuerEkuMissing => "issuer_eku_missing",
+            Error::WrongKeyUsage => "wrong_key_usage",
+            Error::SanInvalid(_) => "san_invalid",
+            Error::UserMismatch { .. } => "user_mismatch",
+            Error::DeviceMismatch { .. } => "device_mismatch",
+            Error::KeyNotEd25519 => "key_not_ed25519",
+            Error::KeyMismatch => "key_mismatch",
+            Error::ServerNotPermitted { .. } => "server_not_permitted",
+            Error::AuthorityRecordInvalid(_) => "authority_record_invalid",
+            Error::Revoked { position: PathPosition::Leaf } => "revoked",
+            Error::Revoked { position: PathPosition::Issuer } => "issuer_revoked",
+            Error::CrlMissing { .. } => "crl_missing",
+            Error::CrlStale { .. } => "crl_stale",
+            Error::CrlWrongIssuer { .. } => "crl_wrong_issuer",
+            Error::PathInvalid(_) => "path_invalid",
+        }
+    }
+
+    pub(crate) fn malformed(what: &'static str, detail: impl fmt::Display) -> Self {
+        Error::Malformed {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}

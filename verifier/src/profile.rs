@@ -1,0 +1,254 @@
+//! The govtrust certificate profile rules that sit above path validation:
+//! what an attestation leaf must say, and what its issuing CA must permit.
+
+use serde::Serialize;
+use x509_parser::asn1_rs::{FromDer as _, Utf8String};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::{GeneralName, X509Extension};
+use x509_parser::oid_registry::Oid;
+
+use crate::matrix_id::{DeviceId, Ed25519Key, UserId};
+use crate::{oid, AuthorityRecord, Error};
+
+/// What an attestation certifies: a device key or a cross-signing identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", content = "device_id", rename_all = "snake_case")]
+pub enum Subject {
+    /// The device's `ed25519:<DEVICE_ID>` key.
+    Device(DeviceId),
+    /// The user's cross-signing master key.
+    Identity,
+}
+
+impl Subject {
+    /// The EKU the leaf must carry for this kind of attestation.
+    pub fn eku(&self) -> &'static [u8] {
+        match self {
+            Subject::Device(_) => oid::EKU_DEVICE_ATTESTATION,
+            Subject::Identity => oid::EKU_IDENTITY_ATTESTATION,
+        }
+    }
+
+    /// Lower-case kind name as used in state keys and JSON (`device`, `identity`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Device(_) => "device",
+            Subject::Identity => "identity",
+        }
+    }
+
+    fn eku_name(&self) -> &'static str {
+        match self {
+            Subject::Device(_) => "Matrix device attestation (ARC.1)",
+            Subject::Identity => "Matrix identity attestation (ARC.2)",
+        }
+    }
+}
+
+/// What the caller holds and wants confirmed: the user, the device (or the
+/// identity), and the Ed25519 key from the caller's own crypto store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The Matrix user the key belongs to.
+    pub user_id: UserId,
+    /// The device, or the cross-signing identity.
+    pub subject: Subject,
+    /// The key as the caller's crypto store holds it — never a key copied
+    /// from the attestation event.
+    pub key: Ed25519Key,
+}
+
+/// Checks the leaf against the expectation and the profile; returns the
+/// authority record from its subject.
+pub(crate) fn check_leaf(
+    leaf: &X509Certificate<'_>,
+    expected: &Expected,
+) -> Result<AuthorityRecord, Error> {
+    check_spki(leaf, &expected.key)?;
+    check_leaf_eku(leaf, &expected.subject)?;
+    check_leaf_key_usage(leaf)?;
+    if leaf
+        .basic_constraints()
+        .map_err(|e| Error::malformed("basic constraints", e))?
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(Error::LeafIsCa);
+    }
+    check_san(leaf, &expected.user_id)?;
+    check_device(leaf, &expected.subject)?;
+    authority_record(leaf)
+}
+
+fn check_spki(leaf: &X509Certificate<'_>, key: &Ed25519Key) -> Result<(), Error> {
+    let spki = leaf.public_key();
+    if spki.algorithm.algorithm.as_bytes() != oid::ED25519 || spki.algorithm.parameters.is_some()
+    {
+        return Err(Error::KeyNotEd25519);
+    }
+    if spki.raw != key.to_spki_der().as_slice() {
+        return Err(Error::KeyMismatch);
+    }
+    Ok(())
+}
+
+fn check_leaf_eku(leaf: &X509Certificate<'_>, subject: &Subject) -> Result<(), Error> {
+    let wrong = Error::WrongEku {
+        expected: subject.eku_name(),
+    };
+    let eku = leaf
+        .extended_key_usage()
+        .map_err(|e| Error::malformed("extended key usage", e))?
+        .ok_or_else(|| wrong.clone())?;
+    let e = eku.value;
+    let only_expected = !(e.any
+        || e.server_auth
+        || e.client_auth
+        || e.code_signing
+        || e.email_protection
+        || e.time_stamping
+        || e.ocsp_signing)
+        && e.other.len() == 1
+        && e.other[0].as_bytes() == subject.eku();
+    if only_expected {
+        Ok(())
+    } else {
+        Err(wrong)
+    }
+}
+
+fn check_leaf_key_usage(leaf: &X509Certificate<'_>) -> Result<(), Error> {
+    let ku = leaf
+        .key_usage()
+        .map_err(|e| Error::malformed("key usage", e))?
+        .ok_or(Error::WrongKeyUsage)?;
+    let v = ku.value;
+    if ku.critical && v.digital_signature() && !v.key_cert_sign() && !v.crl_sign() {
+        Ok(())
+    } else {
+        Err(Error::WrongKeyUsage)
+    }
+}
+
+fn check_san(leaf: &X509Certificate<'_>, user: &UserId) -> Result<(), Error> {
+    let san = leaf
+        .subject_alternative_name()
+        .map_err(|e| Error::malformed("subject alternative name", e))?
+        .ok_or_else(|| Error::SanInvalid("missing".into()))?;
+    let uri = match san.value.general_names.as_slice() {
+        [GeneralName::URI(uri)] => *uri,
+        [_] => return Err(Error::SanInvalid("the one name is not a URI".into())),
+        names => {
+            return Err(Error::SanInvalid(format!(
+                "{} names, the profile allows exactly one",
+                names.len()
+            )))
+        }
+    };
+    if !uri.starts_with("matrix:u/") {
+        return Err(Error::SanInvalid(format!("{uri:?} is not a matrix:u/ URI")));
+    }
+    if uri != user.to_matrix_uri() {
+        return Err(Error::UserMismatch {
+            expected: user.to_matrix_uri(),
+            found: uri.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_device(leaf: &X509Certificate<'_>, subject: &Subject) -> Result<(), Error> {
+    let found = find_extension(leaf, oid::EXT_DEVICE_ID)?
+        .map(|ext| decode_utf8_string(ext.value, "device ID extension"))
+        .transpose()?;
+    let expected = match subject {
+        Subject::Device(d) => Some(d.as_str()),
+        Subject::Identity => None,
+    };
+    if found.as_deref() == expected {
+        Ok(())
+    } else {
+        Err(Error::DeviceMismatch {
+            expected: expected.map(str::to_owned),
+            found,
+        })
+    }
+}
+
+/// Reads the authority record from a certificate's subject DN.
+pub fn authority_record(cert: &X509Certificate<'_>) -> Result<AuthorityRecord, Error> {
+    let mut record = AuthorityRecord::default();
+    for attr in cert.subject().iter_attributes() {
+        let value = attr
+            .as_str()
+            .map_err(|_| Error::AuthorityRecordInvalid("a subject attribute is not a string".into()))?;
+        record.set_by_oid(attr.attr_type().as_bytes(), value.to_owned())?;
+    }
+    record.validate()?;
+    Ok(record)
+}
+
+/// Checks what the leaf's issuing CA must permit: the leaf's EKU in its own
+/// EKU list, and the user's server in its ARC.11 permitted server names.
+pub(crate) fn check_issuer(
+    issuer: &X509Certificate<'_>,
+    expected: &Expected,
+) -> Result<(), Error> {
+    let eku = issuer
+        .extended_key_usage()
+        .map_err(|e| Error::malformed("issuer extended key usage", e))?
+        .ok_or(Error::IssuerEkuMissing)?;
+    if !eku
+        .value
+        .other
+        .iter()
+        .any(|o| o.as_bytes() == expected.subject.eku())
+    {
+        return Err(Error::IssuerEkuMissing);
+    }
+    let server = expected.user_id.server_name();
+    let permitted = permitted_servers(issuer)?;
+    if permitted.iter().any(|p| p == server) {
+        Ok(())
+    } else {
+        Err(Error::ServerNotPermitted {
+            server: server.to_owned(),
+        })
+    }
+}
+
+/// The issuing CA's ARC.11 permitted Matrix server names (empty if absent).
+pub fn permitted_servers(ca: &X509Certificate<'_>) -> Result<Vec<String>, Error> {
+    let Some(ext) = find_extension(ca, oid::EXT_PERMITTED_SERVERS)? else {
+        return Ok(Vec::new());
+    };
+    let (rest, names) = <Vec<Utf8String>>::from_der(ext.value)
+        .map_err(|e| Error::malformed("permitted servers extension", e))?;
+    if !rest.is_empty() {
+        return Err(Error::malformed("permitted servers extension", "trailing data"));
+    }
+    Ok(names.into_iter().map(|n| n.string()).collect())
+}
+
+/// The device ID a certificate's ARC.10 extension names, if any.
+pub fn device_id(cert: &X509Certificate<'_>) -> Result<Option<String>, Error> {
+    find_extension(cert, oid::EXT_DEVICE_ID)?
+        .map(|ext| decode_utf8_string(ext.value, "device ID extension"))
+        .transpose()
+}
+
+fn find_extension<'a>(
+    cert: &'a X509Certificate<'_>,
+    content: &[u8],
+) -> Result<Option<&'a X509Extension<'a>>, Error> {
+    let oid = Oid::new(content.into());
+    cert.get_extension_unique(&oid)
+        .map_err(|e| Error::malformed("extensions", e))
+}
+
+fn decode_utf8_string(der: &[u8], what: &'static str) -> Result<String, Error> {
+    let (rest, s) = Utf8String::from_der(der).map_err(|e| Error::malformed(what, e))?;
+    if !rest.is_empty() {
+        return Err(Error::malformed(what, "trailing data"));
+    }
+    Ok(s.string())
+}

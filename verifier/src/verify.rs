@@ -1,0 +1,147 @@
+//! The entry point: one attestation chain in, a verified attestation or the
+//! reason for rejection out.
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::event::{AttestationContent, MAX_CHAIN_LEN};
+use crate::path::{validate_path, PathOptions, TrustAnchors};
+use crate::profile::{self, Expected, Subject};
+use crate::signature::PROFILE_ALGORITHMS;
+use crate::{AuthorityRecord, CrlPolicy, CrlSet, Ed25519Key, Error, PathPosition, UserId};
+
+/// An attestation that passed every rule: what a client may now trust and
+/// show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifiedAttestation {
+    /// The attested user.
+    pub user_id: UserId,
+    /// The attested device, or the identity.
+    pub subject: Subject,
+    /// The attested key (equal to the expected key).
+    pub key: Ed25519Key,
+    /// The official authority record to display as the verified badge.
+    pub authority: AuthorityRecord,
+    /// Leaf serial number, lower-case hex.
+    pub serial: String,
+    /// Leaf notAfter, seconds since the Unix epoch: when trust must be
+    /// re-established at the latest.
+    pub not_after: i64,
+    /// Subject of the issuing CA, RFC 4514 form.
+    pub issuer: String,
+    /// Subject of the pinned root the chain ends in, RFC 4514 form.
+    pub root: String,
+}
+
+/// Verifies govtrust attestations against pinned roots under a CRL policy.
+///
+/// Build one per set of roots and reuse it: it holds the parsed anchors.
+#[derive(Debug)]
+pub struct Verifier {
+    anchors: TrustAnchors,
+    crl_policy: CrlPolicy,
+}
+
+impl Verifier {
+    /// A verifier that trusts `anchors` and applies `crl_policy`.
+    pub fn new(anchors: TrustAnchors, crl_policy: CrlPolicy) -> Self {
+        Verifier {
+            anchors,
+            crl_policy,
+        }
+    }
+
+    /// The pinned roots.
+    pub fn anchors(&self) -> &TrustAnchors {
+        &self.anchors
+    }
+
+    /// Applies the acceptance rule of the profile to `chain` (leaf first,
+    /// then its issuing CA) for `expected` at `time`, using `crls` for
+    /// revocation.
+    pub fn verify(
+        &self,
+        expected: &Expected,
+        chain: &[CertificateDer<'_>],
+        crls: &CrlSet,
+        time: UnixTime,
+    ) -> Result<VerifiedAttestation, Error> {
+        let (leaf_der, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| Error::malformed("chain", "no certificate"))?;
+        if chain.len() > MAX_CHAIN_LEN {
+            return Err(Error::malformed("chain", "too many certificates"));
+        }
+        let leaf = parse(leaf_der, "attestation certificate")?;
+        let authority = profile::check_leaf(&leaf, expected)?;
+
+        let path = validate_path(
+            &self.anchors,
+            leaf_der,
+            intermediates,
+            &PathOptions {
+                algorithms: PROFILE_ALGORITHMS,
+                eku: Some(expected.subject.eku()),
+                time,
+                crls,
+                crl_policy: self.crl_policy,
+            },
+        )?;
+        let issuer = parse(path.leaf_issuer(), "issuing CA certificate")?;
+        profile::check_issuer(&issuer, expected)?;
+        let root = parse(&path.root, "root certificate")?;
+
+        Ok(VerifiedAttestation {
+            user_id: expected.user_id.clone(),
+            subject: expected.subject.clone(),
+            key: expected.key,
+            authority,
+            serial: leaf.raw_serial_as_string().replace(':', ""),
+            not_after: leaf.validity().not_after.timestamp(),
+            issuer: issuer.subject().to_string(),
+            root: root.subject().to_string(),
+        })
+    }
+
+    /// Verifies the content of an `io.govtrust.attestation` state event:
+    /// enforces its size limits, honours a `revoked` marker, and verifies
+    /// its chain for `expected`.
+    pub fn verify_event(
+        &self,
+        expected: &Expected,
+        content_json: &[u8],
+        crls: &CrlSet,
+        time: UnixTime,
+    ) -> Result<VerifiedAttestation, Error> {
+        let content = AttestationContent::from_json(content_json)?;
+        if content.is_revoked() {
+            return Err(Error::Revoked {
+                position: PathPosition::Leaf,
+            });
+        }
+        self.verify(expected, &content.chain_der()?, crls, time)
+    }
+}
+
+fn parse<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, Error> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::malformed(what, e))?;
+    if !rest.is_empty() {
+        return Err(Error::malformed(what, "trailing data"));
+    }
+    Ok(cert)
+}
+
+impl Expected {
+    /// Convenience constructor from the strings a caller typically holds.
+    pub fn new(user_id: &str, device_id: Option<&str>, key_b64: &str) -> Result<Self, Error> {
+        Ok(Expected {
+            user_id: UserId::parse(user_id)?,
+            subject: match device_id {
+                Some(d) => Subject::Device(crate::DeviceId::parse(d)?),
+                None => Subject::Identity,
+            },
+            key: Ed25519Key::from_base64(key_b64)?,
+        })
+    }
+}
