@@ -161,8 +161,7 @@ impl AuthorityRecord {
                     attr.short_name
                 )));
             }
-            if attr.string == DnString::Printable && !value.bytes().all(is_printable_string_char)
-            {
+            if attr.string == DnString::Printable && !value.bytes().all(is_printable_string_char) {
                 return Err(bad(format!(
                     "{} may only use the PrintableString alphabet (A-Z a-z 0-9 space '()+,-./:=?)",
                     attr.short_name
@@ -171,7 +170,9 @@ impl AuthorityRecord {
         }
         if let Some(c) = &self.country {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(bad("country must be an ISO 3166 alpha-2 code such as DE".into()));
+                return Err(bad(
+                    "country must be an ISO 3166 alpha-2 code such as DE".into()
+                ));
             }
         }
         Ok(())

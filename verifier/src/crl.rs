@@ -93,8 +93,8 @@ impl Crl {
     /// Decodes a DER CRL. Signature and freshness are checked later, against
     /// the issuer found on the path and the validation time.
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
-        let (rest, crl) = CertificateRevocationList::from_der(der)
-            .map_err(|e| Error::malformed("CRL", e))?;
+        let (rest, crl) =
+            CertificateRevocationList::from_der(der).map_err(|e| Error::malformed("CRL", e))?;
         if !rest.is_empty() {
             return Err(Error::malformed("CRL", "trailing data"));
         }
@@ -137,7 +137,8 @@ impl Crl {
                     ParsedExtension::ReasonCode(code) => reason = Some(code.0),
                     ParsedExtension::InvalidityDate(_) => {}
                     _ if ext.critical => {
-                        unusable = Some(format!("unsupported critical entry extension {}", ext.oid));
+                        unusable =
+                            Some(format!("unsupported critical entry extension {}", ext.oid));
                     }
                     _ => {}
                 }

@@ -179,8 +179,12 @@ impl Error {
             Error::KeyMismatch => "key_mismatch",
             Error::ServerNotPermitted { .. } => "server_not_permitted",
             Error::AuthorityRecordInvalid(_) => "authority_record_invalid",
-            Error::Revoked { position: PathPosition::Leaf } => "revoked",
-            Error::Revoked { position: PathPosition::Issuer } => "issuer_revoked",
+            Error::Revoked {
+                position: PathPosition::Leaf,
+            } => "revoked",
+            Error::Revoked {
+                position: PathPosition::Issuer,
+            } => "issuer_revoked",
             Error::CrlMissing { .. } => "crl_missing",
             Error::CrlStale { .. } => "crl_stale",
             Error::CrlWrongIssuer { .. } => "crl_wrong_issuer",

@@ -105,7 +105,10 @@ impl AttestationContent {
             .iter()
             .map(|b64| {
                 if b64.len() > MAX_CERT_BYTES * 4 / 3 + 4 {
-                    return Err(Error::malformed("attestation chain", "certificate too large"));
+                    return Err(Error::malformed(
+                        "attestation chain",
+                        "certificate too large",
+                    ));
                 }
                 STANDARD
                     .decode(b64)

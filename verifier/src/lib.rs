@@ -42,7 +42,9 @@ pub mod profile;
 pub mod signature;
 mod verify;
 
-pub use authority::{is_printable_string_char, AuthorityRecord, DnAttribute, DnString, DN_ATTRIBUTES};
+pub use authority::{
+    is_printable_string_char, AuthorityRecord, DnAttribute, DnString, DN_ATTRIBUTES,
+};
 pub use crl::{Crl, CrlPolicy, CrlSet, RevokedEntry, MAX_CRL_ENTRIES};
 pub use error::{Error, PathPosition};
 pub use matrix_id::{validate_server_name, DeviceId, Ed25519Key, UserId};

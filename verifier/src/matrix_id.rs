@@ -36,13 +36,18 @@ impl UserId {
         if s.len() > MAX_USER_ID_LEN {
             return Err(bad("longer than 255 bytes"));
         }
-        let rest = s.strip_prefix('@').ok_or_else(|| bad("must start with @"))?;
+        let rest = s
+            .strip_prefix('@')
+            .ok_or_else(|| bad("must start with @"))?;
         let colon = rest.find(':').ok_or_else(|| bad("missing :server_name"))?;
         let (localpart, server) = (&rest[..colon], &rest[colon + 1..]);
         if localpart.is_empty() {
             return Err(bad("empty localpart"));
         }
-        if !localpart.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':') {
+        if !localpart
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+        {
             return Err(bad("localpart has characters outside printable ASCII"));
         }
         validate_server_name(server).map_err(|why| bad(&why))?;
@@ -145,7 +150,9 @@ pub fn validate_server_name(server: &str) -> Result<(), String> {
         let labels_ok = host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -168,7 +175,9 @@ impl DeviceId {
         if s.is_empty() || s.len() > MAX_DEVICE_ID_LEN {
             return Err(bad("must be 1 to 255 bytes"));
         }
-        if s.chars().any(|c| c.is_control() || c == '|' || c.is_whitespace()) {
+        if s.chars()
+            .any(|c| c.is_control() || c == '|' || c.is_whitespace())
+        {
             return Err(bad("contains whitespace, control characters or |"));
         }
         Ok(DeviceId(s.to_owned()))

@@ -24,8 +24,8 @@ const fn arc_child(leaf: u8) -> [u8; 21] {
 
 /// DER content octets of the arc itself (`2.25.232602010215861917599387974036895384766`).
 const ARC_CONTENT: [u8; 20] = [
-    0x69, 0x82, 0xdd, 0xfd, 0xc2, 0xa1, 0xab, 0xc9, 0xf2, 0x8c, 0xa3, 0x9c, 0x82, 0xf1, 0xbf,
-    0xfa, 0xf2, 0xd5, 0x89, 0x3e,
+    0x69, 0x82, 0xdd, 0xfd, 0xc2, 0xa1, 0xab, 0xc9, 0xf2, 0x8c, 0xa3, 0x9c, 0x82, 0xf1, 0xbf, 0xfa,
+    0xf2, 0xd5, 0x89, 0x3e,
 ];
 
 /// ARC.1 — EKU: the certificate attests a Matrix device's Ed25519 key.
@@ -54,11 +54,17 @@ pub const ED25519_SPKI_PREFIX: [u8; 12] = [
 pub fn profile_name(content: &[u8]) -> Option<&'static str> {
     [
         (EKU_DEVICE_ATTESTATION, "Matrix device attestation (ARC.1)"),
-        (EKU_IDENTITY_ATTESTATION, "Matrix identity attestation (ARC.2)"),
+        (
+            EKU_IDENTITY_ATTESTATION,
+            "Matrix identity attestation (ARC.2)",
+        ),
         (EKU_ENROLLMENT_CLIENT, "agency enrollment client (ARC.3)"),
         (EKU_DOCUMENT_SEAL, "official document seal (ARC.4)"),
         (EXT_DEVICE_ID, "Matrix device ID (ARC.10)"),
-        (EXT_PERMITTED_SERVERS, "permitted Matrix server names (ARC.11)"),
+        (
+            EXT_PERMITTED_SERVERS,
+            "permitted Matrix server names (ARC.11)",
+        ),
     ]
     .into_iter()
     .find(|(oid, _)| *oid == content)
@@ -82,7 +88,11 @@ mod tests {
             }
         }
         let first = arcs.remove(0);
-        let (a, b) = if first >= 80 { (2, first - 80) } else { (first / 40, first % 40) };
+        let (a, b) = if first >= 80 {
+            (2, first - 80)
+        } else {
+            (first / 40, first % 40)
+        };
         let mut s = format!("{a}.{b}");
         for arc in arcs {
             s.push_str(&format!(".{arc}"));

@@ -147,6 +147,11 @@ pub fn validate_path(
     }
 
     for (index, cert) in chain.iter().enumerate() {
+        // rustls-webpki's `Cert::issuer()` is the Name without its SEQUENCE
+        // header, whereas a CRL's issuer (`Crl::issuer_der`) is the full DER
+        // Name: compare like with like, or no CRL ever matches (found by the
+        // PKITS conformance suite: every CRL was "missing").
+        let issuer_name = issuer_name_der(&cert.der())?;
         let (issuer_spki, issuer_can_sign_crls) = match chain.get(index + 1) {
             Some(issuer) => (
                 issuer.subject_public_key_info().as_ref().to_vec(),
@@ -162,7 +167,7 @@ pub fn validate_path(
                     PathPosition::Issuer
                 },
                 serial: cert.serial(),
-                issuer_name: cert.issuer(),
+                issuer_name: &issuer_name,
                 issuer_spki: &issuer_spki,
                 issuer_can_sign_crls,
             },
@@ -175,6 +180,14 @@ pub fn validate_path(
         certificates,
         root: root.der.clone(),
     })
+}
+
+/// The certificate's issuer Name as full DER (SEQUENCE header included), the
+/// form CRL issuers are stored in.
+fn issuer_name_der(der: &[u8]) -> Result<Vec<u8>, Error> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| Error::malformed("certificate", e))?;
+    Ok(cert.issuer().as_raw().to_vec())
 }
 
 /// Whether a CA certificate's key usage permits signing CRLs (absent key
@@ -208,9 +221,7 @@ fn map_webpki(e: webpki::Error) -> Error {
     use webpki::Error as W;
     match e {
         W::UnknownIssuer => Error::UnknownIssuer,
-        W::InvalidSignatureForPublicKey | W::SignatureAlgorithmMismatch => {
-            Error::BadSignature
-        }
+        W::InvalidSignatureForPublicKey | W::SignatureAlgorithmMismatch => Error::BadSignature,
         W::UnsupportedSignatureAlgorithm
         | W::UnsupportedSignatureAlgorithmContext(_)
         | W::UnsupportedSignatureAlgorithmForPublicKey

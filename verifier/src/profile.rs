@@ -81,8 +81,7 @@ pub(crate) fn check_leaf(
 
 fn check_spki(leaf: &X509Certificate<'_>, key: &Ed25519Key) -> Result<(), Error> {
     let spki = leaf.public_key();
-    if spki.algorithm.algorithm.as_bytes() != oid::ED25519 || spki.algorithm.parameters.is_some()
-    {
+    if spki.algorithm.algorithm.as_bytes() != oid::ED25519 || spki.algorithm.parameters.is_some() {
         return Err(Error::KeyNotEd25519);
     }
     if spki.raw != key.to_spki_der().as_slice() {
@@ -178,9 +177,9 @@ fn check_device(leaf: &X509Certificate<'_>, subject: &Subject) -> Result<(), Err
 pub fn authority_record(cert: &X509Certificate<'_>) -> Result<AuthorityRecord, Error> {
     let mut record = AuthorityRecord::default();
     for attr in cert.subject().iter_attributes() {
-        let value = attr
-            .as_str()
-            .map_err(|_| Error::AuthorityRecordInvalid("a subject attribute is not a string".into()))?;
+        let value = attr.as_str().map_err(|_| {
+            Error::AuthorityRecordInvalid("a subject attribute is not a string".into())
+        })?;
         record.set_by_oid(attr.attr_type().as_bytes(), value.to_owned())?;
     }
     record.validate()?;
@@ -189,10 +188,7 @@ pub fn authority_record(cert: &X509Certificate<'_>) -> Result<AuthorityRecord, E
 
 /// Checks what the leaf's issuing CA must permit: the leaf's EKU in its own
 /// EKU list, and the user's server in its ARC.11 permitted server names.
-pub(crate) fn check_issuer(
-    issuer: &X509Certificate<'_>,
-    expected: &Expected,
-) -> Result<(), Error> {
+pub(crate) fn check_issuer(issuer: &X509Certificate<'_>, expected: &Expected) -> Result<(), Error> {
     let eku = issuer
         .extended_key_usage()
         .map_err(|e| Error::malformed("issuer extended key usage", e))?
@@ -224,7 +220,10 @@ pub fn permitted_servers(ca: &X509Certificate<'_>) -> Result<Vec<String>, Error>
     let (rest, names) = <Vec<Utf8String>>::from_der(ext.value)
         .map_err(|e| Error::malformed("permitted servers extension", e))?;
     if !rest.is_empty() {
-        return Err(Error::malformed("permitted servers extension", "trailing data"));
+        return Err(Error::malformed(
+            "permitted servers extension",
+            "trailing data",
+        ));
     }
     Ok(names.into_iter().map(|n| n.string()).collect())
 }

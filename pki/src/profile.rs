@@ -1,0 +1,276 @@
+//! The govtrust certificate profile, issuer side: which fields and
+//! extensions each kind of certificate gets (docs/profile.md).
+
+use std::time::Duration;
+
+use govtrust_verifier::oid;
+use govtrust_verifier::{AuthorityRecord, Ed25519Key, Subject, UserId};
+use time::OffsetDateTime;
+
+use crate::der::ext::{self, KeyUsageBit};
+use crate::der::{key_identifier, DistinguishedName};
+use crate::template::{random_serial, CertificateTemplate};
+use crate::Error;
+
+const DAY: u64 = 24 * 60 * 60;
+/// Default lifetime of device and identity attestations: short, renewed
+/// automatically, so revocation matters only inside a small window.
+pub const ATTESTATION_VALIDITY: Duration = Duration::from_secs(30 * DAY);
+/// Default lifetime of agency enrollment-client certificates.
+pub const ENROLLMENT_CLIENT_VALIDITY: Duration = Duration::from_secs(365 * DAY);
+/// Default lifetime of TLS server certificates for the service.
+pub const TLS_SERVER_VALIDITY: Duration = Duration::from_secs(90 * DAY);
+/// Default lifetime of issuing CAs.
+pub const ISSUING_CA_VALIDITY: Duration = Duration::from_secs(5 * 365 * DAY);
+/// Default lifetime of roots.
+pub const ROOT_VALIDITY: Duration = Duration::from_secs(20 * 365 * DAY);
+/// Backdating of notBefore, to tolerate clients whose clocks run behind.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// A validity period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validity {
+    /// Start.
+    pub not_before: OffsetDateTime,
+    /// End.
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// From `now - CLOCK_SKEW` for `lifetime`.
+    pub fn from_now(lifetime: Duration) -> Self {
+        Validity::starting(OffsetDateTime::now_utc(), lifetime)
+    }
+
+    /// From `start - CLOCK_SKEW` for `lifetime`.
+    pub fn starting(start: OffsetDateTime, lifetime: Duration) -> Self {
+        let not_before = start - CLOCK_SKEW;
+        Validity {
+            not_before,
+            not_after: start + lifetime,
+        }
+    }
+}
+
+/// The issuer fields a certificate copies from its CA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerInfo {
+    /// The CA's subject `Name` DER.
+    pub subject: Vec<u8>,
+    /// The CA's key identifier.
+    pub key_id: Vec<u8>,
+    /// The CA's validity end: nothing it issues may outlive it.
+    pub not_after: OffsetDateTime,
+}
+
+/// What an attestation certifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestationRequest {
+    /// The agency's Matrix user.
+    pub user_id: UserId,
+    /// The device, or the cross-signing identity.
+    pub subject: Subject,
+    /// The Ed25519 key (device key or master key).
+    pub key: Ed25519Key,
+    /// The authority the account belongs to.
+    pub authority: AuthorityRecord,
+}
+
+fn clamp(validity: Validity, issuer: &IssuerInfo) -> Result<Validity, Error> {
+    let not_after = validity.not_after.min(issuer.not_after);
+    if not_after <= validity.not_before {
+        return Err(Error::InvalidRequest(
+            "the issuing CA expires before the certificate would start".into(),
+        ));
+    }
+    Ok(Validity {
+        not_before: validity.not_before,
+        not_after,
+    })
+}
+
+fn end_entity(
+    subject: Vec<u8>,
+    spki: Vec<u8>,
+    issuer: &IssuerInfo,
+    validity: Validity,
+    crl_url: Option<&str>,
+    mut extensions: Vec<crate::der::Extension>,
+) -> Result<CertificateTemplate, Error> {
+    let validity = clamp(validity, issuer)?;
+    let mut all = vec![
+        ext::basic_constraints(false, None),
+        ext::authority_key_identifier(&issuer.key_id),
+        ext::subject_key_identifier(&key_identifier(&spki)?),
+    ];
+    if let Some(url) = crl_url {
+        all.push(ext::crl_distribution_points(&[url]));
+    }
+    all.append(&mut extensions);
+    Ok(CertificateTemplate {
+        serial: random_serial()?,
+        issuer: issuer.subject.clone(),
+        subject,
+        not_before: validity.not_before,
+        not_after: validity.not_after,
+        spki,
+        extensions: all,
+    })
+}
+
+/// A device or identity attestation certificate.
+pub fn attestation(
+    request: &AttestationRequest,
+    issuer: &IssuerInfo,
+    validity: Validity,
+    crl_url: Option<&str>,
+) -> Result<CertificateTemplate, Error> {
+    let mut extensions = vec![
+        ext::key_usage(&[KeyUsageBit::DigitalSignature]),
+        ext::extended_key_usage(&[request.subject.eku()]),
+        ext::subject_alt_name_uris(&[&request.user_id.to_matrix_uri()]),
+    ];
+    if let Subject::Device(device) = &request.subject {
+        extensions.push(ext::device_id(device.as_str()));
+    }
+    end_entity(
+        DistinguishedName::from_authority(&request.authority)?.to_der(),
+        request.key.to_spki_der(),
+        issuer,
+        validity,
+        crl_url,
+        extensions,
+    )
+}
+
+/// An agency's enrollment-client certificate (mTLS to the service): EKU
+/// ARC.3 plus clientAuth (so standard TLS stacks accept it), the authority
+/// ID in the subject serialNumber.
+pub fn enrollment_client(
+    authority: &AuthorityRecord,
+    spki: Vec<u8>,
+    issuer: &IssuerInfo,
+    validity: Validity,
+    crl_url: Option<&str>,
+) -> Result<CertificateTemplate, Error> {
+    const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+    end_entity(
+        DistinguishedName::from_authority(authority)?.to_der(),
+        spki,
+        issuer,
+        validity,
+        crl_url,
+        vec![
+            ext::key_usage(&[KeyUsageBit::DigitalSignature]),
+            ext::extended_key_usage(&[oid::EKU_ENROLLMENT_CLIENT, CLIENT_AUTH]),
+        ],
+    )
+}
+
+/// A TLS server certificate for the service's HTTPS endpoint.
+pub fn tls_server(
+    common_name: &str,
+    dns_names: &[&str],
+    ips: &[std::net::IpAddr],
+    spki: Vec<u8>,
+    issuer: &IssuerInfo,
+    validity: Validity,
+) -> Result<CertificateTemplate, Error> {
+    const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    if dns_names.is_empty() && ips.is_empty() {
+        return Err(Error::InvalidRequest(
+            "a TLS server certificate needs a DNS name or IP address".into(),
+        ));
+    }
+    end_entity(
+        DistinguishedName::ca(common_name, None)?.to_der(),
+        spki,
+        issuer,
+        validity,
+        None,
+        vec![
+            ext::key_usage(&[KeyUsageBit::DigitalSignature]),
+            ext::extended_key_usage(&[SERVER_AUTH]),
+            ext::subject_alt_name_hosts(dns_names, ips),
+        ],
+    )
+}
+
+/// EKUs an issuing CA lists by default: everything it may issue.
+pub const ISSUING_CA_EKUS: &[&[u8]] = &[
+    oid::EKU_DEVICE_ATTESTATION,
+    oid::EKU_IDENTITY_ATTESTATION,
+    oid::EKU_ENROLLMENT_CLIENT,
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01], // serverAuth
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02], // clientAuth
+];
+
+/// An issuing CA certificate: pathLen 0, keyCertSign + cRLSign, the EKUs
+/// it may issue, and the Matrix server names it may certify (ARC.11).
+pub fn issuing_ca(
+    name: &DistinguishedName,
+    spki: Vec<u8>,
+    permitted_servers: &[String],
+    issuer: &IssuerInfo,
+    validity: Validity,
+    crl_url: Option<&str>,
+) -> Result<CertificateTemplate, Error> {
+    if permitted_servers.is_empty() {
+        return Err(Error::InvalidRequest(
+            "an issuing CA needs at least one permitted Matrix server name".into(),
+        ));
+    }
+    for server in permitted_servers {
+        govtrust_verifier::validate_server_name(server)
+            .map_err(|why| Error::InvalidRequest(format!("server name {server:?}: {why}")))?;
+        if server.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(Error::InvalidRequest(format!(
+                "server name {server:?} must be lower case"
+            )));
+        }
+    }
+    let validity = clamp(validity, issuer)?;
+    let mut extensions = vec![
+        ext::basic_constraints(true, Some(0)),
+        ext::key_usage(&[KeyUsageBit::KeyCertSign, KeyUsageBit::CrlSign]),
+        ext::extended_key_usage(ISSUING_CA_EKUS),
+        ext::subject_key_identifier(&key_identifier(&spki)?),
+        ext::authority_key_identifier(&issuer.key_id),
+        ext::permitted_servers(permitted_servers),
+    ];
+    if let Some(url) = crl_url {
+        extensions.push(ext::crl_distribution_points(&[url]));
+    }
+    Ok(CertificateTemplate {
+        serial: random_serial()?,
+        issuer: issuer.subject.clone(),
+        subject: name.to_der(),
+        not_before: validity.not_before,
+        not_after: validity.not_after,
+        spki,
+        extensions,
+    })
+}
+
+/// A self-signed root: CA without path length limit, keyCertSign + cRLSign,
+/// no EKU.
+pub fn root(
+    name: &DistinguishedName,
+    spki: Vec<u8>,
+    validity: Validity,
+) -> Result<CertificateTemplate, Error> {
+    let key_id = key_identifier(&spki)?;
+    Ok(CertificateTemplate {
+        serial: random_serial()?,
+        issuer: name.to_der(),
+        subject: name.to_der(),
+        not_before: validity.not_before,
+        not_after: validity.not_after,
+        extensions: vec![
+            ext::basic_constraints(true, None),
+            ext::key_usage(&[KeyUsageBit::KeyCertSign, KeyUsageBit::CrlSign]),
+            ext::subject_key_identifier(&key_id),
+        ],
+        spki,
+    })
+}
