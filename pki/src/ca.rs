@@ -445,3 +445,33 @@ impl<S: Signer> IssuingCa<S> {
             .sign_crl(&self.signer, revoked, number, this_update, lifetime)
     }
 }
+
+impl IssuedCertificate {
+    /// The `io.govtrust.attestation` event content publishing this
+    /// attestation (state key: [`govtrust_verifier::event::state_key`]).
+    pub fn attestation_content(
+        &self,
+        request: &AttestationRequest,
+    ) -> govtrust_verifier::event::AttestationContent {
+        use base64::Engine;
+        use govtrust_verifier::event::{AttestationContent, AttestationKind};
+        let (kind, device_id) = match &request.subject {
+            Subject::Device(d) => (AttestationKind::Device, Some(d.to_string())),
+            Subject::Identity => (AttestationKind::Identity, None),
+        };
+        AttestationContent {
+            version: 1,
+            kind,
+            user_id: request.user_id.to_string(),
+            device_id,
+            key: request.key.to_base64(),
+            chain: self
+                .chain
+                .iter()
+                .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+                .collect(),
+            expires_at: u64::try_from(self.not_after.unix_timestamp() * 1000).ok(),
+            revoked: None,
+        }
+    }
+}

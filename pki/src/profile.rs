@@ -43,7 +43,9 @@ impl Validity {
     }
 
     /// From `start - CLOCK_SKEW` for `lifetime`.
+    /// Times are truncated to whole seconds, the precision certificates carry.
     pub fn starting(start: OffsetDateTime, lifetime: Duration) -> Self {
+        let start = start.replace_nanosecond(0).unwrap_or(start);
         let not_before = start - CLOCK_SKEW;
         Validity {
             not_before,

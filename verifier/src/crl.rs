@@ -116,6 +116,17 @@ impl Crl {
                     {
                         unusable = Some("indirect or partial CRL".to_owned());
                     }
+                    // A CRL for one distribution point covers only the
+                    // certificates naming that point (RFC 5280 6.3.3 b.2.i),
+                    // which is not checked here: never take it as proof of
+                    // non-revocation (PKITS 4.14.3, 4.14.8, 4.14.9, 4.5.5
+                    // were false accepts). govtrust CAs issue full CRLs.
+                    // x509-parser 0.18 drops a nameRelativeToCRLIssuer
+                    // distributionPoint (and the fields after it), so the
+                    // raw encoding is checked as well.
+                    if idp.distribution_point.is_some() || idp_has_distribution_point(ext.value) {
+                        unusable = Some("CRL scoped to a distribution point".to_owned());
+                    }
                     scope = match (idp.only_contains_user_certs, idp.only_contains_ca_certs) {
                         (true, false) => Scope::EndEntitiesOnly,
                         (false, true) => Scope::CasOnly,
@@ -156,7 +167,7 @@ impl Crl {
             );
         }
         Ok(Crl {
-            issuer: tbs.issuer.as_raw().to_vec(),
+            issuer: name_content(tbs.issuer.as_raw())?.to_vec(),
             this_update: tbs.this_update.timestamp(),
             next_update: tbs.next_update.map(|t| t.timestamp()),
             number,
@@ -181,8 +192,9 @@ impl Crl {
         }
     }
 
-    /// Raw DER of the issuer name, compared byte-for-byte with the subject
-    /// of the CA on the path.
+    /// The issuer Name's DER content octets (without the SEQUENCE header,
+    /// the form rustls-webpki exposes a certificate's issuer in), compared
+    /// byte for byte with the issuer of each certificate on the path.
     pub fn issuer_der(&self) -> &[u8] {
         &self.issuer
     }
@@ -217,8 +229,8 @@ impl Crl {
         &self.der
     }
 
-    /// Looks a serial number up (DER INTEGER content octets; leading zero
-    /// octets are ignored).
+    /// Looks a serial number up (DER INTEGER content octets; redundant
+    /// leading sign octets are ignored, the value is not changed).
     pub fn lookup(&self, serial: &[u8]) -> Option<&RevokedEntry> {
         self.revoked.get(normalize_serial(serial))
     }
@@ -248,12 +260,12 @@ impl Crl {
     }
 
     fn covers(&self, position: PathPosition) -> bool {
-        match (self.scope, position) {
-            (Scope::All, _) => true,
-            (Scope::EndEntitiesOnly, PathPosition::Leaf) => true,
-            (Scope::CasOnly, PathPosition::Issuer) => true,
-            _ => false,
-        }
+        matches!(
+            (self.scope, position),
+            (Scope::All, _)
+                | (Scope::EndEntitiesOnly, PathPosition::Leaf)
+                | (Scope::CasOnly, PathPosition::Issuer)
+        )
     }
 
     fn is_fresh(&self, now: i64, policy: &CrlPolicy) -> bool {
@@ -265,9 +277,53 @@ impl Crl {
     }
 }
 
+/// Strips the SEQUENCE header from a DER Name.
+fn name_content(der: &[u8]) -> Result<&[u8], Error> {
+    let bad = || Error::malformed("CRL", "issuer name");
+    let (&tag, rest) = der.split_first().ok_or_else(bad)?;
+    let (&first, rest) = rest.split_first().ok_or_else(bad)?;
+    let header_len = match first {
+        0..=0x7f => 0,
+        0x81 => 1,
+        0x82 => 2,
+        0x83 => 3,
+        _ => return Err(bad()),
+    };
+    if tag != 0x30 || rest.len() < header_len {
+        return Err(bad());
+    }
+    Ok(&rest[header_len..])
+}
+
+/// Whether a DER IssuingDistributionPoint SEQUENCE starts with the
+/// `[0] distributionPoint` field.
+fn idp_has_distribution_point(value: &[u8]) -> bool {
+    let content = match value {
+        [0x30, len, rest @ ..] if *len < 0x80 => rest,
+        [0x30, 0x81, _, rest @ ..] => rest,
+        [0x30, 0x82, _, _, rest @ ..] => rest,
+        // Not a short SEQUENCE: assume the worst.
+        _ => return true,
+    };
+    content.first() == Some(&0xa0)
+}
+
+/// Drops redundant leading octets of a two's-complement INTEGER: a 0x00
+/// before an octet whose top bit is clear, or a 0xff before one whose top
+/// bit is set. Stripping every leading zero instead made 255 (`00 ff`)
+/// equal to -1 (`ff`), so a CRL revoking serial -1 revoked serial 255
+/// (PKITS 4.4.14 was a false reject).
 fn normalize_serial(serial: &[u8]) -> &[u8] {
-    let zeros = serial.iter().take_while(|&&b| b == 0).count();
-    &serial[zeros.min(serial.len().saturating_sub(1))..]
+    let mut s = serial;
+    while let [first, second, ..] = s {
+        let redundant =
+            (*first == 0x00 && second & 0x80 == 0) || (*first == 0xff && second & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        s = &s[1..];
+    }
+    s
 }
 
 /// The CRLs a verification may use, from any number of issuers.

@@ -101,7 +101,11 @@ pub enum Error {
     },
     /// The certificate is for another device, or lacks/has the device extension
     /// contrary to the attestation kind.
-    #[error("certificate is for device {found:?}, expected {expected:?}")]
+    #[error(
+        "certificate is for {}, expected {}",
+        describe_device(found.as_deref()),
+        describe_device(expected.as_deref())
+    )]
     DeviceMismatch {
         /// The device the caller expected (`None` for an identity attestation).
         expected: Option<String>,
@@ -150,6 +154,13 @@ pub enum Error {
     /// Any other path-validation failure reported by the path builder.
     #[error("path validation failed: {0}")]
     PathInvalid(String),
+}
+
+fn describe_device(device: Option<&str>) -> String {
+    device.map_or_else(
+        || "no device (identity)".to_owned(),
+        |d| format!("device {d}"),
+    )
 }
 
 impl Error {

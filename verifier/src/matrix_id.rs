@@ -91,6 +91,33 @@ impl UserId {
     }
 }
 
+impl UserId {
+    /// Reads a user ID back from its canonical `matrix:u/` URI; URIs that
+    /// are not in the canonical spelling are refused.
+    pub fn from_matrix_uri(uri: &str) -> Result<Self, Error> {
+        let bad = || Error::InvalidInput(format!("{uri:?} is not a canonical matrix:u/ URI"));
+        let rest = uri.strip_prefix("matrix:u/").ok_or_else(bad)?;
+        let mut decoded = Vec::with_capacity(rest.len() + 1);
+        decoded.push(b'@');
+        let mut bytes = rest.bytes();
+        while let Some(b) = bytes.next() {
+            if b == b'%' {
+                let hex = [bytes.next().ok_or_else(bad)?, bytes.next().ok_or_else(bad)?];
+                let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
+                decoded.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            } else {
+                decoded.push(b);
+            }
+        }
+        let user = UserId::parse(&String::from_utf8(decoded).map_err(|_| bad())?)?;
+        if user.to_matrix_uri() == uri {
+            Ok(user)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.full)
@@ -283,6 +310,10 @@ mod tests {
         let p = UserId::parse("@a/b%c:[::1]:8448").unwrap();
         assert_eq!(p.server_name(), "[::1]:8448");
         assert_eq!(p.to_matrix_uri(), "matrix:u/a%2Fb%25c:%5B%3A%3A1%5D%3A8448");
+        assert_eq!(UserId::from_matrix_uri(&p.to_matrix_uri()).unwrap(), p);
+        assert_eq!(UserId::from_matrix_uri(&u.to_matrix_uri()).unwrap(), u);
+        assert!(UserId::from_matrix_uri("matrix:u/a%2fb:server").is_err());
+        assert!(UserId::from_matrix_uri("matrix:r/room:server").is_err());
         for bad in [
             "",
             "user:server",

@@ -5,6 +5,13 @@
 //! This layer knows nothing about Matrix; it is public so the conformance
 //! suites (x509-limbo, NIST PKITS) can exercise exactly the code the
 //! attestation verifier runs.
+//!
+//! Beyond what rustls-webpki checks, every candidate path must also satisfy
+//! (found missing by those suites): each CA on the path, the pinned root
+//! included, may sign certificates (key usage, if present, asserts
+//! keyCertSign — RFC 5280 4.2.1.3, PKITS 4.7.1/4.7.2); the pinned root is a
+//! CA (basicConstraints cA) and within its validity period; and a leaf that
+//! asserts keyCertSign is a CA (RFC 5280 4.2.1.9), so it is rejected as one.
 
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
@@ -26,7 +33,39 @@ struct Root {
     der: CertificateDer<'static>,
     subject: Vec<u8>,
     spki: Vec<u8>,
-    can_sign_crls: bool,
+    usage: CaUsage,
+    /// notBefore and notAfter, seconds since the Unix epoch.
+    not_before: i64,
+    not_after: i64,
+}
+
+impl Root {
+    /// The checks rustls-webpki leaves out for a trust anchor: the root
+    /// must be a CA that may sign certificates, valid at `time`.
+    fn check(&self, time: UnixTime) -> Result<(), webpki::Error> {
+        if !(self.usage.is_ca && self.usage.can_sign_certs) {
+            return Err(webpki::Error::EndEntityUsedAsCa);
+        }
+        let now = i64::try_from(time.as_secs()).unwrap_or(i64::MAX);
+        let unix = |secs: i64| {
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                u64::try_from(secs).unwrap_or(0),
+            ))
+        };
+        if now < self.not_before {
+            return Err(webpki::Error::CertNotValidYet {
+                time,
+                not_before: unix(self.not_before),
+            });
+        }
+        if now > self.not_after {
+            return Err(webpki::Error::CertExpired {
+                time,
+                not_after: unix(self.not_after),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl TrustAnchors {
@@ -40,10 +79,14 @@ impl TrustAnchors {
             let anchor = webpki::anchor_from_trusted_cert(&der)
                 .map_err(|e| Error::malformed("root certificate", format!("{e:?}")))?
                 .to_owned();
+            let (_, cert) = X509Certificate::from_der(&der)
+                .map_err(|e| Error::malformed("root certificate", e))?;
             pinned.push(Root {
                 subject: anchor.subject.as_ref().to_vec(),
                 spki: webpki::spki_for_anchor(&anchor).as_ref().to_vec(),
-                can_sign_crls: can_sign_crls(&der)?,
+                usage: CaUsage::of(&cert)?,
+                not_before: cert.validity().not_before.timestamp(),
+                not_after: cert.validity().not_after.timestamp(),
                 der,
             });
             anchors.push(anchor);
@@ -110,6 +153,23 @@ pub fn validate_path(
     options: &PathOptions<'_>,
 ) -> Result<ValidatedPath, Error> {
     let end_entity = EndEntityCert::try_from(leaf).map_err(map_webpki)?;
+    // Run inside path building, so that a candidate path failing them lets
+    // rustls-webpki try the next candidate.
+    let extra_checks = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+        let leaf_usage = CaUsage::of_der(&path.end_entity().der())?;
+        if leaf_usage.asserts_key_cert_sign && !leaf_usage.is_ca {
+            return Err(webpki::Error::CaUsedAsEndEntity);
+        }
+        for ca in path.intermediate_certificates() {
+            if !CaUsage::of_der(&ca.der())?.can_sign_certs {
+                return Err(webpki::Error::EndEntityUsedAsCa);
+            }
+        }
+        anchors
+            .root_for(path.anchor())
+            .ok_or(webpki::Error::UnknownIssuer)?
+            .check(options.time)
+    };
     let verified = match options.eku {
         Some(oid) => end_entity.verify_for_usage(
             options.algorithms,
@@ -118,7 +178,7 @@ pub fn validate_path(
             options.time,
             KeyUsage::required_if_present(oid),
             None,
-            None,
+            Some(&extra_checks),
         ),
         None => end_entity.verify_for_usage(
             options.algorithms,
@@ -127,16 +187,13 @@ pub fn validate_path(
             options.time,
             AnyEku,
             None,
-            None,
+            Some(&extra_checks),
         ),
     }
     .map_err(map_webpki)?;
 
-    let anchor_spki = webpki::spki_for_anchor(verified.anchor());
     let root = anchors
-        .roots
-        .iter()
-        .find(|r| r.spki == anchor_spki.as_ref() && r.subject == verified.anchor().subject.as_ref())
+        .root_for(verified.anchor())
         .ok_or(Error::UnknownIssuer)?;
 
     let mut certificates = vec![CertificateDer::from(leaf.as_ref().to_vec())];
@@ -147,17 +204,14 @@ pub fn validate_path(
     }
 
     for (index, cert) in chain.iter().enumerate() {
-        // rustls-webpki's `Cert::issuer()` is the Name without its SEQUENCE
-        // header, whereas a CRL's issuer (`Crl::issuer_der`) is the full DER
-        // Name: compare like with like, or no CRL ever matches (found by the
-        // PKITS conformance suite: every CRL was "missing").
-        let issuer_name = issuer_name_der(&cert.der())?;
         let (issuer_spki, issuer_can_sign_crls) = match chain.get(index + 1) {
             Some(issuer) => (
                 issuer.subject_public_key_info().as_ref().to_vec(),
-                can_sign_crls(&issuer.der())?,
+                CaUsage::of_der(&issuer.der())
+                    .map_err(|_| Error::malformed("CA certificate", "undecodable"))?
+                    .can_sign_crls,
             ),
-            None => (root.spki.clone(), root.can_sign_crls),
+            None => (root.spki.clone(), root.usage.can_sign_crls),
         };
         options.crls.check(
             CertUnderCheck {
@@ -167,7 +221,7 @@ pub fn validate_path(
                     PathPosition::Issuer
                 },
                 serial: cert.serial(),
-                issuer_name: &issuer_name,
+                issuer_name: cert.issuer(),
                 issuer_spki: &issuer_spki,
                 issuer_can_sign_crls,
             },
@@ -182,24 +236,54 @@ pub fn validate_path(
     })
 }
 
-/// The certificate's issuer Name as full DER (SEQUENCE header included), the
-/// form CRL issuers are stored in.
-fn issuer_name_der(der: &[u8]) -> Result<Vec<u8>, Error> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| Error::malformed("certificate", e))?;
-    Ok(cert.issuer().as_raw().to_vec())
+impl TrustAnchors {
+    /// The pinned root a rustls-webpki trust anchor was made from.
+    fn root_for(&self, anchor: &TrustAnchor<'_>) -> Option<&Root> {
+        let spki = webpki::spki_for_anchor(anchor);
+        self.roots
+            .iter()
+            .find(|r| r.spki == spki.as_ref() && r.subject == anchor.subject.as_ref())
+    }
 }
 
-/// Whether a CA certificate's key usage permits signing CRLs (absent key
+/// What a certificate's basic constraints and key usage permit (absent key
 /// usage permits everything, RFC 5280 4.2.1.3).
-fn can_sign_crls(der: &[u8]) -> Result<bool, Error> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| Error::malformed("CA certificate", e))?;
-    Ok(match cert.key_usage() {
-        Ok(Some(ku)) => ku.value.crl_sign(),
-        Ok(None) => true,
-        Err(e) => return Err(Error::malformed("CA key usage", e)),
-    })
+#[derive(Clone, Copy, Debug)]
+struct CaUsage {
+    /// basicConstraints is present with cA true.
+    is_ca: bool,
+    /// Key usage is absent or asserts keyCertSign.
+    can_sign_certs: bool,
+    /// Key usage is absent or asserts cRLSign.
+    can_sign_crls: bool,
+    /// Key usage is present and asserts keyCertSign.
+    asserts_key_cert_sign: bool,
+}
+
+impl CaUsage {
+    fn of(cert: &X509Certificate<'_>) -> Result<Self, Error> {
+        let is_ca = match cert.basic_constraints() {
+            Ok(bc) => bc.is_some_and(|bc| bc.value.ca),
+            Err(e) => return Err(Error::malformed("basic constraints", e)),
+        };
+        let ku = cert
+            .key_usage()
+            .map_err(|e| Error::malformed("key usage", e))?
+            .map(|ku| ku.value);
+        Ok(CaUsage {
+            is_ca,
+            can_sign_certs: ku.is_none_or(|ku| ku.key_cert_sign()),
+            can_sign_crls: ku.is_none_or(|ku| ku.crl_sign()),
+            asserts_key_cert_sign: ku.is_some_and(|ku| ku.key_cert_sign()),
+        })
+    }
+
+    /// Decodes `der`; inside path building, a certificate rustls-webpki
+    /// accepted but x509-parser cannot read is reported as bad DER.
+    fn of_der(der: &[u8]) -> Result<Self, webpki::Error> {
+        let (_, cert) = X509Certificate::from_der(der).map_err(|_| webpki::Error::BadDer)?;
+        CaUsage::of(&cert).map_err(|_| webpki::Error::BadDer)
+    }
 }
 
 /// EKU validator for callers that do not restrict the purpose.

@@ -58,9 +58,10 @@ pub struct Expected {
     pub key: Ed25519Key,
 }
 
-/// Checks the leaf against the expectation and the profile; returns the
-/// authority record from its subject.
-pub(crate) fn check_leaf(
+/// Checks the leaf against the expectation and the profile (key, EKU, key
+/// usage, not a CA, SAN, device extension, authority record); returns the
+/// authority record from its subject. Path rules are not checked here.
+pub fn check_leaf(
     leaf: &X509Certificate<'_>,
     expected: &Expected,
 ) -> Result<AuthorityRecord, Error> {

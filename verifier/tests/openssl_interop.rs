@@ -695,16 +695,8 @@ fn chain_under_another_root_is_rejected() {
 }
 
 // --- revocation with openssl CRLs -----------------------------------------
-//
-// The ignored tests below fail on the current verifier:
-// `Crl` keeps its issuer name as x509-parser's `X509Name::as_raw()` (with the
-// outer SEQUENCE tag and length, crl.rs), while the path hands
-// `CrlSet::check` rustls-webpki's `Cert::issuer()` (without them, path.rs),
-// so no CRL is ever matched to a certificate. Remove the attribute once that
-// is fixed; `cargo test -- --include-ignored` runs them meanwhile.
 
 #[test]
-#[ignore = "verifier bug: no CRL is matched to its certificate (crl.rs vs path.rs)"]
 fn leaf_revoked_by_openssl_crl_is_rejected() {
     let Some(h) = Hierarchy::conformant_device() else {
         return;
@@ -725,7 +717,6 @@ fn leaf_revoked_by_openssl_crl_is_rejected() {
 }
 
 #[test]
-#[ignore = "verifier bug: no CRL is matched to its certificate (crl.rs vs path.rs)"]
 fn issuing_ca_revoked_by_openssl_root_crl_is_rejected() {
     let Some(h) = Hierarchy::conformant_device() else {
         return;
@@ -743,7 +734,6 @@ fn issuing_ca_revoked_by_openssl_root_crl_is_rejected() {
 }
 
 #[test]
-#[ignore = "verifier bug: no CRL is matched to its certificate (crl.rs vs path.rs)"]
 fn crls_revoking_other_certificates_are_accepted_under_require_fresh() {
     let Some(h) = Hierarchy::conformant_device() else {
         return;
@@ -789,7 +779,6 @@ fn no_crl_under_require_fresh_is_rejected() {
 }
 
 #[test]
-#[ignore = "verifier bug: no CRL is matched to its certificate (crl.rs vs path.rs)"]
 fn missing_root_crl_under_require_fresh_is_rejected() {
     let Some(h) = Hierarchy::conformant_device() else {
         return;

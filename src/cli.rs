@@ -1,0 +1,344 @@
+//! Command-line interface definitions (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// govtrust — a government PKI that makes Matrix clients trust agency devices.
+///
+/// govtrust issues X.509 certificates that bind an agency's Matrix devices
+/// (and cross-signing identities) to official authority records, and
+/// verifies them. A typical first session:
+///
+///   govtrust demo                                   # a narrated tour in a temp dir
+///   govtrust ca init --dir ca --servers id.bund.example
+///   govtrust issue device --dir ca --user @office:id.bund.example \
+///       --device AGENCYDEV --key <B64> --authority office.json > chain.pem
+///   govtrust crl --dir ca --out ca.crl && govtrust crl --dir ca --root --out root.crl
+///   govtrust verify --root ca/root/cert.pem --chain chain.pem \
+///       --user @office:id.bund.example --device AGENCYDEV --key <B64> \
+///       --crl ca.crl --crl root.crl
+#[derive(Debug, Parser)]
+#[command(name = "govtrust", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of human text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the CA hierarchy: create a root and issuing CAs.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Issue device, identity or enrollment-client certificates.
+    #[command(subcommand)]
+    Issue(IssueCommand),
+    /// Revoke a certificate or an issuing CA (takes effect with the next CRL).
+    Revoke(RevokeArgs),
+    /// Sign a fresh CRL for an issuing CA or the root.
+    Crl(CrlArgs),
+    /// Decide whether a chain attests a Matrix device or identity.
+    ///
+    /// Exit status: 0 trusted (the authority record is printed), 1 not
+    /// trusted (the reason is printed; also for unreadable or malformed
+    /// certificates), 2 usage error.
+    Verify(VerifyArgs),
+    /// Explain a certificate, CRL or attestation event against the profile.
+    Inspect(InspectArgs),
+    /// A narrated tour: build a hierarchy in a temporary directory, issue,
+    /// verify, revoke, verify again.
+    Demo(DemoArgs),
+}
+
+/// `govtrust ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a root CA and a first issuing CA in a new directory.
+    ///
+    /// The root key is written to DIR/root/key.pem (mode 0600): in
+    /// production move it offline (docs/operations.md). Set
+    /// GOVTRUST_KEY_PASSPHRASE to encrypt key files.
+    Init(CaInitArgs),
+    /// Create another issuing CA under the root, for its own server names.
+    IssuingCa(IssuingCaArgs),
+    /// List the CAs in a directory.
+    List(DirArg),
+}
+
+/// The CA directory argument.
+#[derive(Debug, Args)]
+pub struct DirArg {
+    /// CA directory (created by `govtrust ca init`).
+    #[arg(long, default_value = "ca")]
+    pub dir: PathBuf,
+}
+
+/// Key options for a new CA.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Key algorithm: p256 (default), p384 or ed25519.
+    #[arg(long, default_value = "p256")]
+    pub key_algorithm: String,
+    /// Encrypt new key files with the passphrase in $GOVTRUST_KEY_PASSPHRASE.
+    #[arg(long)]
+    pub encrypt_key: bool,
+    /// Keep the issuing CA key in a PKCS#11 token (module path, e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so); the PIN is read from
+    /// $GOVTRUST_PKCS11_PIN.
+    #[arg(long, requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// PKCS#11 token label.
+    #[arg(long, requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// PKCS#11 key label (default: govtrust-<issuing CA ID>).
+    #[arg(long)]
+    pub pkcs11_key_label: Option<String>,
+}
+
+/// `govtrust ca init`
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Common name of the root CA.
+    #[arg(long, default_value = "govtrust Root CA")]
+    pub root_name: String,
+    /// Organisation record (JSON, as for --authority) put into the CA names.
+    #[arg(long)]
+    pub organisation: Option<PathBuf>,
+    /// Matrix server names the first issuing CA may certify (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub servers: Vec<String>,
+    /// ID of the first issuing CA.
+    #[arg(long, default_value = "issuing-1")]
+    pub issuing_id: String,
+    /// CRL distribution point base URL; certificates get <URL>/<CA ID>.crl.
+    #[arg(long)]
+    pub crl_base_url: Option<String>,
+    /// Root validity in days.
+    #[arg(long, default_value_t = 7300)]
+    pub root_days: u32,
+    /// Issuing CA validity in days.
+    #[arg(long, default_value_t = 1825)]
+    pub issuing_days: u32,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `govtrust ca issuing-ca`
+#[derive(Debug, Args)]
+pub struct IssuingCaArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// ID of the new issuing CA (letters, digits, - and _).
+    #[arg(long)]
+    pub id: String,
+    /// Matrix server names it may certify (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub servers: Vec<String>,
+    /// Common name (default: "govtrust Issuing CA <ID>").
+    #[arg(long)]
+    pub common_name: Option<String>,
+    /// Organisation record (JSON) put into the CA name.
+    #[arg(long)]
+    pub organisation: Option<PathBuf>,
+    /// CRL distribution point base URL; certificates get <URL>/<CA ID>.crl.
+    #[arg(long)]
+    pub crl_base_url: Option<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 1825)]
+    pub days: u32,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `govtrust issue …`
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// Attest a device's Ed25519 key (`ed25519:<DEVICE_ID>` in /keys/query).
+    Device(IssueDeviceArgs),
+    /// Attest a user's cross-signing master key.
+    Identity(IssueIdentityArgs),
+    /// Certify an agency's enrollment client (mTLS to the service, EKU ARC.3).
+    EnrollmentClient(IssueEnrollmentArgs),
+}
+
+/// Options shared by attestation issuance.
+#[derive(Debug, Args)]
+pub struct AttestationArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Issuing CA ID (default: the first one).
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// The agency's Matrix user ID, e.g. @office:id.bund.example.
+    #[arg(long)]
+    pub user: String,
+    /// The Ed25519 key, standard base64 as Matrix prints it (padding optional).
+    #[arg(long)]
+    pub key: String,
+    /// Authority record JSON: {"id","name","unit","street","postal_code","locality","state","country"}.
+    #[arg(long)]
+    pub authority: PathBuf,
+    /// Validity in days (default 30).
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Write the PEM chain here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the io.govtrust.attestation event content JSON here.
+    #[arg(long)]
+    pub event_out: Option<PathBuf>,
+}
+
+/// `govtrust issue device`
+#[derive(Debug, Args)]
+pub struct IssueDeviceArgs {
+    #[command(flatten)]
+    pub common: AttestationArgs,
+    /// The Matrix device ID.
+    #[arg(long)]
+    pub device: String,
+}
+
+/// `govtrust issue identity`
+#[derive(Debug, Args)]
+pub struct IssueIdentityArgs {
+    #[command(flatten)]
+    pub common: AttestationArgs,
+}
+
+/// `govtrust issue enrollment-client`
+#[derive(Debug, Args)]
+pub struct IssueEnrollmentArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Issuing CA ID (default: the first one).
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// Authority record JSON; its `id` becomes the subject serialNumber.
+    #[arg(long)]
+    pub authority: PathBuf,
+    /// Certify the key of this PKCS#10 CSR (PEM or DER; its signature is checked).
+    #[arg(long, conflicts_with = "new_key")]
+    pub csr: Option<PathBuf>,
+    /// Generate a new P-256 key and write it here (mode 0600).
+    #[arg(long)]
+    pub new_key: Option<PathBuf>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Write the PEM chain here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `govtrust revoke`
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Serial number (hex) of the certificate to revoke.
+    #[arg(long, conflicts_with_all = ["cert", "issuing_ca"])]
+    pub serial: Option<String>,
+    /// The certificate (PEM) to revoke.
+    #[arg(long, conflicts_with = "issuing_ca")]
+    pub cert: Option<PathBuf>,
+    /// Revoke this issuing CA (recorded on the root's CRL).
+    #[arg(long)]
+    pub issuing_ca: Option<String>,
+    /// Issuing CA that issued the certificate (default: looked up in DIR/issued).
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// RFC 5280 reason: unspecified, key_compromise, ca_compromise,
+    /// affiliation_changed, superseded, cessation_of_operation,
+    /// certificate_hold, privilege_withdrawn.
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+}
+
+/// `govtrust crl`
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Issuing CA ID (default: the first one).
+    #[arg(long, conflicts_with = "root")]
+    pub ca: Option<String>,
+    /// Sign the root's CRL instead (revoked issuing CAs).
+    #[arg(long)]
+    pub root: bool,
+    /// Hours until nextUpdate (default 24 for issuing CAs, 720 for the root).
+    #[arg(long)]
+    pub hours: Option<u32>,
+    /// Output file (DER unless --pem); standard output if absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write PEM instead of DER.
+    #[arg(long)]
+    pub pem: bool,
+}
+
+/// `govtrust verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Pinned root certificate(s), PEM (several roots may be concatenated).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// The chain, PEM: the leaf followed by its issuing CA.
+    #[arg(long)]
+    pub chain: PathBuf,
+    /// The Matrix user the key belongs to.
+    #[arg(long)]
+    pub user: String,
+    /// The device ID (device attestation).
+    #[arg(
+        long,
+        required_unless_present = "identity",
+        conflicts_with = "identity"
+    )]
+    pub device: Option<String>,
+    /// Verify an identity (cross-signing master key) attestation.
+    #[arg(long)]
+    pub identity: bool,
+    /// The Ed25519 key from your own crypto store, standard base64.
+    #[arg(long)]
+    pub key: String,
+    /// CRL file (PEM or DER); repeat for each issuer. Given CRLs are checked.
+    #[arg(long)]
+    pub crl: Vec<PathBuf>,
+    /// Require a fresh CRL from every issuer on the path.
+    #[arg(long)]
+    pub require_crl: bool,
+    /// Reject CRLs older than this many hours (implies --require-crl).
+    #[arg(long)]
+    pub crl_max_age_hours: Option<u64>,
+    /// Validation time, RFC 3339 (default: now).
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub at: Option<time::OffsetDateTime>,
+}
+
+fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time such as 2026-11-30T12:00:00Z: {e}"))
+}
+
+/// `govtrust inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A certificate or chain (PEM/DER), a CRL (PEM/DER) or an attestation event (JSON).
+    pub file: PathBuf,
+}
+
+/// `govtrust demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo hierarchy in this directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
