@@ -6,7 +6,7 @@
 //! parallel and never touch a developer's real tokens.
 //!
 //! Without SoftHSM the tests print a notice and pass, except when `CI` is
-//! set: CI installs SoftHSM (`.ci/softhsm-setup.sh`), so a missing module
+//! set: CI installs SoftHSM (`scripts/softhsm-setup.sh`), so a missing module
 //! there is a broken pipeline, not a reason to skip.
 
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ fn set_up_softhsm() -> Option<SoftHsm> {
     let util = Command::new("softhsm2-util").arg("--version").output();
     let (Some(module), Ok(_)) = (module, util) else {
         let notice = "SoftHSM2 not found (module or softhsm2-util); \
-                      run .ci/softhsm-setup.sh or set GOVTRUST_PKCS11_MODULE";
+                      run scripts/softhsm-setup.sh or set GOVTRUST_PKCS11_MODULE";
         if std::env::var_os("CI").is_some() {
             panic!("{notice}");
         }

@@ -2,7 +2,7 @@
 # Makes SoftHSM2 available for the PKCS#11 tests and prints the path of its
 # PKCS#11 module on stdout (and nothing else there), so CI can do:
 #
-#   export GOVTRUST_PKCS11_MODULE="$(.ci/softhsm-setup.sh)"
+#   export GOVTRUST_PKCS11_MODULE="$(scripts/softhsm-setup.sh)"
 #   cargo test -p govtrust-pki --test pkcs11
 #
 # Idempotent: installs the Debian/Ubuntu package only when the module or
