@@ -224,6 +224,9 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         true,
     )?;
 
+    if args.keep.is_some() {
+        std::fs::write(base.join("README.md"), KEPT_README)?;
+    }
     println!(
         "\nDone. Inspect any file with `govtrust inspect FILE`{}.",
         if args.keep.is_some() {
@@ -234,6 +237,36 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Written beside a kept demo hierarchy (this is how certs-example/ is made).
+const KEPT_README: &str = "\
+# Example govtrust hierarchy — EXAMPLE MATERIAL, NOT FOR USE
+
+Every private key in this directory (`ca/root/key.pem`,
+`ca/issuing/issuing-1/key.pem`) is EXAMPLE KEY MATERIAL, published on
+purpose. Never trust this root outside tests and documentation.
+
+Regenerate (new keys, new serials) with:
+
+    rm -rf certs-example && cargo run --release -- demo --keep certs-example
+
+| file | what it is |
+|---|---|
+| `ca/root/cert.pem` | root CA (self-signed, ECDSA P-256) |
+| `ca/issuing/issuing-1/cert.pem` | issuing CA, pathLen 0, permitted server `id.bund.example` (ARC.11) |
+| `authority.json` | the authority record of Registration Office Berlin |
+| `device-chain.pem` | device attestation for `@registration.office:id.bund.example`, device `AGENCYDEV1` (leaf + issuing CA) |
+| `device-event.json` | its `io.govtrust.attestation` state-event content |
+| `identity-chain.pem` | identity attestation of the user's cross-signing master key |
+| `identity-event.json` | its state-event content |
+| `issuing-1.crl` | CRL of the issuing CA, revoking the device certificate (DER) |
+| `root.crl` | CRL of the root (empty) |
+| `ca/issued/*.pem` | every issued certificate with its chain |
+
+Try: `govtrust inspect certs-example/device-chain.pem`,
+`govtrust inspect certs-example/issuing-1.crl`,
+`govtrust inspect certs-example/device-event.json`.
+";
 
 fn attestation_args(
     ca: &Path,
