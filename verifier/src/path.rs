@@ -109,6 +109,14 @@ impl TrustAnchors {
     pub fn roots(&self) -> impl Iterator<Item = &CertificateDer<'static>> {
         self.roots.iter().map(|r| &r.der)
     }
+
+    /// The pinned root a rustls-webpki trust anchor was made from.
+    fn root_for(&self, anchor: &TrustAnchor<'_>) -> Option<&Root> {
+        let spki = webpki::spki_for_anchor(anchor);
+        self.roots
+            .iter()
+            .find(|r| r.spki == spki.as_ref() && r.subject == anchor.subject.as_ref())
+    }
 }
 
 /// Everything path validation depends on besides the certificates.
@@ -234,16 +242,6 @@ pub fn validate_path(
         certificates,
         root: root.der.clone(),
     })
-}
-
-impl TrustAnchors {
-    /// The pinned root a rustls-webpki trust anchor was made from.
-    fn root_for(&self, anchor: &TrustAnchor<'_>) -> Option<&Root> {
-        let spki = webpki::spki_for_anchor(anchor);
-        self.roots
-            .iter()
-            .find(|r| r.spki == spki.as_ref() && r.subject == anchor.subject.as_ref())
-    }
 }
 
 /// What a certificate's basic constraints and key usage permit (absent key
