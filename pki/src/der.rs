@@ -128,7 +128,12 @@ impl DistinguishedName {
                         w.next().write_sequence(|w| {
                             write_oid(w.next(), attr.oid);
                             match attr.string {
-                                DnString::Printable => w.next().write_printable_string(&attr.value),
+                                // yasna's write_printable_string panics on '?', which X.680 allows.
+                                DnString::Printable => w
+                                    .next()
+                                    .write_tagged_implicit(yasna::tags::TAG_PRINTABLESTRING, |w| {
+                                        w.write_bytes(attr.value.as_bytes())
+                                    }),
                                 DnString::Utf8 => w.next().write_utf8_string(&attr.value),
                             }
                         })

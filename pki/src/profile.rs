@@ -91,6 +91,17 @@ fn clamp(validity: Validity, issuer: &IssuerInfo) -> Result<Validity, Error> {
     })
 }
 
+/// IA5String fields (URIs, DNS names) must be ASCII; checked here so a
+/// bad configuration value is an error, never a panic in the encoder.
+fn check_ia5(what: &str, values: &[&str]) -> Result<(), Error> {
+    match values.iter().find(|v| !v.is_ascii() || v.is_empty()) {
+        Some(v) => Err(Error::InvalidRequest(format!(
+            "{what} {v:?} must be non-empty ASCII"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn end_entity(
     subject: Vec<u8>,
     spki: Vec<u8>,
@@ -100,6 +111,7 @@ fn end_entity(
     mut extensions: Vec<crate::der::Extension>,
 ) -> Result<CertificateTemplate, Error> {
     let validity = clamp(validity, issuer)?;
+    check_ia5("CRL distribution point", crl_url.as_slice())?;
     let mut all = vec![
         ext::basic_constraints(false, None),
         ext::authority_key_identifier(&issuer.key_id),
@@ -179,6 +191,7 @@ pub fn tls_server(
     validity: Validity,
 ) -> Result<CertificateTemplate, Error> {
     const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    check_ia5("DNS name", dns_names)?;
     if dns_names.is_empty() && ips.is_empty() {
         return Err(Error::InvalidRequest(
             "a TLS server certificate needs a DNS name or IP address".into(),
@@ -232,6 +245,7 @@ pub fn issuing_ca(
         }
     }
     let validity = clamp(validity, issuer)?;
+    check_ia5("CRL distribution point", crl_url.as_slice())?;
     let mut extensions = vec![
         ext::basic_constraints(true, Some(0)),
         ext::key_usage(&[KeyUsageBit::KeyCertSign, KeyUsageBit::CrlSign]),

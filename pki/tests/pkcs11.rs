@@ -399,3 +399,271 @@ fn key_is_non_extractable_and_signer_reconnects() {
     let signature = signer.sign(b"after logout").expect("sign after reconnect");
     assert_verifies(&signer, b"after logout", &signature);
 }
+
+/// PKCS#11: issue with an issuing-CA key held in SoftHSM2, verify the result.
+///
+/// The root is a file key (it lives offline); the issuing CA's key is
+/// generated in the token and never leaves it. Everything the CA signs —
+/// the probe attestation `IssuingCa::load` runs, device and identity
+/// attestations, its CRLs — goes through the PKCS#11 signer and is checked
+/// by the relying party's verifier under the production CRL policy.
+mod issuance {
+    use std::time::Duration;
+
+    use govtrust_pki::der::DistinguishedName;
+    use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Pkcs11Signer, Signer};
+    use govtrust_pki::{
+        AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate,
+        RootCa, Validity,
+    };
+    use govtrust_verifier::{
+        AuthorityRecord, Crl, CrlPolicy, CrlSet, DeviceId, Ed25519Key, Error, Expected,
+        PathPosition, Subject, TrustAnchors, UnixTime, UserId, VerifiedAttestation, Verifier,
+    };
+    use time::OffsetDateTime;
+
+    use super::softhsm_signer;
+
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    const HOUR: Duration = Duration::from_secs(60 * 60);
+    const SERVER: &str = "id.bund.example";
+    const USER: &str = "@registration.office:id.bund.example";
+    const CRL_URL: &str = "https://govtrust.id.bund.example/v1/crl/hsm.crl";
+    const ISSUING_CA_NAME: &str = "govtrust Issuing CA in SoftHSM";
+
+    /// A fresh Ed25519 key standing in for a Matrix device or master key.
+    fn matrix_key() -> Ed25519Key {
+        let signer = FileSigner::generate(KeyAlgorithm::Ed25519).expect("Ed25519 key");
+        Ed25519Key::from_bytes(signer.spki_der()[12..].try_into().expect("32 bytes"))
+    }
+
+    fn request(subject: Subject) -> AttestationRequest {
+        AttestationRequest {
+            user_id: UserId::parse(USER).expect("user"),
+            subject,
+            key: matrix_key(),
+            authority: AuthorityRecord {
+                id: "DE-BE-11000000-BA-NK".into(),
+                name: "Registration Office Berlin".into(),
+                street: Some("Donaustraße 29".into()),
+                postal_code: Some("12043".into()),
+                locality: Some("Berlin".into()),
+                country: Some("DE".into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn expected(request: &AttestationRequest) -> Expected {
+        Expected {
+            user_id: request.user_id.clone(),
+            subject: request.subject.clone(),
+            key: request.key,
+        }
+    }
+
+    fn crl_set(crls: &[&[u8]]) -> CrlSet {
+        crls.iter()
+            .map(|der| Crl::from_der(der).expect("CRL decodes"))
+            .collect()
+    }
+
+    /// A root (file key) and an issuing CA whose key is in SoftHSM.
+    struct HsmHierarchy {
+        root: RootCa<FileSigner>,
+        ica: IssuingCa<Pkcs11Signer>,
+        config: govtrust_pki::signer::Pkcs11Config,
+        /// The SPKI of the token's key, as certified.
+        ica_spki: Vec<u8>,
+        verifier: Verifier,
+    }
+
+    impl HsmHierarchy {
+        /// `None` when SoftHSM is unavailable (outside CI).
+        fn new(algorithm: KeyAlgorithm) -> Option<Self> {
+            let (config, signer) = softhsm_signer(algorithm)?;
+            assert_eq!(signer.algorithm(), algorithm);
+            let ica_spki = signer.spki_der().to_vec();
+            let root = RootCa::create(
+                &DistinguishedName::ca("govtrust PKCS#11 Test Root", None).expect("name"),
+                FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("root key"),
+                Validity::from_now(3650 * DAY),
+            )
+            .expect("root");
+            let ica = Self::load_ica(&root, signer, &config.key_label);
+            let verifier = Verifier::new(
+                TrustAnchors::from_der([root.certificate().der().clone()]).expect("anchors"),
+                CrlPolicy::REQUIRE_FRESH,
+            );
+            Some(HsmHierarchy {
+                root,
+                ica,
+                config,
+                ica_spki,
+                verifier,
+            })
+        }
+
+        fn load_ica(
+            root: &RootCa<FileSigner>,
+            signer: Pkcs11Signer,
+            key_label: &str,
+        ) -> IssuingCa<Pkcs11Signer> {
+            let cert = root
+                .issue_issuing_ca(
+                    &DistinguishedName::ca(&format!("{ISSUING_CA_NAME} {key_label}"), None)
+                        .expect("name"),
+                    signer.spki_der().to_vec(),
+                    &[SERVER.to_owned()],
+                    Validity::from_now(365 * DAY),
+                    Some(CRL_URL),
+                )
+                .expect("issuing CA certificate for the token's key");
+            IssuingCa::load(
+                cert,
+                root.certificate().der().clone(),
+                signer,
+                Some(CRL_URL.into()),
+            )
+            .expect("issuing CA loads (its probe attestation, signed in the token, verifies)")
+        }
+
+        fn issue(&self, request: &AttestationRequest) -> IssuedCertificate {
+            self.ica
+                .issue_attestation(request, Validity::from_now(30 * DAY))
+                .expect("issue in the token")
+        }
+
+        /// Fresh CRLs: the issuing CA's (signed in the token) listing
+        /// `revoked`, and the root's.
+        fn crls(&self, revoked: &[RevokedCertificate], number: u64) -> CrlSet {
+            let now = OffsetDateTime::now_utc();
+            let ica_crl = self
+                .ica
+                .crl(revoked, number, now, HOUR)
+                .expect("CRL signed in the token");
+            let root_crl = self.root.crl(&[], number, now, HOUR).expect("root CRL");
+            crl_set(&[&ica_crl, &root_crl])
+        }
+
+        fn verify(
+            &self,
+            request: &AttestationRequest,
+            issued: &IssuedCertificate,
+            crls: &CrlSet,
+        ) -> Result<VerifiedAttestation, Error> {
+            self.verifier
+                .verify(&expected(request), &issued.chain, crls, UnixTime::now())
+        }
+    }
+
+    fn issue_and_verify_with_hsm_issuing_ca(algorithm: KeyAlgorithm) {
+        let Some(h) = HsmHierarchy::new(algorithm) else {
+            return;
+        };
+        let device = request(Subject::Device(DeviceId::parse("AGENCYDEV1").expect("device")));
+        let identity = request(Subject::Identity);
+        let device_cert = h.issue(&device);
+        let identity_cert = h.issue(&identity);
+        assert_eq!(device_cert.chain.len(), 2, "leaf and issuing CA");
+        assert_eq!(
+            device_cert.chain[1],
+            *h.ica.certificate().der(),
+            "the chain carries the HSM CA's certificate"
+        );
+
+        let fresh = h.crls(&[], 1);
+        for (request, issued) in [(&device, &device_cert), (&identity, &identity_cert)] {
+            let verified = h
+                .verify(request, issued, &fresh)
+                .unwrap_or_else(|e| panic!("{:?} attestation: {e:?}", request.subject));
+            assert_eq!(verified.user_id, request.user_id);
+            assert_eq!(verified.subject, request.subject);
+            assert_eq!(verified.key, request.key);
+            assert_eq!(verified.authority, request.authority);
+            assert_eq!(verified.serial, issued.serial_hex());
+            assert!(verified.issuer.contains(ISSUING_CA_NAME), "{}", verified.issuer);
+            assert!(verified.root.contains("PKCS#11 Test Root"), "{}", verified.root);
+        }
+
+        // REQUIRE_FRESH really requires the token-signed CRL.
+        let err = h
+            .verify(&device, &device_cert, &CrlSet::new())
+            .expect_err("no CRLs");
+        assert!(
+            matches!(
+                err,
+                Error::CrlMissing {
+                    position: PathPosition::Leaf
+                }
+            ),
+            "{err:?}"
+        );
+
+        // Revoke the device certificate with a new CRL signed in the token.
+        let revoked = [RevokedCertificate {
+            serial: device_cert.serial.clone(),
+            revoked_at: OffsetDateTime::now_utc(),
+            reason: RevocationReason::KeyCompromise,
+        }];
+        let after = h.crls(&revoked, 2);
+        let err = h
+            .verify(&device, &device_cert, &after)
+            .expect_err("revoked device");
+        assert_eq!(err.code(), "revoked", "{err:?}");
+        h.verify(&identity, &identity_cert, &after)
+            .expect("the identity attestation is not revoked");
+
+        // After a restart the CA reopens its key by label and keeps issuing
+        // certificates the same root vouches for.
+        let reopened = Pkcs11Signer::open(&h.config).expect("reopen the key by label");
+        assert_eq!(reopened.spki_der(), h.ica_spki.as_slice());
+        let ica = IssuingCa::load(
+            h.ica.certificate().der().clone(),
+            h.root.certificate().der().clone(),
+            reopened,
+            Some(CRL_URL.into()),
+        )
+        .expect("issuing CA reloads with the reopened key");
+        let again = request(Subject::Identity);
+        let issued = ica
+            .issue_attestation(&again, Validity::from_now(DAY))
+            .expect("issue after reopening");
+        h.verify(&again, &issued, &fresh)
+            .expect("certificate from the reopened key verifies");
+    }
+
+    #[test]
+    fn p256_issuing_ca_in_softhsm_issues_verifiable_attestations() {
+        issue_and_verify_with_hsm_issuing_ca(KeyAlgorithm::EcdsaP256);
+    }
+
+    #[test]
+    fn p384_issuing_ca_in_softhsm_issues_verifiable_attestations() {
+        issue_and_verify_with_hsm_issuing_ca(KeyAlgorithm::EcdsaP384);
+    }
+
+    #[test]
+    fn ed25519_issuing_ca_in_softhsm_issues_verifiable_attestations() {
+        issue_and_verify_with_hsm_issuing_ca(KeyAlgorithm::Ed25519);
+    }
+
+    /// A CA certificate whose key is somewhere else than the token is
+    /// refused when the CA is loaded, before it signs anything.
+    #[test]
+    fn issuing_ca_refuses_a_certificate_for_another_key() {
+        let Some(h) = HsmHierarchy::new(KeyAlgorithm::EcdsaP256) else {
+            return;
+        };
+        let Some((_config, other)) = softhsm_signer(KeyAlgorithm::EcdsaP256) else {
+            return;
+        };
+        assert!(IssuingCa::load(
+            h.ica.certificate().der().clone(),
+            h.root.certificate().der().clone(),
+            other,
+            None,
+        )
+        .is_err());
+    }
+}

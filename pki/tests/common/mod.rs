@@ -22,8 +22,8 @@ use govtrust_pki::template::CertificateTemplate;
 use govtrust_pki::{AttestationRequest, IssuingCa, RevokedCertificate, RootCa, Validity};
 use govtrust_verifier::event::{AttestationContent, AttestationKind};
 use govtrust_verifier::{
-    AuthorityRecord, CertificateDer, Crl, CrlPolicy, CrlSet, DeviceId, Ed25519Key, Error,
-    Expected, Subject, TrustAnchors, UnixTime, UserId, VerifiedAttestation, Verifier,
+    AuthorityRecord, CertificateDer, Crl, CrlPolicy, CrlSet, DeviceId, Ed25519Key, Error, Expected,
+    Subject, TrustAnchors, UnixTime, UserId, VerifiedAttestation, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -296,8 +296,9 @@ impl Fixture {
     /// A valid attestation of `request` from the issuing CA, as a scenario
     /// that passes: REQUIRE_FRESH with fresh CRLs of both CAs, at `now`.
     pub fn scenario(&self, request: &AttestationRequest) -> Scenario {
-        let leaf = profile::attestation(request, &self.ica_info, self.leaf_validity(), Some(CRL_URL))
-            .expect("attestation template");
+        let leaf =
+            profile::attestation(request, &self.ica_info, self.leaf_validity(), Some(CRL_URL))
+                .expect("attestation template");
         Scenario {
             leaf,
             leaf_signer: self.ica_signer.clone(),
@@ -410,7 +411,11 @@ impl Scenario {
     /// Signs the leaf and the CAs: the chain as sent, leaf first.
     pub fn chain(&self) -> Vec<CertificateDer<'static>> {
         let mut leaf = match self.leaf_alg_override {
-            None => self.leaf.sign(&*self.leaf_signer).expect("sign leaf").to_vec(),
+            None => self
+                .leaf
+                .sign(&*self.leaf_signer)
+                .expect("sign leaf")
+                .to_vec(),
             Some(alg) => sign_with_algorithm_id(&self.leaf, &*self.leaf_signer, alg),
         };
         if let Some(edit) = self.leaf_der_edit {
@@ -561,8 +566,7 @@ pub fn sign_with_algorithm_id(
         w.write_sequence(|w| {
             w.next().write_der(&tbs);
             w.next().write_der(alg);
-            w.next()
-                .write_bitvec_bytes(&signature, signature.len() * 8);
+            w.next().write_bitvec_bytes(&signature, signature.len() * 8);
         })
     })
 }
@@ -594,8 +598,7 @@ fn split_first_tlv(der: &[u8]) -> (&[u8], &[u8]) {
 
 /// Standard, padded base64 (the event's chain encoding).
 pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [

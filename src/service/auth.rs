@@ -1,0 +1,144 @@
+//! Who is calling: agencies by enrollment-client certificate (mTLS), operators
+//! by bearer token; plus the per-agency rate limit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use govtrust_verifier::path::{validate_path, PathOptions};
+use govtrust_verifier::signature::PROFILE_ALGORITHMS;
+use govtrust_verifier::{oid, profile, CertificateDer, CrlPolicy, CrlSet, TrustAnchors, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::error::ApiError;
+
+/// An authenticated agency client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgencyClient {
+    /// The authority ID from the certificate's subject serialNumber.
+    pub authority_id: String,
+    /// Serial of the enrollment-client certificate (hex), for the audit log.
+    pub certificate_serial: String,
+}
+
+/// Decides whether a TLS peer chain is an enrollment client of this PKI:
+/// the chain validates to a pinned root for EKU ARC.3 (which the leaf must
+/// list explicitly), and the subject carries an authority record. The
+/// caller checks revocation and the authority's status.
+pub fn authenticate_agency(
+    peer: &[CertificateDer<'static>],
+    anchors: &TrustAnchors,
+    crls: &CrlSet,
+    now: UnixTime,
+) -> Result<AgencyClient, ApiError> {
+    let (leaf, intermediates) = peer.split_first().ok_or_else(|| {
+        ApiError::no_client_cert("agency endpoints need an enrollment-client certificate (mTLS)")
+    })?;
+    let rejected = |why: String| ApiError::client_cert_rejected(why);
+    validate_path(
+        anchors,
+        leaf,
+        intermediates,
+        &PathOptions {
+            algorithms: PROFILE_ALGORITHMS,
+            eku: Some(oid::EKU_ENROLLMENT_CLIENT),
+            time: now,
+            crls,
+            crl_policy: CrlPolicy::ALLOW_MISSING,
+        },
+    )
+    .map_err(|e| rejected(format!("client certificate: {e} ({})", e.code())))?;
+    let (_, cert) = X509Certificate::from_der(leaf)
+        .map_err(|e| rejected(format!("client certificate: {e}")))?;
+    let lists_arc3 = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|eku| eku.value.other.iter().any(|o| o.as_bytes() == oid::EKU_ENROLLMENT_CLIENT));
+    if !lists_arc3 {
+        return Err(rejected(
+            "client certificate lacks the enrollment-client EKU (ARC.3) (wrong_eku)".into(),
+        ));
+    }
+    let record = profile::authority_record(&cert)
+        .map_err(|e| rejected(format!("client certificate subject: {e}")))?;
+    Ok(AgencyClient {
+        authority_id: record.id,
+        certificate_serial: govtrust_pki::hex(cert.raw_serial()),
+    })
+}
+
+/// SHA-256 of a bearer token, hex: only this is stored.
+pub fn token_hash(token: &str) -> String {
+    govtrust_pki::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// A fresh operator bearer token (256 random bits, URL-safe base64).
+pub fn new_token() -> anyhow::Result<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("system randomness unavailable"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Token buckets per agency: `rate` requests per second sustained, `burst`
+/// at once. In-process; with several replicas each enforces its share.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `rate` per second with bursts of `burst`.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        RateLimiter {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`, or says how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = buckets
+            .entry(key.to_owned())
+            .or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_enforces_burst_then_rate() {
+        let limiter = RateLimiter::new(1, 3);
+        for _ in 0..3 {
+            assert!(limiter.check("a").is_ok());
+        }
+        assert!(limiter.check("a").is_err());
+        assert!(limiter.check("b").is_ok(), "buckets are per agency");
+    }
+
+    #[test]
+    fn token_hash_is_stable_hex() {
+        assert_eq!(token_hash("x").len(), 64);
+        assert_eq!(token_hash("x"), token_hash("x"));
+        assert_ne!(token_hash("x"), token_hash("y"));
+    }
+}
