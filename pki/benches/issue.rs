@@ -10,7 +10,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use common::{device_request, mean_time, print_mean, print_ratio, Fixture};
+use common::{device_request, print_mean, print_ratio, Fixture};
 use criterion::{criterion_group, Criterion};
 use govtrust_pki::profile::ATTESTATION_VALIDITY;
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
@@ -110,9 +110,21 @@ fn summary(s: &Setup) {
         return;
     }
     println!("\n== issue summary (std::time::Instant, same run) ==");
-    let sign = mean_time(2_000, || s.raw_sign());
-    let sign_verify = mean_time(2_000, || s.raw_sign_2verify());
-    let issue = mean_time(2_000, || s.issue());
+    println!("(median of 10 interleaved rounds, 2,000 calls each)");
+    let t = common::interleaved(
+        10,
+        200,
+        &mut [
+            &mut || {
+                black_box(s.raw_sign());
+            },
+            &mut || s.raw_sign_2verify(),
+            &mut || {
+                black_box(s.issue());
+            },
+        ],
+    );
+    let (sign, sign_verify, issue) = (t[0], t[1], t[2]);
     print_mean("raw_sign", sign);
     print_mean("raw_sign_2verify", sign_verify);
     print_mean("issue_attestation", issue);

@@ -19,8 +19,10 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use common::{expected_for, issue_device, mean_time, print_mean, print_ratio, Fixture};
+use common::{expected_for, issue_device, print_mean, print_ratio, Fixture};
 use criterion::{criterion_group, Criterion, SamplingMode};
+use govtrust_verifier::path::{validate_path, PathOptions};
+use govtrust_verifier::signature::PROFILE_ALGORITHMS;
 use govtrust_verifier::{Crl, CrlPolicy, CrlSet, TrustAnchors, UnixTime, Verifier};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -74,6 +76,8 @@ struct Setup {
     root_crl: Vec<u8>,
     warm_crls: CrlSet,
     now: UnixTime,
+    root_der: govtrust_verifier::CertificateDer<'static>,
+    ica_spki: Vec<u8>,
     leaf: RawSig,
     ica: RawSig,
     ica_crl_sig: RawSig,
@@ -107,6 +111,13 @@ impl Setup {
             root_crl,
             verifier,
             now: UnixTime::now(),
+            ica_spki: X509Certificate::from_der(&ica_der)
+                .unwrap()
+                .1
+                .public_key()
+                .raw
+                .to_vec(),
+            root_der,
         };
         // Sanity: every variant succeeds, and the CRL really has the entries.
         s.verify_warm();
@@ -187,16 +198,119 @@ fn summary(s: &Setup) {
         return;
     }
     println!("\n== verify summary (std::time::Instant, same run) ==");
-    let raw2 = mean_time(2_000, || s.raw_2sig());
-    let warm = mean_time(2_000, || s.verify_warm());
-    let raw4 = mean_time(200, || s.raw_cold());
-    let cold = mean_time(100, || s.verify_cold());
+    println!("(median of 10 interleaved rounds; 2,000 calls each warm, 100 cold)");
+    let t = common::interleaved(
+        10,
+        200,
+        &mut [&mut || s.raw_2sig(), &mut || {
+            drop(black_box(s.verify_warm()))
+        }],
+    );
+    let (raw2, warm) = (t[0], t[1]);
+    let t = common::interleaved(
+        10,
+        10,
+        &mut [&mut || s.raw_cold(), &mut || {
+            drop(black_box(s.verify_cold()))
+        }],
+    );
+    let (raw4, cold) = (t[0], t[1]);
     print_mean("raw_2sig", raw2);
     print_mean("verify_warm", warm);
     print_mean("raw_4sig_cold", raw4);
     print_mean("verify_cold", cold);
     print_ratio("verify_warm/raw_2sig", warm, raw2);
     print_ratio("verify_cold/raw_4sig_cold", cold, raw4);
+    breakdown(s);
+}
+
+/// Where the verifier's time goes, part by part (interleaved with the totals
+/// so that they share the same load; the parts overlap rather than sum).
+fn breakdown(s: &Setup) {
+    println!("-- breakdown (median of 10 interleaved rounds) --");
+    let anchors = TrustAnchors::from_der([s.root_der.clone()]).unwrap();
+    let path = |crls: &CrlSet, policy: CrlPolicy| {
+        validate_path(
+            &anchors,
+            &s.chain[0],
+            &s.chain[1..],
+            &PathOptions {
+                algorithms: PROFILE_ALGORITHMS,
+                eku: Some(s.expected.subject.eku()),
+                time: s.now,
+                crls,
+                crl_policy: policy,
+            },
+        )
+        .unwrap()
+    };
+    let no_crls = CrlSet::new();
+    let parse = |der: &[u8]| X509Certificate::from_der(black_box(der)).unwrap().1.version;
+    let warm_names = [
+        "raw_2sig",
+        "x509-parser parse of the leaf",
+        "x509-parser parse of the issuing CA",
+        "validate_path, no CRLs, ALLOW_MISSING (webpki + 2 sigs + CRL plumbing)",
+        "validate_path, warm CRLs, REQUIRE_FRESH",
+        "Verifier::verify, warm CRLs",
+    ];
+    let warm = common::interleaved(
+        10,
+        200,
+        &mut [
+            &mut || s.raw_2sig(),
+            &mut || {
+                black_box(parse(&s.chain[0]));
+            },
+            &mut || {
+                black_box(parse(&s.chain[1]));
+            },
+            &mut || {
+                black_box(path(&no_crls, CrlPolicy::ALLOW_MISSING));
+            },
+            &mut || {
+                black_box(path(&s.warm_crls, CrlPolicy::REQUIRE_FRESH));
+            },
+            &mut || {
+                black_box(s.verify_warm());
+            },
+        ],
+    );
+    for (name, d) in warm_names.iter().zip(warm) {
+        print_mean(name, d);
+    }
+    let cold_names = [
+        "ring verify of the 10k CRL (SHA-256 over its TBS + ECDSA)",
+        "x509-parser CertificateRevocationList::from_der (10k)",
+        "Crl::from_der (10k)",
+        "Crl::from_der + verify_signed_by (10k, not memoised yet)",
+        "Verifier::verify, cold (decode both CRLs + verify)",
+    ];
+    let cold = common::interleaved(
+        10,
+        10,
+        &mut [
+            &mut || s.ica_crl_sig.verify(),
+            &mut || {
+                let (_, crl) = CertificateRevocationList::from_der(black_box(&s.ica_crl)).unwrap();
+                black_box(crl.tbs_cert_list.revoked_certificates.len());
+            },
+            &mut || {
+                black_box(Crl::from_der(black_box(&s.ica_crl)).unwrap());
+            },
+            &mut || {
+                let crl = Crl::from_der(black_box(&s.ica_crl)).unwrap();
+                crl.verify_signed_by(&s.ica_spki).unwrap();
+                black_box(crl);
+            },
+            &mut || {
+                black_box(s.verify_cold());
+            },
+        ],
+    );
+    for (name, d) in cold_names.iter().zip(cold) {
+        print_mean(name, d);
+    }
 }
 
 criterion_group!(benches, run);

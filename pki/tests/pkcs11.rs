@@ -561,7 +561,9 @@ mod issuance {
         let Some(h) = HsmHierarchy::new(algorithm) else {
             return;
         };
-        let device = request(Subject::Device(DeviceId::parse("AGENCYDEV1").expect("device")));
+        let device = request(Subject::Device(
+            DeviceId::parse("AGENCYDEV1").expect("device"),
+        ));
         let identity = request(Subject::Identity);
         let device_cert = h.issue(&device);
         let identity_cert = h.issue(&identity);
@@ -582,8 +584,16 @@ mod issuance {
             assert_eq!(verified.key, request.key);
             assert_eq!(verified.authority, request.authority);
             assert_eq!(verified.serial, issued.serial_hex());
-            assert!(verified.issuer.contains(ISSUING_CA_NAME), "{}", verified.issuer);
-            assert!(verified.root.contains("PKCS#11 Test Root"), "{}", verified.root);
+            assert!(
+                verified.issuer.contains(ISSUING_CA_NAME),
+                "{}",
+                verified.issuer
+            );
+            assert!(
+                verified.root.contains("PKCS#11 Test Root"),
+                "{}",
+                verified.root
+            );
         }
 
         // REQUIRE_FRESH really requires the token-signed CRL.

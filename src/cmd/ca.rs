@@ -150,13 +150,15 @@ fn create_issuing<S: govtrust_pki::signer::Signer>(
         &location,
         passphrase(new.key)?.as_deref(),
     )?;
+    // The issuing CA's own certificate is revoked on the root's CRL; what
+    // it issues is revoked on its own.
     let crl_url = crl_url(new.crl_base_url, new.id);
     let cert = root.issue_issuing_ca(
         &ca_name(new.common_name, new.organisation)?,
         signer.spki_der().to_vec(),
         new.servers,
         Validity::from_now(Duration::from_secs(u64::from(new.days) * DAY)),
-        crl_url.as_deref(),
+        self::crl_url(new.crl_base_url, "root").as_deref(),
     )?;
     dir.write_issuing(
         new.id,

@@ -85,7 +85,7 @@ pub enum Error {
     /// The issuing CA's EKU list does not include the leaf's EKU.
     #[error("the issuing CA is not permitted to issue this kind of attestation (EKU)")]
     IssuerEkuMissing,
-    /// The leaf's key usage is missing, not critical, or not digitalSignature only.
+    /// The leaf's key usage is missing, not critical, or anything but exactly digitalSignature.
     #[error("the leaf's key usage is not a critical digitalSignature")]
     WrongKeyUsage,
     /// The subject alternative name is not exactly one `matrix:u/` URI.

@@ -76,8 +76,10 @@ impl UserId {
     /// SAN must carry, byte for byte.
     ///
     /// Characters outside RFC 3986 `pchar` (notably `/`, `%`, `?`, `#`,
-    /// which the historical localpart grammar allows) are percent-encoded
-    /// with upper-case hex, so the URI has exactly one spelling.
+    /// which the historical localpart grammar allows, and the brackets of
+    /// IPv6 literals) are percent-encoded with upper-case hex, so the URI has
+    /// exactly one spelling; `:` is a `pchar` and stays literal, as in
+    /// MSC2312 (`matrix:u/alice:example.org:8448`).
     pub fn to_matrix_uri(&self) -> String {
         let mut uri = String::from("matrix:u/");
         for b in self.localpart().bytes() {
@@ -132,7 +134,7 @@ impl std::str::FromStr for UserId {
 }
 
 fn push_pchar(out: &mut String, b: u8) {
-    let literal = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=@".contains(&b);
+    let literal = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b);
     if literal {
         out.push(char::from(b));
     } else {
@@ -309,7 +311,7 @@ mod tests {
         assert_eq!(u.to_matrix_uri(), "matrix:u/office.berlin:id.bund.example");
         let p = UserId::parse("@a/b%c:[::1]:8448").unwrap();
         assert_eq!(p.server_name(), "[::1]:8448");
-        assert_eq!(p.to_matrix_uri(), "matrix:u/a%2Fb%25c:%5B%3A%3A1%5D%3A8448");
+        assert_eq!(p.to_matrix_uri(), "matrix:u/a%2Fb%25c:%5B::1%5D:8448");
         assert_eq!(UserId::from_matrix_uri(&p.to_matrix_uri()).unwrap(), p);
         assert_eq!(UserId::from_matrix_uri(&u.to_matrix_uri()).unwrap(), u);
         assert!(UserId::from_matrix_uri("matrix:u/a%2fb:server").is_err());

@@ -121,8 +121,9 @@ fn check_leaf_key_usage(leaf: &X509Certificate<'_>) -> Result<(), Error> {
         .key_usage()
         .map_err(|e| Error::malformed("key usage", e))?
         .ok_or(Error::WrongKeyUsage)?;
+    // The profile fixes keyUsage to exactly digitalSignature, critical.
     let v = ku.value;
-    if ku.critical && v.digital_signature() && !v.key_cert_sign() && !v.crl_sign() {
+    if ku.critical && v.digital_signature() && v.flags == 1 {
         Ok(())
     } else {
         Err(Error::WrongKeyUsage)

@@ -125,6 +125,34 @@ pub fn mean_time<T>(iters: u32, mut f: impl FnMut() -> T) -> Duration {
     start.elapsed() / iters
 }
 
+/// Times several functions in interleaved rounds (so that load from other
+/// processes hits all of them alike) and returns, per function, the median
+/// of its per-round mean times: `rounds * iters` calls each in total.
+pub fn interleaved(rounds: u32, iters: u32, fns: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+    let mut per_round: Vec<Vec<Duration>> = vec![Vec::new(); fns.len()];
+    for f in fns.iter_mut() {
+        for _ in 0..iters.div_ceil(10) {
+            f();
+        }
+    }
+    for _ in 0..rounds {
+        for (f, times) in fns.iter_mut().zip(per_round.iter_mut()) {
+            let start = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            times.push(start.elapsed() / iters);
+        }
+    }
+    per_round
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
 pub fn print_ratio(name: &str, numerator: Duration, denominator: Duration) {
     println!(
         "ratio {name} = {:.2}x   ({:.1} µs / {:.1} µs)",
