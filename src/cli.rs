@@ -100,6 +100,19 @@ pub struct KeyArgs {
     pub pkcs11_key_label: Option<String>,
 }
 
+impl Default for KeyArgs {
+    /// P-256 file keys, unencrypted: the development default.
+    fn default() -> Self {
+        KeyArgs {
+            key_algorithm: "p256".into(),
+            encrypt_key: false,
+            pkcs11_module: None,
+            pkcs11_token: None,
+            pkcs11_key_label: None,
+        }
+    }
+}
+
 /// `govtrust ca init`
 #[derive(Debug, Args)]
 pub struct CaInitArgs {
@@ -128,6 +141,24 @@ pub struct CaInitArgs {
     pub issuing_days: u32,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+impl CaInitArgs {
+    /// A development hierarchy: P-256 file keys, default names and validity,
+    /// one issuing CA `issuing-1` for `servers`.
+    pub fn development(dir: PathBuf, servers: Vec<String>, crl_base_url: Option<String>) -> Self {
+        CaInitArgs {
+            dir: DirArg { dir },
+            root_name: "govtrust Development Root CA".into(),
+            organisation: None,
+            servers,
+            issuing_id: "issuing-1".into(),
+            crl_base_url,
+            root_days: 3650,
+            issuing_days: 1825,
+            key: KeyArgs::default(),
+        }
+    }
 }
 
 /// `govtrust ca issuing-ca`

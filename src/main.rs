@@ -1,23 +1,17 @@
-//! `govtrust`: the operator CLI and (later) the enrollment service.
+//! `govtrust`: the operator CLI and the enrollment service.
 #![forbid(unsafe_code)]
-
-mod cadir;
-mod cli;
-mod cmd;
-mod output;
-mod pemfile;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match cmd::run(cli) {
+    let cli = govtrust::cli::Cli::parse();
+    match govtrust::cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(cmd::EXIT_FAILURE)
+            ExitCode::from(govtrust::cmd::EXIT_FAILURE)
         }
     }
 }

@@ -68,6 +68,13 @@ fn crl_url(base: Option<&str>, id: &str) -> Option<String> {
 
 /// `govtrust ca init`
 pub fn init(args: &CaInitArgs, out: Output) -> Result<ExitCode> {
+    create_hierarchy(args)?;
+    list(&args.dir.dir, out)
+}
+
+/// Creates a root and its first issuing CA in a new directory (also how the
+/// service makes its development CA on first start).
+pub fn create_hierarchy(args: &CaInitArgs) -> Result<()> {
     let algorithm = KeyAlgorithm::parse(&args.key.key_algorithm)?;
     let pass = passphrase(&args.key)?;
     let dir = CaDir::create(&args.dir.dir)?;
@@ -99,8 +106,7 @@ pub fn init(args: &CaInitArgs, out: Output) -> Result<ExitCode> {
             days: args.issuing_days,
             key: &args.key,
         },
-    )?;
-    list(&args.dir.dir, out)
+    )
 }
 
 /// `govtrust ca issuing-ca`

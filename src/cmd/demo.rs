@@ -9,7 +9,7 @@ use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_verifier::{AuthorityRecord, Ed25519Key, Subject};
 
 use crate::cadir::CaDir;
-use crate::cli::{AttestationArgs, CaInitArgs, DemoArgs, DirArg, KeyArgs, RevokeArgs, VerifyArgs};
+use crate::cli::{AttestationArgs, CaInitArgs, DemoArgs, DirArg, RevokeArgs, VerifyArgs};
 use crate::cmd::{ca, issue, revoke, verify};
 use crate::output::Output;
 
@@ -49,28 +49,13 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         1,
         "Create the hierarchy: a root CA and an issuing CA that may certify only id.bund.example",
     );
-    ca::init(
-        &CaInitArgs {
-            dir: DirArg {
-                dir: ca_dir.clone(),
-            },
-            root_name: "Demo Government Root CA".into(),
-            organisation: None,
-            servers: vec![SERVER.into()],
-            issuing_id: "issuing-1".into(),
-            crl_base_url: Some("https://govtrust.id.bund.example/v1/crl".into()),
-            root_days: 3650,
-            issuing_days: 1825,
-            key: KeyArgs {
-                key_algorithm: "p256".into(),
-                encrypt_key: false,
-                pkcs11_module: None,
-                pkcs11_token: None,
-                pkcs11_key_label: None,
-            },
-        },
-        human,
-    )?;
+    let mut init = CaInitArgs::development(
+        ca_dir.clone(),
+        vec![SERVER.into()],
+        Some("https://govtrust.id.bund.example/v1/crl".into()),
+    );
+    init.root_name = "Demo Government Root CA".into();
+    ca::init(&init, human)?;
 
     step(
         2,

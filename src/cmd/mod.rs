@@ -1,11 +1,11 @@
 //! One module per command; each turns parsed arguments into work and output.
 
-mod ca;
-mod demo;
-mod inspect;
-mod issue;
-mod revoke;
-mod verify;
+pub mod ca;
+pub mod demo;
+pub mod inspect;
+pub mod issue;
+pub mod revoke;
+pub mod verify;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -59,6 +59,7 @@ errcodes! {
     challenge_expired => (BAD_REQUEST, "GT_CHALLENGE_EXPIRED"),
     challenge_used => (BAD_REQUEST, "GT_CHALLENGE_USED"),
     challenge_mismatch => (BAD_REQUEST, "GT_CHALLENGE_MISMATCH"),
+    proof_failed => (BAD_REQUEST, "GT_PROOF_FAILED"),
     device_unknown => (BAD_REQUEST, "GT_DEVICE_UNKNOWN"),
     key_mismatch => (BAD_REQUEST, "GT_KEY_MISMATCH"),
     bad_device_signature => (BAD_REQUEST, "GT_BAD_DEVICE_SIGNATURE"),
@@ -91,15 +92,22 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// Response extension carrying the errcode, so a middleware can count
+/// rejections without parsing bodies.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 errcode: self.errcode.to_owned(),
                 error: self.error,
             }),
         )
-            .into_response()
+            .into_response();
+        response.extensions_mut().insert(ErrCode(self.errcode));
+        response
     }
 }

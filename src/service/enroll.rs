@@ -1,0 +1,457 @@
+//! The enrollment flow (DESIGN.md "Enrollment flow"), agency side of the API:
+//! challenge → proof of possession → checks → issue, store, publish.
+//!
+//! Checks, in order, each with its own errcode: the authority exists and is
+//! active; the user is within its record (server and localpart pattern)
+//! and on a server the issuing CA may certify; the homeserver serves the
+//! device with a valid self-signature (and, for identities, the device ←
+//! self-signing key ← master key chain); the challenge is fresh, unused and
+//! bound to this authority, user, device, kind and key; the proof is
+//! valid; the reported key equals the key bound at challenge time.
+//!
+//! The keys are bound when the challenge is made — the moment the service
+//! encrypts to the device — so the enrollment call itself needs no
+//! homeserver: an outage between the two steps loses nothing.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use govtrust_pki::AttestationRequest;
+use govtrust_verifier::event::state_key;
+use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::AgencyClient;
+use super::error::ApiError;
+use super::policy::{check_user, PolicyDenial};
+use super::state::Service;
+use crate::storage::{
+    AuditEntry, Authority, AuthorityStatus, CertificateKind, Challenge, ChallengeOutcome,
+    NewCertificate, NewOutboxItem,
+};
+
+/// Which key an enrollment attests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The device's own Ed25519 key.
+    Device,
+    /// The user's cross-signing master key.
+    Identity,
+}
+
+impl Kind {
+    fn storage(self) -> CertificateKind {
+        match self {
+            Kind::Device => CertificateKind::Device,
+            Kind::Identity => CertificateKind::Identity,
+        }
+    }
+}
+
+/// How the agency proves it controls the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// The service sends a secret Olm-encrypted to exactly that device; the
+    /// agency returns it. Works with stock matrix-sdk 0.18.
+    #[default]
+    ToDevice,
+    /// The service returns a nonce; the device signs the signing payload
+    /// with its Ed25519 key (Matrix signing rules: canonical JSON).
+    Signature,
+}
+
+impl Proof {
+    fn as_str(self) -> &'static str {
+        match self {
+            Proof::ToDevice => "to_device",
+            Proof::Signature => "signature",
+        }
+    }
+}
+
+/// `POST /v1/enrollment/challenge`
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// Device or identity attestation.
+    pub kind: Kind,
+    /// The agency's Matrix user.
+    pub user_id: String,
+    /// The device that receives (or signs) the challenge. For identity
+    /// enrollment: a device of the user signed by its self-signing key.
+    pub device_id: String,
+    /// Proof of possession method.
+    #[serde(default)]
+    pub proof: Proof,
+}
+
+/// Answer to a challenge request.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChallengeResponse {
+    /// The proof method in force.
+    pub proof: Proof,
+    /// Milliseconds since the Unix epoch after which the challenge is void.
+    pub expires_at: i64,
+    /// With `signature` proof: the object the device signs (canonical JSON,
+    /// Matrix signing rules), containing the nonce. Absent for `to_device`,
+    /// where the secret only ever travels to the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_payload: Option<serde_json::Value>,
+}
+
+/// `POST /v1/enrollment`
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// Device or identity attestation.
+    pub kind: Kind,
+    /// The agency's Matrix user.
+    pub user_id: String,
+    /// The device the challenge went to.
+    pub device_id: String,
+    /// The key to attest (device key or master key), standard base64.
+    pub key: String,
+    /// The secret the device received (`to_device`) or the nonce (`signature`).
+    pub challenge: String,
+    /// With `signature` proof: the device's Ed25519 signature over the
+    /// signing payload, base64.
+    #[serde(default)]
+    pub signature: Option<String>,
+    /// Wait up to this many milliseconds for the state event to be
+    /// published, to return its event ID (default 3000, at most 10000).
+    #[serde(default)]
+    pub wait_for_event_ms: Option<u64>,
+}
+
+/// A successful enrollment.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EnrollResponse {
+    /// Certificate serial, hex.
+    pub serial: String,
+    /// The chain, leaf first, standard base64 DER (as in the state event).
+    pub chain: Vec<String>,
+    /// The chain as PEM.
+    pub chain_pem: String,
+    /// RFC 3339 end of validity.
+    pub not_after: String,
+    /// State key of the `io.govtrust.attestation` event.
+    pub state_key: String,
+    /// The event ID once published; `null` if publication is pending
+    /// (the outbox retries until the homeserver takes it).
+    pub event_id: Option<String>,
+}
+
+fn param(e: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_param(e.to_string())
+}
+
+/// The authority behind an agency client, which must exist and be active.
+pub async fn active_authority(svc: &Service, agency: &AgencyClient) -> Result<Authority, ApiError> {
+    let authority = svc
+        .store
+        .get_authority(&agency.authority_id)
+        .await
+        .map_err(|e| ApiError::from_internal(&e.into()))?
+        .ok_or_else(|| {
+            ApiError::unknown_authority(format!(
+                "authority {} is not registered with this service",
+                agency.authority_id
+            ))
+        })?;
+    if authority.status != AuthorityStatus::Active {
+        return Err(ApiError::authority_suspended(format!(
+            "authority {} is suspended",
+            agency.authority_id
+        )));
+    }
+    Ok(authority)
+}
+
+/// The user must be within the authority's record and the issuing CA's scope.
+fn permit(svc: &Service, authority: &Authority, user: &UserId) -> Result<(), ApiError> {
+    check_user(user, &authority.servers, &authority.user_patterns).map_err(|d| match d {
+        PolicyDenial::Server(s) => ApiError::user_not_permitted(format!(
+            "authority {} may not enroll users on {s}",
+            authority.record.id
+        )),
+        PolicyDenial::User(u) => ApiError::user_not_permitted(format!(
+            "{u} matches none of authority {}'s user patterns",
+            authority.record.id
+        )),
+    })?;
+    if !svc.pki.permitted_servers().iter().any(|s| s == user.server_name()) {
+        return Err(ApiError::server_not_permitted(format!(
+            "the issuing CA may not certify users on {}",
+            user.server_name()
+        )));
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+fn secret() -> Result<String, ApiError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::internal("system randomness unavailable"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Challenges are stored under the SHA-256 of their secret, so a database
+/// reader cannot answer one.
+fn challenge_id(secret: &str) -> String {
+    govtrust_pki::hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
+}
+
+/// The object a device signs for `signature` proof.
+pub fn signing_payload(svc: &Service, nonce: &str, user: &str, device: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "io.govtrust.enrollment",
+        "challenge": nonce,
+        "user_id": user,
+        "device_id": device,
+        "service": svc.config.public_base(),
+    })
+}
+
+/// Step 1: checks the request, binds the keys the homeserver serves now,
+/// and delivers (or returns) the challenge.
+pub async fn challenge(
+    svc: &Service,
+    agency: &AgencyClient,
+    request: ChallengeRequest,
+) -> Result<ChallengeResponse, ApiError> {
+    let user = UserId::parse(&request.user_id).map_err(param)?;
+    let device = DeviceId::parse(&request.device_id).map_err(param)?;
+    let authority = active_authority(svc, agency).await?;
+    permit(svc, &authority, &user)?;
+
+    let answer = svc.keys.lookup(&user, &device).await?;
+    let queried = answer.device.ok_or_else(|| {
+        ApiError::device_unknown(format!("the homeserver serves no device {device} for {user}"))
+    })?;
+    if !queried.self_signed {
+        return Err(ApiError::bad_device_signature(format!(
+            "device {device} of {user} is not signed by its own key"
+        )));
+    }
+    let attested = match request.kind {
+        Kind::Device => queried.ed25519,
+        Kind::Identity => {
+            let identity = answer.identity.ok_or_else(|| {
+                ApiError::identity_unverified(format!("{user} has no cross-signing identity"))
+            })?;
+            if !identity.vouches_for(&queried) {
+                return Err(ApiError::identity_unverified(format!(
+                    "device {device} is not signed by {user}'s self-signing key, or that key not by the master key"
+                )));
+            }
+            identity.master
+        }
+    };
+
+    let secret = secret()?;
+    let now = now_ms();
+    let expires_at = now + i64::try_from(svc.config.limits.challenge_ttl_secs * 1000).unwrap_or(i64::MAX);
+    let device_key = match request.proof {
+        // The key the Olm message was encrypted for is the key whose holder
+        // can answer: it must be the key /keys/query served.
+        Proof::ToDevice => {
+            let olm_key = svc.keys.deliver(&user, &device, &secret).await?;
+            if olm_key != queried.ed25519 {
+                return Err(ApiError::key_mismatch(
+                    "the device key of the Olm session differs from the key /keys/query served",
+                ));
+            }
+            olm_key
+        }
+        Proof::Signature => queried.ed25519,
+    };
+    svc.store
+        .insert_challenge(&Challenge {
+            id: challenge_id(&secret),
+            authority_id: authority.record.id.clone(),
+            user_id: user.to_string(),
+            device_id: device.to_string(),
+            kind: request.kind.storage(),
+            proof: request.proof.as_str().to_owned(),
+            key: attested.to_base64(),
+            device_key: device_key.to_base64(),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        })
+        .await
+        .map_err(|e| ApiError::from_internal(&e.into()))?;
+    Ok(ChallengeResponse {
+        proof: request.proof,
+        expires_at,
+        signing_payload: (request.proof == Proof::Signature)
+            .then(|| signing_payload(svc, &secret, user.as_str(), device.as_str())),
+    })
+}
+
+/// Step 2: checks the proof and the key, issues, stores and queues the event.
+pub async fn enroll(
+    svc: &Service,
+    agency: &AgencyClient,
+    request: EnrollRequest,
+) -> Result<EnrollResponse, ApiError> {
+    let started = Instant::now();
+    let user = UserId::parse(&request.user_id).map_err(param)?;
+    let device = DeviceId::parse(&request.device_id).map_err(param)?;
+    let key = Ed25519Key::from_base64(&request.key).map_err(param)?;
+    if request.challenge.is_empty() || request.challenge.len() > 256 {
+        return Err(ApiError::invalid_param("challenge must be 1 to 256 characters"));
+    }
+    let authority = active_authority(svc, agency).await?;
+    permit(svc, &authority, &user)?;
+
+    let id = challenge_id(&request.challenge);
+    let stored = svc
+        .store
+        .get_challenge(&id)
+        .await
+        .map_err(|e| ApiError::from_internal(&e.into()))?
+        .ok_or_else(|| {
+            ApiError::proof_failed("no challenge with that secret was sent: proof of possession failed")
+        })?;
+    if stored.kind != request.kind.storage() {
+        return Err(ApiError::challenge_mismatch("the challenge was made for another kind of attestation"));
+    }
+    if stored.proof == Proof::Signature.as_str() {
+        verify_signature(svc, &stored, &request)?;
+    }
+    match svc
+        .store
+        .consume_challenge(&id, &authority.record.id, user.as_str(), device.as_str(), now_ms())
+        .await
+        .map_err(|e| ApiError::from_internal(&e.into()))?
+    {
+        ChallengeOutcome::Ok => {}
+        ChallengeOutcome::Unknown => return Err(ApiError::challenge_unknown("no such challenge")),
+        ChallengeOutcome::Expired => return Err(ApiError::challenge_expired("the challenge has expired")),
+        ChallengeOutcome::AlreadyUsed => return Err(ApiError::challenge_used("the challenge was already used")),
+        ChallengeOutcome::WrongBinding => {
+            return Err(ApiError::challenge_mismatch(
+                "the challenge was issued for another authority, user or device",
+            ))
+        }
+    }
+    if stored.key != key.to_base64() {
+        return Err(ApiError::key_mismatch(
+            "the reported key is not the key the homeserver served for this device when the challenge was made",
+        ));
+    }
+
+    let subject = match request.kind {
+        Kind::Device => Subject::Device(device.clone()),
+        Kind::Identity => Subject::Identity,
+    };
+    let attestation = AttestationRequest {
+        user_id: user.clone(),
+        subject: subject.clone(),
+        key,
+        authority: authority.record.clone(),
+    };
+    let issued = svc.pki.issue(&attestation).map_err(|e| match e {
+        govtrust_pki::Error::InvalidRequest(why) => ApiError::invalid_param(why),
+        other => ApiError::from_internal(&other.into()),
+    })?;
+    let state_key = state_key(&user, &subject);
+    let content = issued.attestation_content(&attestation);
+    let previous = svc
+        .store
+        .find_live_certificate(user.as_str(), request.kind.storage(), Some(device.as_str()).filter(|_| request.kind == Kind::Device), now_ms())
+        .await
+        .map_err(|e| ApiError::from_internal(&e.into()))?;
+    let serial = issued.serial_hex();
+    let outbox = svc.publishing().then(|| NewOutboxItem {
+        kind: "attestation".into(),
+        state_key: state_key.clone(),
+        content: serde_json::to_value(&content).unwrap_or_default(),
+    });
+    let outbox_queued = outbox.is_some();
+    svc.store
+        .insert_certificate(
+            NewCertificate {
+                serial: serial.clone(),
+                issuing_ca: svc.pki.issuing_id().to_owned(),
+                kind: request.kind.storage(),
+                user_id: Some(user.to_string()),
+                device_id: (request.kind == Kind::Device).then(|| device.to_string()),
+                key: key.to_base64(),
+                authority_id: authority.record.id.clone(),
+                not_before: issued.not_before.unix_timestamp() * 1000,
+                not_after: issued.not_after.unix_timestamp() * 1000,
+                der: issued.certificate().to_vec(),
+                renewed_from: previous.map(|c| c.serial),
+                created_at: now_ms(),
+            },
+            outbox,
+            AuditEntry::new(
+                format!("agency:{}", agency.authority_id),
+                "certificate.issued",
+                serial.clone(),
+                serde_json::json!({
+                    "kind": request.kind,
+                    "user_id": user.as_str(),
+                    "device_id": device.as_str(),
+                    "key": key.to_base64(),
+                    "client_certificate": agency.certificate_serial,
+                }),
+            ),
+        )
+        .await
+        .map_err(|e| ApiError::from_internal(&e.into()))?;
+    svc.metrics.issuance_latency.observe(started.elapsed().as_secs_f64());
+    svc.metrics
+        .enrollments
+        .get_or_create(&super::metrics::KindLabel {
+            kind: format!("{:?}", request.kind).to_lowercase(),
+        })
+        .inc();
+
+    let event_id = if outbox_queued {
+        svc.outbox_wakeup.notify_one();
+        let wait = Duration::from_millis(request.wait_for_event_ms.unwrap_or(3000).min(10_000));
+        svc.wait_for_publication(&state_key, wait).await
+    } else {
+        None
+    };
+    Ok(EnrollResponse {
+        chain: issued.chain.iter().map(|c| STANDARD.encode(c)).collect(),
+        chain_pem: crate::pemfile::chain_pem(&issued.chain),
+        not_after: crate::cmd::inspect::rfc3339(issued.not_after),
+        state_key,
+        event_id,
+        serial,
+    })
+}
+
+/// Checks a `signature` proof: an Ed25519 signature by the device key bound
+/// at challenge time over the canonical JSON of the signing payload.
+fn verify_signature(svc: &Service, stored: &Challenge, request: &EnrollRequest) -> Result<(), ApiError> {
+    let signature = request
+        .signature
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid_param("signature proof needs \"signature\""))?;
+    let signature = STANDARD_NO_PAD
+        .decode(signature.trim_end_matches('='))
+        .map_err(|_| ApiError::invalid_param("signature is not base64"))?;
+    let payload = signing_payload(svc, &request.challenge, &request.user_id, &request.device_id);
+    let bytes = crate::matrix::keys::signing_bytes(payload.as_object().ok_or_else(|| ApiError::internal("payload"))?)
+        .ok_or_else(|| ApiError::internal("canonical JSON"))?;
+    let key = Ed25519Key::from_base64(&stored.device_key).map_err(|e| ApiError::from_internal(&anyhow::anyhow!("{e}")))?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.as_bytes())
+        .verify(&bytes, &signature)
+        .map_err(|_| ApiError::proof_failed("the signature over the challenge does not verify with the device key"))
+}

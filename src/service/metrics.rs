@@ -1,0 +1,100 @@
+//! Prometheus metrics at `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Label: the kind of attestation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `device` or `identity`.
+    pub kind: String,
+}
+
+/// Label: a rejection's errcode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The `GT_…` errcode.
+    pub reason: String,
+}
+
+/// Label: an issuing CA.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CaLabel {
+    /// The issuing CA ID.
+    pub ca: String,
+}
+
+/// The service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Successful enrollments by kind.
+    pub enrollments: Family<KindLabel, Counter>,
+    /// Rejected requests by errcode.
+    pub rejections: Family<ReasonLabel, Counter>,
+    /// Seconds from request to stored certificate.
+    pub issuance_latency: Histogram,
+    /// Age of the newest CRL by CA, seconds.
+    pub crl_age: Family<CaLabel, Gauge<f64, AtomicU64>>,
+    /// Unpublished outbox items.
+    pub outbox_depth: Gauge,
+    /// Certificates renewed automatically.
+    pub renewals: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("govtrust");
+        let enrollments = Family::<KindLabel, Counter>::default();
+        let rejections = Family::<ReasonLabel, Counter>::default();
+        let issuance_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let crl_age = Family::<CaLabel, Gauge<f64, AtomicU64>>::default();
+        let outbox_depth = Gauge::default();
+        let renewals = Counter::default();
+        registry.register("enrollments", "Successful enrollments", enrollments.clone());
+        registry.register("rejections", "Rejected requests by errcode", rejections.clone());
+        registry.register(
+            "issuance_latency_seconds",
+            "Time from enrollment request to stored certificate",
+            issuance_latency.clone(),
+        );
+        registry.register("crl_age_seconds", "Age of the newest CRL", crl_age.clone());
+        registry.register("outbox_depth", "Attestation events not yet published", outbox_depth.clone());
+        registry.register("renewals", "Certificates renewed automatically", renewals.clone());
+        Metrics {
+            registry,
+            enrollments,
+            rejections,
+            issuance_latency,
+            crl_age,
+            outbox_depth,
+            renewals,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a rejection.
+    pub fn reject(&self, errcode: &str) {
+        self.rejections
+            .get_or_create(&ReasonLabel {
+                reason: errcode.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,157 @@
+//! The enrollment & attestation service (`govtrust serve`).
+//!
+//! Layout follows the roles: [`config`] (TOML + environment), [`pki`] (the
+//! CAs), [`auth`] and [`policy`] (who may do what), [`enroll`] (the
+//! enrollment flow), [`api`] and [`server`] (HTTPS), [`tasks`] (outbox
+//! publisher, CRLs, renewal), [`keys`] (homeserver key lookups), with
+//! storage in [`crate::storage`] and Matrix in [`crate::matrix`].
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod enroll;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod pki;
+pub mod policy;
+pub mod server;
+pub mod state;
+pub mod tasks;
+pub mod tls;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use self::config::Config;
+use self::keys::KeySource;
+use self::state::{AppState, Service};
+use crate::matrix::{Bot, MatrixConfig};
+use crate::storage::{AuditEntry, OperatorToken, Store};
+
+/// Builds the service from its configuration: storage (migrated), CAs
+/// (created for development on first start), the Matrix bot if configured.
+pub async fn build(config: Config) -> Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    let pki = pki::ServicePki::open_or_create(&config)?;
+    let publisher = match &config.matrix {
+        Some(m) => {
+            let mut matrix = MatrixConfig::new(
+                m.homeserver_url.clone(),
+                m.user_id.clone(),
+                m.password.clone().unwrap_or_default(),
+                config.data_dir.join("matrix"),
+            );
+            matrix.directory_alias_localpart = m.directory_alias.clone();
+            let bot = Bot::connect(matrix).await.context("connecting the Matrix bot")?;
+            bot.ensure_directory_room().await.context("directory room")?;
+            Some(Arc::new(bot))
+        }
+        None => {
+            tracing::warn!("no homeserver configured: enrollment and publishing are off");
+            None
+        }
+    };
+    let keys = publisher
+        .clone()
+        .map_or(KeySource::Unconfigured, KeySource::Homeserver);
+    Ok(assemble(config, store, pki, keys, publisher))
+}
+
+/// Puts the parts together (also used by the load benchmark, with a
+/// pre-filled key source and no publisher).
+pub fn assemble(
+    config: Config,
+    store: Store,
+    pki: pki::ServicePki,
+    keys: KeySource,
+    publisher: Option<Arc<Bot>>,
+) -> AppState {
+    let limiter = auth::RateLimiter::new(
+        config.limits.agency_requests_per_second,
+        config.limits.agency_burst,
+    );
+    Arc::new(Service {
+        config,
+        store,
+        pki,
+        keys,
+        publisher,
+        metrics: metrics::Metrics::default(),
+        limiter,
+        outbox_wakeup: tokio::sync::Notify::new(),
+        published: tokio::sync::Notify::new(),
+    })
+}
+
+/// On first start, creates an `admin` operator token and writes it to
+/// `<data_dir>/operator-token` (mode 0600).
+pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
+    let path = svc.config.data_dir.join("operator-token");
+    if path.exists() {
+        return Ok(());
+    }
+    let token = auth::new_token()?;
+    match svc
+        .store
+        .insert_operator_token(
+            OperatorToken {
+                name: "admin".into(),
+                token_hash: auth::token_hash(&token),
+                created_at: tasks::now_ms(),
+            },
+            AuditEntry::new("system", "operator.token_created", "admin", serde_json::json!({})),
+        )
+        .await
+    {
+        Ok(()) => {}
+        // Another replica (or an earlier run) created it; its token file is elsewhere.
+        Err(crate::storage::StoreError::Duplicate { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, format!("{token}\n").as_bytes())?;
+    tracing::warn!(path = %path.display(), "created the first operator token (name admin)");
+    Ok(())
+}
+
+/// Runs the service until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<()> {
+    let svc = build(config).await?;
+    ensure_operator_token(&svc).await?;
+    let tls = svc.pki.tls_config(&svc.config)?;
+    let listener = TcpListener::bind(svc.config.listen)
+        .await
+        .with_context(|| format!("binding {}", svc.config.listen))?;
+    tasks::spawn_all(&svc);
+    tracing::info!(listen = %svc.config.listen, public = %svc.config.public_base(), "govtrust serving");
+    server::serve(listener, tls, api::router(svc), shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,202 @@
+//! The service's CAs: the issuing CA it signs with, the root it chains to,
+//! CRL signing, and its own TLS server certificate.
+//!
+//! Keys and certificates live in a CA directory (the same layout the
+//! operator CLI manages). With no directory configured, a development
+//! hierarchy is created on first start — never do that in production,
+//! where the root is made offline (docs/operations.md).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_pki::{AttestationRequest, IssuedCertificate, IssuingCa, RevokedCertificate, Validity};
+use govtrust_verifier::{CertificateDer, TrustAnchors};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::PrivateKeyDer;
+use time::OffsetDateTime;
+
+use crate::cadir::CaDir;
+use crate::cli::CaInitArgs;
+use crate::pemfile;
+
+use super::config::Config;
+
+/// Renew the service's TLS certificate when it has less than this left.
+const TLS_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The CAs the service works with.
+pub struct ServicePki {
+    issuing: IssuingCa<Box<dyn Signer>>,
+    issuing_id: String,
+    anchors: TrustAnchors,
+    ca_dir: CaDir,
+    attestation_lifetime: Duration,
+    crl_lifetime: Duration,
+}
+
+impl ServicePki {
+    /// Opens the configured CA directory, creating a development hierarchy
+    /// for `ca.dev_servers` if it does not exist yet.
+    pub fn open_or_create(config: &Config) -> Result<Self> {
+        let dir = config.ca_dir();
+        if !dir.join("root").join("cert.pem").exists() {
+            tracing::warn!(
+                dir = %dir.display(),
+                servers = ?config.ca.dev_servers,
+                "no CA directory: creating a DEVELOPMENT hierarchy (root key on disk)"
+            );
+            crate::cmd::ca::create_hierarchy(&CaInitArgs::development(
+                dir.clone(),
+                config.ca.dev_servers.clone(),
+                Some(format!("{}/v1/crl", config.public_base())),
+            ))?;
+        }
+        let ca_dir = CaDir::open(&dir)?;
+        let issuing = ca_dir
+            .issuing_ca(&config.ca.issuing_ca)
+            .with_context(|| format!("loading issuing CA {:?}", config.ca.issuing_ca))?;
+        let anchors = TrustAnchors::from_der([ca_dir.root_cert()?])?;
+        Ok(ServicePki {
+            issuing,
+            issuing_id: config.ca.issuing_ca.clone(),
+            anchors,
+            ca_dir,
+            attestation_lifetime: Duration::from_secs(u64::from(config.ca.attestation_days) * 86_400),
+            crl_lifetime: Duration::from_secs(u64::from(config.ca.crl_hours) * 3600),
+        })
+    }
+
+    /// ID of the issuing CA in use (its CRL is `/v1/crl/<id>.crl`).
+    pub fn issuing_id(&self) -> &str {
+        &self.issuing_id
+    }
+
+    /// The pinned root(s), for authenticating agency clients.
+    pub fn anchors(&self) -> &TrustAnchors {
+        &self.anchors
+    }
+
+    /// The root certificate.
+    pub fn root(&self) -> &CertificateDer<'static> {
+        self.issuing.root()
+    }
+
+    /// The issuing CA certificate (second element of every chain).
+    pub fn issuing_der(&self) -> &CertificateDer<'static> {
+        self.issuing.certificate().der()
+    }
+
+    /// The Matrix servers the issuing CA may certify.
+    pub fn permitted_servers(&self) -> &[String] {
+        self.issuing.certificate().permitted_servers()
+    }
+
+    /// Issues an attestation (verified by the client verifier before return).
+    pub fn issue(&self, request: &AttestationRequest) -> Result<IssuedCertificate, govtrust_pki::Error> {
+        self.issuing
+            .issue_attestation(request, Validity::from_now(self.attestation_lifetime))
+    }
+
+    /// Signs the issuing CA's CRL.
+    pub fn sign_crl(&self, revoked: &[RevokedCertificate], number: u64) -> Result<Vec<u8>> {
+        Ok(self
+            .issuing
+            .crl(revoked, number, OffsetDateTime::now_utc(), self.crl_lifetime)?)
+    }
+
+    /// CRL lifetime (nextUpdate − thisUpdate).
+    pub fn crl_lifetime(&self) -> Duration {
+        self.crl_lifetime
+    }
+
+    /// The root's CRL: the operator's offline-signed `root/crl.der` if
+    /// present, otherwise signed here when the root key is available
+    /// (development), otherwise none.
+    pub fn root_crl(&self) -> Result<Option<Vec<u8>>> {
+        let published = self.ca_dir.path().join("root").join("crl.der");
+        if published.exists() {
+            return Ok(Some(std::fs::read(&published)?));
+        }
+        if self.ca_dir.path().join("root").join("key.pem").exists() {
+            return Ok(Some(self.ca_dir.sign_crl(None, Duration::from_secs(30 * 86_400))?));
+        }
+        Ok(None)
+    }
+
+    /// The TLS server configuration: the configured certificate, or one
+    /// issued by the issuing CA for `hosts` (kept in `<data_dir>/tls`,
+    /// renewed when close to expiry).
+    pub fn tls_config(&self, config: &Config) -> Result<Arc<rustls::ServerConfig>> {
+        let (cert_path, key_path) = match (&config.tls.cert, &config.tls.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => {
+                let dir = config.data_dir.join("tls");
+                let (c, k) = (dir.join("server.pem"), dir.join("server.key.pem"));
+                if needs_renewal(&c)? {
+                    self.issue_tls(&dir, config)?;
+                }
+                (c, k)
+            }
+        };
+        let chain = pemfile::read_certs(&cert_path)?;
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .with_context(|| format!("reading key {}", key_path.display()))?;
+        let hints = vec![rustls::DistinguishedName::from(
+            x509_subject(self.root()).context("root subject")?,
+        )];
+        super::tls::server_config(chain, key, hints)
+    }
+
+    fn issue_tls(&self, dir: &Path, config: &Config) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let key = FileSigner::generate(KeyAlgorithm::EcdsaP256)?;
+        let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+        if !config.listen.ip().is_unspecified() && !ips.contains(&config.listen.ip()) {
+            ips.push(config.listen.ip());
+        }
+        let host = url::Url::parse(&config.public_base())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| h.parse::<IpAddr>().is_err());
+        let mut dns = vec!["localhost"];
+        if let Some(h) = host.as_deref() {
+            dns.push(h);
+        }
+        let issued = self.issuing.issue_tls_server(
+            "govtrust service",
+            &dns,
+            &ips,
+            key.spki_der().to_vec(),
+            Validity::from_now(Duration::from_secs(90 * 86_400)),
+        )?;
+        let key_path = dir.join("server.key.pem");
+        let _ = std::fs::remove_file(&key_path);
+        key.save(&key_path, None)?;
+        crate::cadir::write_atomic(&dir.join("server.pem"), pemfile::chain_pem(&issued.chain).as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Whether the TLS certificate at `path` is missing or expires soon.
+fn needs_renewal(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(true);
+    }
+    let cert = pemfile::read_certs(path)?;
+    let Some(leaf) = cert.first() else { return Ok(true) };
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let left = parsed.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
+    Ok(left < i64::try_from(TLS_RENEW_BEFORE.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn x509_subject(cert: &[u8]) -> Result<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(parsed.subject().as_raw().to_vec())
+}
+

@@ -1,0 +1,307 @@
+//! Background work: publishing the outbox, keeping CRLs fresh, renewing
+//! certificates. Each is safe to run in several replicas at once: the
+//! database hands out leases (outbox items, CRL generation, renewals), so
+//! no two replicas do the same piece of work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use govtrust_pki::{AttestationRequest, RevocationReason, RevokedCertificate};
+use govtrust_verifier::event::{state_key, AttestationContent};
+use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
+
+use super::state::{AppState, Service};
+use crate::storage::{
+    AuditEntry, AuthorityStatus, Certificate, CertificateKind, NewCertificate, NewOutboxItem,
+    StoredCrl,
+};
+
+/// Lease on claimed outbox items: long enough for a slow homeserver.
+const OUTBOX_LEASE_MS: i64 = 30_000;
+/// Outbox items claimed per round.
+const OUTBOX_BATCH: u32 = 32;
+/// Lease on renewals and CRL generation.
+const WORK_LEASE_MS: i64 = 60_000;
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Publishes queued attestation events until the process ends; retries
+/// with exponential backoff while the homeserver is unavailable.
+pub async fn run_outbox(svc: AppState) {
+    let Some(bot) = svc.publisher.clone() else { return };
+    loop {
+        match publish_round(&svc, &bot).await {
+            Ok(0) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), svc.outbox_wakeup.notified()).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "outbox round failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        if let Ok(depth) = svc.store.outbox_depth().await {
+            svc.metrics.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+async fn publish_round(svc: &Service, bot: &crate::matrix::Bot) -> Result<usize> {
+    let items = svc.store.claim_outbox(now_ms(), OUTBOX_BATCH, OUTBOX_LEASE_MS).await?;
+    let count = items.len();
+    for item in items {
+        let content: AttestationContent = match serde_json::from_value(item.content.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                // Cannot happen for rows this service wrote; park it visibly.
+                svc.store
+                    .mark_failed(item.id, &format!("undecodable content: {e}"), i64::MAX)
+                    .await?;
+                continue;
+            }
+        };
+        match bot.publish(&item.state_key, &content).await {
+            Ok(event_id) => {
+                svc.store.mark_published(item.id, &event_id, now_ms()).await?;
+                svc.published.notify_waiters();
+            }
+            Err(e) => {
+                let backoff = 1000i64 << item.attempts.clamp(0, 6);
+                tracing::info!(state_key = %item.state_key, attempts = item.attempts, error = %e, "publication failed; will retry");
+                svc.store.mark_failed(item.id, &e.to_string(), now_ms() + backoff).await?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The issuing CA's current CRL: the stored one while it is fresh and no
+/// revocation is newer than it, otherwise a newly signed one.
+pub async fn current_crl(svc: &Service) -> Result<StoredCrl> {
+    let ca = svc.pki.issuing_id().to_owned();
+    let lifetime_ms = i64::try_from(svc.pki.crl_lifetime().as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let latest = svc.store.latest_crl(&ca).await?;
+    let newest_revocation = svc.store.newest_revocation_at(&ca).await?;
+    if let Some(crl) = &latest {
+        let fresh = now - crl.this_update < lifetime_ms / 4;
+        let covers = newest_revocation.is_none_or(|at| at <= crl.this_update);
+        if fresh && covers {
+            return Ok(crl.clone());
+        }
+    }
+    if !svc.store.claim_crl_generation(&ca, now, WORK_LEASE_MS).await? {
+        // Another replica is signing one right now; serve the last one if any.
+        if let Some(crl) = latest {
+            return Ok(crl);
+        }
+    }
+    let result = sign_crl(svc, &ca).await;
+    svc.store.release_crl_claim(&ca).await?;
+    let crl = result?;
+    svc.metrics
+        .crl_age
+        .get_or_create(&super::metrics::CaLabel { ca: ca.clone() })
+        .set(0.0);
+    Ok(crl)
+}
+
+async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
+    let revoked = svc
+        .store
+        .revoked_for_ca(ca, Some(now_ms()))
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(RevokedCertificate {
+                serial: crate::cadir::parse_hex(&r.serial)?,
+                revoked_at: time::OffsetDateTime::from_unix_timestamp(r.revoked_at / 1000)?,
+                reason: RevocationReason::parse(&r.reason).unwrap_or(RevocationReason::Unspecified),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let number = svc.store.allocate_crl_number(ca).await?;
+    let der = svc.pki.sign_crl(&revoked, number)?;
+    let parsed = govtrust_verifier::Crl::from_der(&der)?;
+    let crl = StoredCrl {
+        issuing_ca: ca.to_owned(),
+        number,
+        this_update: parsed.this_update() * 1000,
+        next_update: parsed.next_update().unwrap_or(parsed.this_update()) * 1000,
+        der,
+    };
+    svc.store
+        .store_crl(
+            crl.clone(),
+            AuditEntry::new("system", "crl.signed", ca, serde_json::json!({"number": number, "revoked": revoked.len()})),
+        )
+        .await?;
+    Ok(crl)
+}
+
+/// Keeps the CRL fresh and renews certificates inside the renewal window.
+pub async fn run_maintenance(svc: AppState) {
+    let interval = Duration::from_secs(svc.config.renewal.interval_secs.max(1));
+    loop {
+        if let Err(e) = current_crl(&svc).await {
+            tracing::warn!(error = %format!("{e:#}"), "CRL refresh failed");
+        }
+        match renew_due(&svc).await {
+            Ok(n) if n > 0 => tracing::info!(renewed = n, "renewed certificates"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "renewal round failed"),
+        }
+        let _ = svc.store.purge_expired_challenges(now_ms()).await;
+        tokio::time::sleep(interval.min(Duration::from_secs(
+            u64::from(svc.config.ca.crl_hours) * 3600 / 4,
+        ))).await;
+    }
+}
+
+/// Renews every valid attestation that expires inside the renewal window
+/// and whose authority is still active and still permits the user.
+pub async fn renew_due(svc: &Service) -> Result<usize> {
+    let window_ms = i64::from(svc.config.renewal.window_days) * 86_400_000;
+    let now = now_ms();
+    let due = svc
+        .store
+        .claim_due_renewals(now + window_ms, now, WORK_LEASE_MS, 100)
+        .await?;
+    let mut renewed = 0;
+    for cert in due {
+        let serial = cert.serial.clone();
+        match renew_one(svc, &cert).await {
+            Ok(true) => renewed += 1,
+            Ok(false) => svc.store.release_renewal_claim(&serial).await?,
+            Err(e) => {
+                tracing::warn!(%serial, error = %format!("{e:#}"), "renewal failed");
+                svc.store.release_renewal_claim(&serial).await?;
+            }
+        }
+    }
+    svc.metrics.renewals.inc_by(renewed as u64);
+    Ok(renewed)
+}
+
+async fn renew_one(svc: &Service, cert: &Certificate) -> Result<bool> {
+    let subject = match (cert.kind, &cert.device_id) {
+        (CertificateKind::Device, Some(d)) => Subject::Device(DeviceId::parse(d)?),
+        (CertificateKind::Identity, _) => Subject::Identity,
+        _ => return Ok(false),
+    };
+    let user = UserId::parse(cert.user_id.as_deref().context("attestation without user")?)?;
+    let Some(authority) = svc.store.get_authority(&cert.authority_id).await? else {
+        return Ok(false);
+    };
+    if authority.status != AuthorityStatus::Active
+        || super::policy::check_user(&user, &authority.servers, &authority.user_patterns).is_err()
+    {
+        return Ok(false);
+    }
+    let request = AttestationRequest {
+        user_id: user.clone(),
+        subject: subject.clone(),
+        key: Ed25519Key::from_base64(&cert.key)?,
+        authority: authority.record.clone(),
+    };
+    let issued = svc.pki.issue(&request)?;
+    let content = issued.attestation_content(&request);
+    let serial = issued.serial_hex();
+    svc.store
+        .insert_certificate(
+            NewCertificate {
+                serial: serial.clone(),
+                issuing_ca: svc.pki.issuing_id().to_owned(),
+                kind: cert.kind,
+                user_id: cert.user_id.clone(),
+                device_id: cert.device_id.clone(),
+                key: cert.key.clone(),
+                authority_id: cert.authority_id.clone(),
+                not_before: issued.not_before.unix_timestamp() * 1000,
+                not_after: issued.not_after.unix_timestamp() * 1000,
+                der: issued.certificate().to_vec(),
+                renewed_from: Some(cert.serial.clone()),
+                created_at: now_ms(),
+            },
+            svc.publishing().then(|| NewOutboxItem {
+                kind: "attestation".into(),
+                state_key: state_key(&user, &subject),
+                content: serde_json::to_value(&content).unwrap_or_default(),
+            }),
+            AuditEntry::new("system", "certificate.renewed", serial, serde_json::json!({"renews": cert.serial})),
+        )
+        .await?;
+    svc.outbox_wakeup.notify_one();
+    Ok(true)
+}
+
+/// Revokes a certificate and queues its updated state event (with the
+/// `revoked` notice) in the same transaction; returns whether it was newly
+/// revoked.
+pub async fn revoke(
+    svc: &Service,
+    cert: &Certificate,
+    reason: RevocationReason,
+    actor: &str,
+) -> Result<bool> {
+    let now = now_ms();
+    let outbox = match (svc.publishing(), attestation_of(cert)?) {
+        (true, Some((user, subject))) => {
+            let chain = vec![cert.der.clone(), svc.pki.issuing_der().to_vec()];
+            let content = AttestationContent {
+                version: 1,
+                kind: match subject {
+                    Subject::Device(_) => govtrust_verifier::event::AttestationKind::Device,
+                    Subject::Identity => govtrust_verifier::event::AttestationKind::Identity,
+                },
+                user_id: user.to_string(),
+                device_id: cert.device_id.clone(),
+                key: cert.key.clone(),
+                chain: chain.iter().map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c)).collect(),
+                expires_at: u64::try_from(cert.not_after).ok(),
+                revoked: Some(govtrust_verifier::event::RevocationNotice {
+                    revoked_at: u64::try_from(now).unwrap_or(0),
+                    reason: reason.name().to_owned(),
+                }),
+            };
+            Some(NewOutboxItem {
+                kind: "attestation".into(),
+                state_key: state_key(&user, &subject),
+                content: serde_json::to_value(&content)?,
+            })
+        }
+        _ => None,
+    };
+    let outcome = svc
+        .store
+        .revoke(
+            &cert.serial,
+            reason.name(),
+            now,
+            outbox,
+            AuditEntry::new(actor, "certificate.revoked", cert.serial.clone(), serde_json::json!({"reason": reason.name()})),
+        )
+        .await?;
+    svc.outbox_wakeup.notify_one();
+    Ok(outcome == crate::storage::RevokeOutcome::Revoked)
+}
+
+fn attestation_of(cert: &Certificate) -> Result<Option<(UserId, Subject)>> {
+    let Some(user) = cert.user_id.as_deref() else { return Ok(None) };
+    let user = UserId::parse(user)?;
+    Ok(match (cert.kind, &cert.device_id) {
+        (CertificateKind::Device, Some(d)) => Some((user, Subject::Device(DeviceId::parse(d)?))),
+        (CertificateKind::Identity, _) => Some((user, Subject::Identity)),
+        _ => None,
+    })
+}
+
+/// Spawns the background tasks.
+pub fn spawn_all(svc: &AppState) {
+    tokio::spawn(run_outbox(Arc::clone(svc)));
+    tokio::spawn(run_maintenance(Arc::clone(svc)));
+}

@@ -1,0 +1,363 @@
+//! Plain data types the store reads and writes.
+//!
+//! All times are unix milliseconds (`i64`): one representation that both
+//! backends store as `BIGINT` and that compares correctly in SQL.
+
+use govtrust_verifier::AuthorityRecord;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Whether an authority may currently enroll devices.
+///
+/// Suspending (instead of deleting) keeps the certificates, audit entries and
+/// challenges that reference the authority intact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorityStatus {
+    /// The authority may enroll and its certificates are renewed.
+    Active,
+    /// Enrollment and renewal are refused until an operator reactivates it.
+    Suspended,
+}
+
+impl AuthorityStatus {
+    /// The value stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    /// Parses the stored value; anything else means the row is corrupt.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown authority status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A government authority that may enroll devices, with the official record
+/// that goes into its certificates' subject DN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authority {
+    /// The official record (its `id` is the primary key).
+    pub record: AuthorityRecord,
+    /// Matrix server names whose users this authority may enroll.
+    pub servers: Vec<String>,
+    /// Glob-like patterns on the localpart of users it may enroll
+    /// (e.g. `office.*`); matching is the service's job, storage keeps them.
+    pub user_patterns: Vec<String>,
+    /// Active or suspended.
+    pub status: AuthorityStatus,
+    /// Free-form operational contact (mail address, ticket queue, ...).
+    pub contact: Option<String>,
+    /// When the authority was first stored (unix ms).
+    pub created_at: i64,
+    /// When it was last changed (unix ms).
+    pub updated_at: i64,
+}
+
+/// A proof-of-possession challenge, sent Olm-encrypted to exactly one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// Opaque random identifier; it is also the secret the agency echoes back.
+    pub id: String,
+    /// The authority that requested it.
+    pub authority_id: String,
+    /// The Matrix user the device belongs to.
+    pub user_id: String,
+    /// The device the challenge was sent to.
+    pub device_id: String,
+    /// Creation time (unix ms).
+    pub created_at: i64,
+    /// After this time (unix ms) the challenge is no longer accepted.
+    pub expires_at: i64,
+    /// When it was consumed, if it was.
+    pub used_at: Option<i64>,
+}
+
+/// Result of [`Store::consume_challenge`](super::Store::consume_challenge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeOutcome {
+    /// Consumed now, by this caller; nobody else will ever get `Ok` for it.
+    Ok,
+    /// No challenge with that id exists (or it was purged).
+    Unknown,
+    /// It exists and is bound as claimed, but expired.
+    Expired,
+    /// It exists and is bound as claimed, but was consumed before.
+    AlreadyUsed,
+    /// It exists but was issued for another authority, user or device.
+    /// Such an attempt does not burn the challenge.
+    WrongBinding,
+}
+
+/// What a certificate attests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateKind {
+    /// A Matrix device's Ed25519 key (EKU ARC.1).
+    Device,
+    /// A user's cross-signing master key (EKU ARC.2).
+    Identity,
+    /// An agency's mTLS client certificate for the service (EKU ARC.3).
+    EnrollmentClient,
+}
+
+impl CertificateKind {
+    /// The value stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Device => "device",
+            Self::Identity => "identity",
+            Self::EnrollmentClient => "enrollment_client",
+        }
+    }
+
+    /// Parses the stored value; anything else means the row is corrupt.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "device" => Ok(Self::Device),
+            "identity" => Ok(Self::Identity),
+            "enrollment_client" => Ok(Self::EnrollmentClient),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown certificate kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Lifecycle state of a stored certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateStatus {
+    /// Current certificate for its binding.
+    Valid,
+    /// Revoked; it has a row in `revocations` and is listed on CRLs.
+    Revoked,
+    /// Replaced by a renewal. It is still cryptographically valid until
+    /// `not_after`, so it can (and on compromise must) still be revoked.
+    Superseded,
+}
+
+impl CertificateStatus {
+    /// The value stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Revoked => "revoked",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// Parses the stored value; anything else means the row is corrupt.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "valid" => Ok(Self::Valid),
+            "revoked" => Ok(Self::Revoked),
+            "superseded" => Ok(Self::Superseded),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown certificate status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A certificate to be stored by
+/// [`Store::insert_certificate`](super::Store::insert_certificate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCertificate {
+    /// Lower-case hex serial number, unique across all issuing CAs.
+    pub serial: String,
+    /// Identifier of the issuing CA (the service's name for it).
+    pub issuing_ca: String,
+    /// Device, identity or enrollment client.
+    pub kind: CertificateKind,
+    /// The attested Matrix user; `None` for enrollment-client certificates.
+    pub user_id: Option<String>,
+    /// The attested device (device certificates only).
+    pub device_id: Option<String>,
+    /// The certified public key (unpadded base64 of the Ed25519 key for
+    /// attestations).
+    pub key: String,
+    /// The authority in the subject DN; must exist.
+    pub authority_id: String,
+    /// Start of validity (unix ms).
+    pub not_before: i64,
+    /// End of validity (unix ms).
+    pub not_after: i64,
+    /// The DER-encoded leaf certificate.
+    pub der: Vec<u8>,
+    /// The certificate this one renews. In the same transaction the old one
+    /// is marked superseded (if it is still valid).
+    pub renewed_from: Option<String>,
+    /// Issuance time (unix ms); also the time of its audit entry.
+    pub created_at: i64,
+}
+
+/// A stored certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    /// Lower-case hex serial number.
+    pub serial: String,
+    /// Identifier of the issuing CA.
+    pub issuing_ca: String,
+    /// Device, identity or enrollment client.
+    pub kind: CertificateKind,
+    /// The attested Matrix user (`None` for enrollment clients).
+    pub user_id: Option<String>,
+    /// The attested device (device certificates only).
+    pub device_id: Option<String>,
+    /// The certified public key.
+    pub key: String,
+    /// The authority in the subject DN.
+    pub authority_id: String,
+    /// Start of validity (unix ms).
+    pub not_before: i64,
+    /// End of validity (unix ms).
+    pub not_after: i64,
+    /// The DER-encoded leaf certificate.
+    pub der: Vec<u8>,
+    /// Valid, revoked or superseded.
+    pub status: CertificateStatus,
+    /// The certificate this one renewed.
+    pub renewed_from: Option<String>,
+    /// Issuance time (unix ms).
+    pub created_at: i64,
+    /// Set while a replica holds the renewal claim (unix ms lease end).
+    pub renewal_claimed_until: Option<i64>,
+}
+
+/// Result of [`Store::revoke`](super::Store::revoke).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RevokeOutcome {
+    /// Revoked now (status, revocation row, audit entry and outbox item
+    /// were written together).
+    Revoked,
+    /// It had been revoked before; nothing was written.
+    AlreadyRevoked,
+    /// No certificate with that serial; nothing was written.
+    Unknown,
+}
+
+/// One revoked certificate, as a CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// Lower-case hex serial number.
+    pub serial: String,
+    /// Revocation time (unix ms).
+    pub revoked_at: i64,
+    /// Reason as given to [`Store::revoke`](super::Store::revoke)
+    /// (e.g. `keyCompromise`).
+    pub reason: String,
+}
+
+/// A signed CRL to keep as the latest one of its issuing CA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Identifier of the issuing CA.
+    pub issuing_ca: String,
+    /// CRL number, from [`Store::allocate_crl_number`](super::Store::allocate_crl_number).
+    pub number: u64,
+    /// The DER-encoded CRL.
+    pub der: Vec<u8>,
+    /// thisUpdate (unix ms).
+    pub this_update: i64,
+    /// nextUpdate (unix ms).
+    pub next_update: i64,
+}
+
+/// A Matrix state event to publish, queued in the same transaction as the
+/// change it announces (transactional outbox).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOutboxItem {
+    /// What it is; today always `attestation` (`io.govtrust.attestation`).
+    pub kind: String,
+    /// The event's state key. A newer item with the same state key
+    /// supersedes older unpublished ones: only the latest is published.
+    pub state_key: String,
+    /// The event content.
+    pub content: serde_json::Value,
+}
+
+/// Publication state of an outbox row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting to be published (possibly claimed by a publisher right now).
+    Pending,
+    /// Published; `event_id` says as which event.
+    Published,
+    /// A newer item for the same state key replaced it before publication.
+    Superseded,
+}
+
+impl OutboxState {
+    /// The value stored in the `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Published => "published",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// Parses the stored value; anything else means the row is corrupt.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "published" => Ok(Self::Published),
+            "superseded" => Ok(Self::Superseded),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown outbox state {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A stored outbox row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRecord {
+    /// Monotonic id; larger means newer.
+    pub id: i64,
+    /// What it is (`attestation`).
+    pub kind: String,
+    /// The event's state key.
+    pub state_key: String,
+    /// The event content.
+    pub content: serde_json::Value,
+    /// Pending, published or superseded.
+    pub state: OutboxState,
+    /// When it was queued (unix ms).
+    pub created_at: i64,
+    /// How often it was claimed for publication.
+    pub attempts: i64,
+    /// Not claimable before this time (unix ms).
+    pub next_attempt_at: i64,
+    /// Lease end (unix ms) while a publisher holds it.
+    pub claimed_until: Option<i64>,
+    /// The last publication error.
+    pub last_error: Option<String>,
+    /// When it was published (unix ms).
+    pub published_at: Option<i64>,
+    /// The Matrix event id it was published as.
+    pub event_id: Option<String>,
+}
+
+/// An operator's API token (only its hash is stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorToken {
+    /// Operator name (audit actor `operator:<name>`).
+    pub name: String,
+    /// Lower-case hex SHA-256 of the bearer token.
+    pub token_hash: String,
+    /// When it was created (unix ms).
+    pub created_at: i64,
+}

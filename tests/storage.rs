@@ -1,0 +1,971 @@
+//! The storage layer (`govtrust::storage`) against both backends.
+//!
+//! Every test runs twice: on SQLite (a file in a temporary directory) and on
+//! PostgreSQL. The PostgreSQL variant takes its URL from
+//! `GOVTRUST_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`)
+//! and works in a fresh schema `govtrust_storage_test_<time>_<random>` that is
+//! dropped afterwards, so tests run in parallel without colliding. Without
+//! the variable the PostgreSQL variants print a notice and pass, unless `CI`
+//! is set: then they fail.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt as _;
+use govtrust::storage::{
+    sha256_hex, AuditEntry, Authority, AuthorityStatus, Backend, CertificateKind,
+    CertificateStatus, Challenge, ChallengeOutcome, NewCertificate, NewOutboxItem,
+    OperatorToken, OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
+};
+use govtrust_verifier::AuthorityRecord;
+use rand::Rng as _;
+use serde_json::json;
+use sqlx::{Connection as _, Executor as _, Row as _};
+
+const PG_ENV: &str = "GOVTRUST_TEST_POSTGRES_URL";
+const SCHEMA_PREFIX: &str = "govtrust_storage_test_";
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const DAY: i64 = 86_400_000;
+const CA: &str = "issuing-ca-1";
+const AUTH: &str = "DE-BE-11000000-BA-NK";
+
+// ---------------------------------------------------------------------------
+// Harness
+
+/// Where a test's database lives; open as many stores on it as needed.
+#[derive(Clone, Debug)]
+struct Db {
+    url: String,
+    schema: Option<String>,
+}
+
+impl Db {
+    async fn open(&self) -> Store {
+        let options = StoreOptions {
+            max_connections: 8,
+            pg_schema: self.schema.clone(),
+        };
+        match Store::connect_with(&self.url, options).await {
+            Ok(s) => s,
+            Err(e) => panic!("connect {}: {e}", self.url),
+        }
+    }
+}
+
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("govtrust.db").display());
+    test(Db { url, schema: None }).await;
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but {PG_ENV} is not: the PostgreSQL storage tests must run in CI")
+        }
+        _ => {
+            eprintln!("notice: {PG_ENV} is not set; skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
+        eprintln!("could not drop schema {schema}: {e}");
+    }
+    let _ = conn.close().await;
+}
+
+/// Drops schemas that crashed test runs left behind (older than an hour).
+async fn drop_stale_schemas(url: &str) {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    let rows = sqlx::query(
+        "SELECT nspname::text AS nspname FROM pg_namespace WHERE nspname LIKE 'govtrust_storage_test_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list schemas");
+    let _ = conn.close().await;
+    let cutoff = unix_secs().saturating_sub(3600);
+    for row in rows {
+        let name: String = row.get("nspname");
+        let created = name
+            .strip_prefix(SCHEMA_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        if matches!(created, Some(t) if t < cutoff) {
+            drop_schema(url, &name).await;
+        }
+    }
+}
+
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    sqlx::any::install_default_drivers();
+    let Some(url) = postgres_url() else { return };
+    drop_stale_schemas(&url).await;
+    let schema = format!(
+        "{SCHEMA_PREFIX}{}_{:016x}",
+        unix_secs(),
+        rand::thread_rng().gen::<u64>()
+    );
+    let db = Db {
+        url: url.clone(),
+        schema: Some(schema.clone()),
+    };
+    let result = AssertUnwindSafe(test(db)).catch_unwind().await;
+    drop_schema(&url, &schema).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Runs a test function against both backends.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::run_sqlite(super::$name).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::run_postgres(super::$name).await;
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    authority_crud,
+    challenge_consume,
+    challenge_consume_races,
+    issuance_is_atomic,
+    failing_change_does_not_disturb_its_batch,
+    renewal_claims,
+    revocation,
+    crl_numbers_and_storage,
+    outbox_claim_lease_publish_supersede,
+    audit_chain_detects_tampering,
+    operator_tokens,
+    concurrent_issuance_two_stores,
+);
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+fn audit(action: &str, subject: &str) -> AuditEntry {
+    AuditEntry::new("system", action, subject, json!({ "test": true }))
+}
+
+fn authority(id: &str) -> Authority {
+    Authority {
+        record: AuthorityRecord {
+            id: id.to_owned(),
+            name: "Registration Office Berlin".to_owned(),
+            unit: Some("Bürgeramt Neukölln".to_owned()),
+            street: Some("Donaustraße 29".to_owned()),
+            postal_code: Some("12043".to_owned()),
+            locality: Some("Berlin".to_owned()),
+            state: Some("Berlin".to_owned()),
+            country: Some("DE".to_owned()),
+        },
+        servers: vec!["id.bund.example".to_owned()],
+        user_patterns: vec!["office.*".to_owned()],
+        status: AuthorityStatus::Active,
+        contact: Some("it@bezirksamt.example".to_owned()),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+async fn with_authority(db: &Db) -> Store {
+    let store = db.open().await;
+    store
+        .insert_authority(authority(AUTH), audit("authority.created", AUTH))
+        .await
+        .expect("insert authority");
+    store
+}
+
+fn random_serial() -> String {
+    let bytes: [u8; 16] = rand::thread_rng().gen();
+    // Positive, 127 bits: a realistic X.509 serial.
+    let mut s = sha256_hex(&bytes);
+    s.truncate(32);
+    s.replace_range(0..1, "4");
+    s
+}
+
+fn device_cert(serial: &str, user: &str, device: &str, not_after: i64) -> NewCertificate {
+    NewCertificate {
+        serial: serial.to_owned(),
+        issuing_ca: CA.to_owned(),
+        kind: CertificateKind::Device,
+        user_id: Some(user.to_owned()),
+        device_id: Some(device.to_owned()),
+        key: "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ".to_owned(),
+        authority_id: AUTH.to_owned(),
+        not_before: T0,
+        not_after,
+        der: vec![0x30, 0x82, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef],
+        renewed_from: None,
+        created_at: T0,
+    }
+}
+
+fn attestation(user: &str, device: &str, serial: &str) -> NewOutboxItem {
+    NewOutboxItem {
+        kind: "attestation".to_owned(),
+        state_key: format!("device|{user}|{device}"),
+        content: json!({ "version": 1, "kind": "device", "user_id": user,
+                         "device_id": device, "serial": serial }),
+    }
+}
+
+async fn count(store: &Store, sql: &'static str) -> i64 {
+    let row = sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count query");
+    row.try_get::<i64, _>(0).expect("count")
+}
+
+async fn assert_chain_ok(store: &Store) -> u64 {
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert!(report.is_ok(), "audit chain broken: {report:?}");
+    report.entries
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+async fn authority_crud(db: Db) {
+    let store = db.open().await;
+    let mut a = authority(AUTH);
+    store
+        .insert_authority(a.clone(), audit("authority.created", AUTH))
+        .await
+        .expect("insert");
+    assert_eq!(store.get_authority(AUTH).await.expect("get"), Some(a.clone()));
+    assert_eq!(store.get_authority("nope").await.expect("get"), None);
+
+    let dup = store
+        .insert_authority(a.clone(), audit("authority.created", AUTH))
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::Duplicate { entity: "authority", .. })),
+        "{dup:?}"
+    );
+
+    a.record.street = Some("Karl-Marx-Straße 83".to_owned());
+    a.servers.push("berlin.example".to_owned());
+    a.contact = None;
+    a.updated_at = T0 + 1;
+    store
+        .update_authority(a.clone(), audit("authority.updated", AUTH))
+        .await
+        .expect("update");
+    assert_eq!(store.get_authority(AUTH).await.expect("get"), Some(a.clone()));
+
+    let missing = store
+        .update_authority(authority("XX-1"), audit("authority.updated", "XX-1"))
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+
+    store
+        .set_authority_status(AUTH, AuthorityStatus::Suspended, T0 + 2, audit("authority.suspended", AUTH))
+        .await
+        .expect("suspend");
+    let got = store.get_authority(AUTH).await.expect("get").expect("exists");
+    assert_eq!(got.status, AuthorityStatus::Suspended);
+    assert_eq!(got.updated_at, T0 + 2);
+    assert_eq!(got.created_at, T0);
+
+    for id in ["DE-A", "DE-B", "DE-C"] {
+        store
+            .insert_authority(authority(id), audit("authority.created", id))
+            .await
+            .expect("insert");
+    }
+    let page1 = store.list_authorities(None, 2).await.expect("list");
+    let page2 = store
+        .list_authorities(Some(&page1[1].record.id), 10)
+        .await
+        .expect("list");
+    let ids: Vec<_> = page1.iter().chain(&page2).map(|a| a.record.id.as_str()).collect();
+    assert_eq!(ids, ["DE-A", "DE-B", "DE-BE-11000000-BA-NK", "DE-C"]);
+
+    // Failed changes (duplicate, not found) wrote no audit entries.
+    assert_eq!(assert_chain_ok(&store).await, 6);
+}
+
+fn challenge(id: &str, expires_at: i64) -> Challenge {
+    Challenge {
+        id: id.to_owned(),
+        authority_id: AUTH.to_owned(),
+        user_id: "@office.one:id.bund.example".to_owned(),
+        device_id: "DEVICE1".to_owned(),
+        created_at: T0,
+        expires_at,
+        used_at: None,
+    }
+}
+
+async fn challenge_consume(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    store.insert_challenge(&challenge("c1", T0 + 60_000)).await.expect("insert");
+    store.insert_challenge(&challenge("c2", T0 + 60_000)).await.expect("insert");
+    store.insert_challenge(&challenge("c3", T0 + 60_000)).await.expect("insert");
+    let dup = store.insert_challenge(&challenge("c1", T0 + 60_000)).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
+
+    let consume = |id: &'static str, auth: &'static str, u: &'static str, dev: &'static str, now| {
+        let store = store.clone();
+        async move {
+            store
+                .consume_challenge(id, auth, u, dev, now)
+                .await
+                .expect("consume")
+        }
+    };
+    assert_eq!(consume("c1", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Ok);
+    assert_eq!(consume("c1", AUTH, user, "DEVICE1", T0 + 2).await, ChallengeOutcome::AlreadyUsed);
+    assert_eq!(consume("c2", AUTH, user, "DEVICE1", T0 + 60_000).await, ChallengeOutcome::Expired);
+    assert_eq!(consume("c3", AUTH, user, "DEVICE2", T0 + 1).await, ChallengeOutcome::WrongBinding);
+    assert_eq!(
+        consume("c3", AUTH, "@office.two:id.bund.example", "DEVICE1", T0 + 1).await,
+        ChallengeOutcome::WrongBinding
+    );
+    assert_eq!(consume("c3", "DE-OTHER", user, "DEVICE1", T0 + 1).await, ChallengeOutcome::WrongBinding);
+    // A wrong binding does not burn it.
+    assert_eq!(consume("c3", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Ok);
+    assert_eq!(consume("nope", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Unknown);
+
+    let used = store.get_challenge("c1").await.expect("get").expect("exists");
+    assert_eq!(used.used_at, Some(T0 + 1));
+
+    // Unknown authority: the foreign key refuses it.
+    let mut bad = challenge("c4", T0 + 60_000);
+    bad.authority_id = "DE-NONE".to_owned();
+    let err = store.insert_challenge(&bad).await;
+    assert!(matches!(err, Err(StoreError::Constraint(_))), "{err:?}");
+
+    assert_eq!(store.purge_expired_challenges(T0 + 60_001).await.expect("purge"), 3);
+    assert_eq!(consume("c1", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Unknown);
+}
+
+async fn challenge_consume_races(db: Db) {
+    let a = with_authority(&db).await;
+    let b = db.open().await;
+    let user = "@office.one:id.bund.example";
+    for i in 0..20 {
+        a.insert_challenge(&challenge(&format!("race{i}"), T0 + 60_000))
+            .await
+            .expect("insert");
+    }
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut wins = Vec::new();
+            for i in 0..20 {
+                let id = format!("race{i}");
+                let outcome = store
+                    .consume_challenge(&id, AUTH, user, "DEVICE1", T0 + 1)
+                    .await
+                    .expect("consume");
+                match outcome {
+                    ChallengeOutcome::Ok => wins.push(i),
+                    ChallengeOutcome::AlreadyUsed => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            wins
+        }));
+    }
+    let mut wins = Vec::new();
+    for t in tasks {
+        wins.extend(t.await.expect("task"));
+    }
+    wins.sort_unstable();
+    assert_eq!(wins, (0..20).collect::<Vec<_>>(), "each challenge consumed exactly once");
+}
+
+async fn issuance_is_atomic(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    let serial = random_serial();
+    let seq = store
+        .insert_certificate(
+            device_cert(&serial, user, "DEVICE1", T0 + 30 * DAY),
+            Some(attestation(user, "DEVICE1", &serial)),
+            AuditEntry::new(format!("agency:{AUTH}"), "certificate.issued", &serial, json!({"kind": "device"})),
+        )
+        .await
+        .expect("issue");
+    assert_eq!(seq, 2);
+    let cert = store.get_certificate(&serial).await.expect("get").expect("stored");
+    assert_eq!(cert.status, CertificateStatus::Valid);
+    assert_eq!(cert.der, vec![0x30, 0x82, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(cert.device_id.as_deref(), Some("DEVICE1"));
+    let live = store
+        .find_live_certificate(user, CertificateKind::Device, Some("DEVICE1"), T0 + DAY)
+        .await
+        .expect("find");
+    assert_eq!(live.as_ref().map(|c| c.serial.as_str()), Some(serial.as_str()));
+    assert!(store
+        .find_live_certificate(user, CertificateKind::Device, Some("DEVICE1"), T0 + 31 * DAY)
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .find_live_certificate(user, CertificateKind::Identity, None, T0 + DAY)
+        .await
+        .expect("find")
+        .is_none());
+    assert_eq!(store.outbox_depth().await.expect("depth"), 1);
+    let entries = store.list_audit(0, 10).await.expect("audit");
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].action, "certificate.issued");
+    assert_eq!(entries[1].subject.as_deref(), Some(serial.as_str()));
+
+    // Forced failure 1: the same serial again (with a different outbox item).
+    let again = store
+        .insert_certificate(
+            device_cert(&serial, user, "DEVICE9", T0 + 30 * DAY),
+            Some(attestation(user, "DEVICE9", &serial)),
+            audit("certificate.issued", &serial),
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Duplicate { entity: "certificate", .. })), "{again:?}");
+    // Forced failure 2: an unknown authority (a hard failure inside the
+    // transaction after nothing else was written).
+    let mut orphan = device_cert(&random_serial(), user, "DEVICE8", T0 + 30 * DAY);
+    orphan.authority_id = "DE-NONE".to_owned();
+    let orphan_serial = orphan.serial.clone();
+    let err = store
+        .insert_certificate(orphan, Some(attestation(user, "DEVICE8", &orphan_serial)), audit("certificate.issued", &orphan_serial))
+        .await;
+    assert!(matches!(err, Err(StoreError::Constraint(_))), "{err:?}");
+
+    // Nothing of either persisted.
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 1);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 1);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM audit_log").await, 2);
+    let cert = store.get_certificate(&serial).await.expect("get").expect("stored");
+    assert_eq!(cert.device_id.as_deref(), Some("DEVICE1"));
+    assert_eq!(assert_chain_ok(&store).await, 2);
+
+    // The next issuance continues the chain.
+    let s2 = random_serial();
+    let seq = store
+        .insert_certificate(device_cert(&s2, user, "DEVICE2", T0 + DAY), None, audit("certificate.issued", &s2))
+        .await
+        .expect("issue");
+    assert_eq!(seq, 3);
+    let page = store
+        .list_live_by_authority(AUTH, T0, None, 100)
+        .await
+        .expect("list");
+    assert_eq!(page.len(), 2);
+    assert!(page[0].serial < page[1].serial);
+    assert_eq!(assert_chain_ok(&store).await, 3);
+}
+
+async fn failing_change_does_not_disturb_its_batch(db: Db) {
+    let store = with_authority(&db).await;
+    // Many issuances submitted at once end up in few batches; some of them
+    // fail hard (unknown authority), which rolls their batch back and
+    // retries its members one by one.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("@office.{i}:id.bund.example");
+            let mut cert = device_cert(&random_serial(), &user, "DEV", T0 + DAY);
+            let bad = i % 25 == 7;
+            if bad {
+                cert.authority_id = "DE-NONE".to_owned();
+            }
+            let serial = cert.serial.clone();
+            let res = store
+                .insert_certificate(cert, Some(attestation(&user, "DEV", &serial)), audit("certificate.issued", &serial))
+                .await;
+            (bad, res.is_ok())
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (bad, succeeded) = t.await.expect("task");
+        assert_eq!(succeeded, !bad);
+        ok += usize::from(succeeded);
+    }
+    assert_eq!(ok, 192);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 192);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 192);
+    assert_eq!(assert_chain_ok(&store).await, 193);
+}
+
+async fn renewal_claims(db: Db) {
+    let a = with_authority(&db).await;
+    let b = db.open().await;
+    let user = "@office.one:id.bund.example";
+    let mut due = HashSet::new();
+    for i in 0..30 {
+        let serial = random_serial();
+        // 20 due within 5 days, 10 later.
+        let not_after = if i < 20 { T0 + DAY + i } else { T0 + 20 * DAY };
+        if i < 20 {
+            due.insert(serial.clone());
+        }
+        a.insert_certificate(device_cert(&serial, user, &format!("D{i}"), not_after), None, audit("certificate.issued", &serial))
+            .await
+            .expect("issue");
+    }
+    let mut enroll = device_cert(&random_serial(), user, "X", T0 + DAY);
+    enroll.kind = CertificateKind::EnrollmentClient;
+    enroll.user_id = None;
+    enroll.device_id = None;
+    let enroll_serial = enroll.serial.clone();
+    a.insert_certificate(enroll, None, audit("certificate.issued", &enroll_serial))
+        .await
+        .expect("issue");
+
+    // Two replicas claim concurrently in small bites.
+    let now = T0;
+    let lease = 60_000;
+    let claim = |store: Store| async move {
+        let mut got = Vec::new();
+        loop {
+            let batch = store
+                .claim_due_renewals(now + 5 * DAY, now, lease, 3)
+                .await
+                .expect("claim");
+            if batch.is_empty() {
+                break got;
+            }
+            got.extend(batch.into_iter().map(|c| c.serial));
+        }
+    };
+    let (x, y) = tokio::join!(tokio::spawn(claim(a.clone())), tokio::spawn(claim(b.clone())));
+    let (x, y) = (x.expect("task"), y.expect("task"));
+    let all: Vec<_> = x.iter().chain(&y).cloned().collect();
+    let unique: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 20, "claimed twice: {x:?} {y:?}");
+    assert_eq!(unique, due);
+    assert!(!unique.contains(&enroll_serial));
+
+    // Nothing more while leased; everything again after the lease ran out.
+    assert!(a.claim_due_renewals(now + 5 * DAY, now + 1, lease, 100).await.expect("claim").is_empty());
+    let again = a
+        .claim_due_renewals(now + 5 * DAY, now + lease + 1, lease, 100)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 20);
+    assert!(again.windows(2).all(|w| w[0].not_after <= w[1].not_after));
+
+    // Renewing supersedes the old certificate in the same transaction.
+    let old = &again[0];
+    a.release_renewal_claim(&again[1].serial).await.expect("release");
+    let mut renewed = device_cert(&random_serial(), user, old.device_id.as_deref().unwrap_or(""), T0 + 31 * DAY);
+    renewed.renewed_from = Some(old.serial.clone());
+    let new_serial = renewed.serial.clone();
+    a.insert_certificate(renewed, None, audit("certificate.renewed", &new_serial))
+        .await
+        .expect("renew");
+    let old_now = a.get_certificate(&old.serial).await.expect("get").expect("exists");
+    assert_eq!(old_now.status, CertificateStatus::Superseded);
+    let live = a
+        .find_live_certificate(user, CertificateKind::Device, old.device_id.as_deref(), T0)
+        .await
+        .expect("find")
+        .expect("live");
+    assert_eq!(live.serial, new_serial);
+    assert_eq!(live.renewed_from.as_deref(), Some(old.serial.as_str()));
+    // The superseded one is still accepted by verifiers until it expires.
+    let unrevoked = a
+        .list_unrevoked_for_binding(user, CertificateKind::Device, old.device_id.as_deref(), T0)
+        .await
+        .expect("list");
+    assert_eq!(unrevoked.len(), 2);
+    // The released one is claimable at once; the renewed one never again.
+    let c = a.claim_due_renewals(now + 5 * DAY, now + lease + 2, lease, 100).await.expect("claim");
+    assert_eq!(c.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>(), [again[1].serial.as_str()]);
+
+    assert!(!a.mark_superseded(&old.serial, T0, audit("certificate.superseded", &old.serial)).await.expect("mark"));
+    assert!(a.mark_superseded(&again[2].serial, T0, audit("certificate.superseded", &again[2].serial)).await.expect("mark"));
+    assert!(matches!(
+        a.mark_superseded("ff", T0, audit("certificate.superseded", "ff")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_chain_ok(&a).await;
+}
+
+async fn revocation(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    let s1 = random_serial();
+    let s2 = random_serial();
+    let s3 = random_serial();
+    for (s, dev, not_after) in [(&s1, "D1", T0 + DAY), (&s2, "D2", T0 + 30 * DAY), (&s3, "D3", T0 + 30 * DAY)] {
+        store
+            .insert_certificate(device_cert(s, user, dev, not_after), Some(attestation(user, dev, s)), audit("certificate.issued", s))
+            .await
+            .expect("issue");
+    }
+    store.mark_superseded(&s3, T0, audit("certificate.superseded", &s3)).await.expect("supersede");
+    let depth = store.outbox_depth().await.expect("depth");
+
+    let revoke = |serial: String, at: i64| {
+        let store = store.clone();
+        async move {
+            let item = NewOutboxItem {
+                kind: "attestation".to_owned(),
+                state_key: format!("device|{user}|{serial}"),
+                content: json!({ "revoked": { "at": at } }),
+            };
+            store
+                .revoke(&serial, "keyCompromise", at, Some(item), audit("certificate.revoked", &serial))
+                .await
+                .expect("revoke")
+        }
+    };
+    assert_eq!(revoke(s1.clone(), T0 + 10).await, RevokeOutcome::Revoked);
+    assert_eq!(revoke(s1.clone(), T0 + 11).await, RevokeOutcome::AlreadyRevoked);
+    assert_eq!(revoke("00ff".to_owned(), T0 + 12).await, RevokeOutcome::Unknown);
+    // A superseded certificate is still valid cryptographically: revocable.
+    assert_eq!(revoke(s3.clone(), T0 + 13).await, RevokeOutcome::Revoked);
+    assert_eq!(store.outbox_depth().await.expect("depth"), depth + 2);
+
+    let got = store.get_certificate(&s1).await.expect("get").expect("exists");
+    assert_eq!(got.status, CertificateStatus::Revoked);
+    let mut expected = vec![(s1.clone(), T0 + 10), (s3.clone(), T0 + 13)];
+    expected.sort();
+    let listed: Vec<_> = store
+        .revoked_for_ca(CA, None)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.reason, "keyCompromise");
+            (r.serial, r.revoked_at)
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    // s1 expired at T0 + DAY: a CRL after that may leave it out.
+    let later = store.revoked_for_ca(CA, Some(T0 + 2 * DAY)).await.expect("list");
+    assert_eq!(later.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(), [s3.as_str()]);
+    assert!(store.revoked_for_ca("other-ca", None).await.expect("list").is_empty());
+    assert!(store
+        .find_live_certificate(user, CertificateKind::Device, Some("D1"), T0)
+        .await
+        .expect("find")
+        .is_none());
+    // Only the changes that happened were audited: 1 + 3 + 1 + 2.
+    assert_eq!(assert_chain_ok(&store).await, 7);
+}
+
+async fn crl_numbers_and_storage(db: Db) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..25 {
+                mine.push(store.allocate_crl_number(CA).await.expect("allocate"));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let mine = t.await.expect("task");
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "not increasing: {mine:?}");
+        all.extend(mine);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=400).collect::<Vec<u64>>());
+    assert_eq!(a.allocate_crl_number("other-ca").await.expect("allocate"), 1);
+
+    assert_eq!(a.latest_crl(CA).await.expect("latest"), None);
+    let crl = |number: u64| StoredCrl {
+        issuing_ca: CA.to_owned(),
+        number,
+        der: vec![0x30, 0x03, 0x02, 0x01, u8::try_from(number % 256).unwrap_or(0)],
+        this_update: T0 + i64::try_from(number).unwrap_or(0),
+        next_update: T0 + DAY,
+    };
+    assert!(a.store_crl(crl(401), audit("crl.published", CA)).await.expect("store"));
+    // An older CRL (a slow replica) never replaces a newer one.
+    assert!(!b.store_crl(crl(399), audit("crl.published", CA)).await.expect("store"));
+    assert!(!b.store_crl(crl(401), audit("crl.published", CA)).await.expect("store"));
+    assert_eq!(b.latest_crl(CA).await.expect("latest"), Some(crl(401)));
+    // Allocation continues above the stored number.
+    assert_eq!(a.allocate_crl_number(CA).await.expect("allocate"), 402);
+
+    // Generation claims: one replica at a time, until the lease ends.
+    assert!(a.claim_crl_generation(CA, T0, 1000).await.expect("claim"));
+    assert!(!b.claim_crl_generation(CA, T0 + 10, 1000).await.expect("claim"));
+    assert!(b.claim_crl_generation("fresh-ca", T0 + 10, 1000).await.expect("claim"));
+    assert!(b.claim_crl_generation(CA, T0 + 1001, 1000).await.expect("claim"));
+    b.release_crl_claim(CA).await.expect("release");
+    assert!(a.claim_crl_generation(CA, T0 + 1002, 1000).await.expect("claim"));
+    assert_eq!(assert_chain_ok(&a).await, 1);
+}
+
+fn item(key: &str, n: u32) -> NewOutboxItem {
+    NewOutboxItem {
+        kind: "attestation".to_owned(),
+        state_key: key.to_owned(),
+        content: json!({ "n": n }),
+    }
+}
+
+async fn outbox_claim_lease_publish_supersede(db: Db) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let lease = 30_000;
+    let now = T0;
+
+    // Superseded before publication: only the latest is published.
+    a.enqueue_outbox(item("k1", 1), now, None).await.expect("enqueue");
+    a.enqueue_outbox(item("k1", 2), now, None).await.expect("enqueue");
+    a.enqueue_outbox(item("k2", 1), now, Some(audit("attestation.republished", "k2"))).await.expect("enqueue");
+    assert_eq!(a.outbox_depth().await.expect("depth"), 2);
+
+    let claimed = a.claim_outbox(now, 10, lease).await.expect("claim");
+    let got: Vec<_> = claimed.iter().map(|i| (i.state_key.as_str(), i.content["n"].as_u64())).collect();
+    assert_eq!(got, [("k1", Some(2)), ("k2", Some(1))]);
+    assert!(claimed.iter().all(|i| i.attempts == 1 && i.claimed_until == Some(now + lease)));
+    // Another replica gets nothing while they are leased.
+    assert!(b.claim_outbox(now + 1, 10, lease).await.expect("claim").is_empty());
+
+    let (k1, k2) = (&claimed[0], &claimed[1]);
+    // New content for k1 while its predecessor is being published: it
+    // supersedes the in-flight one but waits until that one is done, so
+    // the newest content is published last.
+    b.enqueue_outbox(item("k1", 3), now + 2, None).await.expect("enqueue");
+    assert!(b.claim_outbox(now + 3, 10, lease).await.expect("claim").is_empty());
+    a.mark_published(k1.id, "$event1", now + 4).await.expect("published");
+    let next = b.claim_outbox(now + 5, 10, lease).await.expect("claim");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].content["n"].as_u64(), Some(3));
+    let first = a.get_outbox_item(k1.id).await.expect("get").expect("exists");
+    assert_eq!(first.state, OutboxState::Superseded);
+    assert_eq!(first.event_id.as_deref(), Some("$event1"));
+    b.mark_published(next[0].id, "$event3", now + 6).await.expect("published");
+    let third = a.get_outbox_item(next[0].id).await.expect("get").expect("exists");
+    assert_eq!(third.state, OutboxState::Published);
+    assert_eq!(third.published_at, Some(now + 6));
+
+    // Failure: retried no earlier than asked, attempts counted.
+    a.mark_failed(k2.id, "homeserver said 502", now + 60_000).await.expect("failed");
+    assert!(a.claim_outbox(now + 59_999, 10, lease).await.expect("claim").is_empty());
+    let retry = b.claim_outbox(now + 60_000, 10, lease).await.expect("claim");
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 2);
+    assert_eq!(retry[0].last_error.as_deref(), Some("homeserver said 502"));
+    // A publisher that dies: the lease runs out and another one takes over.
+    assert!(a.claim_outbox(now + 60_000 + lease - 1, 10, lease).await.expect("claim").is_empty());
+    let taken = a.claim_outbox(now + 60_001 + lease, 10, lease).await.expect("claim");
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempts, 3);
+    a.mark_published(taken[0].id, "$event2", now + 70_000 + lease).await.expect("published");
+    assert_eq!(a.outbox_depth().await.expect("depth"), 0);
+    assert!(matches!(a.mark_published(999_999, "$x", now).await, Err(StoreError::NotFound { .. })));
+
+    // Concurrent claimers never get the same item.
+    for i in 0..100 {
+        a.enqueue_outbox(item(&format!("bulk{i}"), i), now, None).await.expect("enqueue");
+    }
+    let claim_all = |store: Store| async move {
+        let mut ids = Vec::new();
+        loop {
+            let got = store.claim_outbox(now + 200_000, 7, lease).await.expect("claim");
+            if got.is_empty() {
+                break ids;
+            }
+            ids.extend(got.iter().map(|i| i.id));
+        }
+    };
+    let (x, y) = tokio::join!(tokio::spawn(claim_all(a.clone())), tokio::spawn(claim_all(b.clone())));
+    let mut ids: Vec<i64> = x.expect("task").into_iter().chain(y.expect("task")).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (100, 100));
+
+    assert!(a.purge_outbox(now + 1_000_000).await.expect("purge") >= 3);
+    assert_eq!(assert_chain_ok(&a).await, 1);
+}
+
+async fn audit_chain_detects_tampering(db: Db) {
+    let store = db.open().await;
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert!(report.is_ok());
+    assert_eq!(report.entries, 0);
+    for i in 0..7 {
+        let seq = store
+            .append_audit(
+                AuditEntry {
+                    actor: "operator:alice".to_owned(),
+                    action: "enrollment.refused".to_owned(),
+                    subject: if i % 2 == 0 { Some(format!("@u{i}:x")) } else { None },
+                    details: json!({ "reason": "user not allowed", "i": i }),
+                },
+                T0 + i,
+            )
+            .await
+            .expect("append");
+        assert_eq!(seq, u64::try_from(i + 1).unwrap_or(0));
+    }
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.entries, report.head_seq), (7, 7));
+    let entries = store.list_audit(0, 100).await.expect("list");
+    assert_eq!(report.head_hash, entries[6].hash);
+    assert!(entries.iter().all(|e| e.compute_hash() == e.hash));
+
+    // The database itself refuses edits of the log...
+    let edit = "UPDATE audit_log SET details = '{\"reason\":\"nothing to see\"}' WHERE seq = 3";
+    let refused = sqlx::query(edit).execute(store.pool()).await;
+    assert!(refused.is_err(), "append-only trigger missing");
+    let refused = sqlx::query("DELETE FROM audit_log WHERE seq = 7").execute(store.pool()).await;
+    assert!(refused.is_err(), "append-only trigger missing");
+
+    // ...but someone with DDL rights can drop the guard; the chain notices.
+    let drop_guard = match store.backend() {
+        Backend::Sqlite => "DROP TRIGGER audit_log_no_update",
+        Backend::Postgres => "DROP TRIGGER audit_log_append_only ON audit_log",
+    };
+    sqlx::query(drop_guard).execute(store.pool()).await.expect("drop trigger");
+    sqlx::query(edit).execute(store.pool()).await.expect("tamper");
+    let report = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(report.first_broken, Some(3), "{report:?}");
+    assert_eq!(report.entries, 3);
+    assert!(report.reason.as_deref().unwrap_or("").contains("does not match"));
+}
+
+async fn operator_tokens(db: Db) {
+    let store = db.open().await;
+    let hash = sha256_hex(b"secret-token-1");
+    let token = OperatorToken {
+        name: "alice".to_owned(),
+        token_hash: hash.clone(),
+        created_at: T0,
+    };
+    store
+        .insert_operator_token(token.clone(), audit("operator.created", "alice"))
+        .await
+        .expect("insert");
+    assert_eq!(store.find_operator_by_token_hash(&hash).await.expect("find"), Some(token.clone()));
+    assert_eq!(store.find_operator_by_token_hash(&sha256_hex(b"other")).await.expect("find"), None);
+    let mut same_hash = token.clone();
+    same_hash.name = "bob".to_owned();
+    let dup = store.insert_operator_token(same_hash, audit("operator.created", "bob")).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
+    store.delete_operator_token("alice", T0 + 1, audit("operator.deleted", "alice")).await.expect("delete");
+    assert_eq!(store.find_operator_by_token_hash(&hash).await.expect("find"), None);
+    assert!(matches!(
+        store.delete_operator_token("alice", T0 + 2, audit("operator.deleted", "alice")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(assert_chain_ok(&store).await, 2);
+}
+
+/// Two service instances on one database issue 2,000 certificates from many
+/// tasks: every serial is stored exactly once, nothing is lost, the audit
+/// chain verifies.
+async fn concurrent_issuance_two_stores(db: Db) {
+    const TASKS: usize = 40;
+    const PER_TASK: usize = 50;
+    let a = with_authority(&db).await;
+    let b = db.open().await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut serials = Vec::with_capacity(PER_TASK);
+            for i in 0..PER_TASK {
+                let user = format!("@office.t{t}:id.bund.example");
+                let device = format!("DEV{i}");
+                let serial = random_serial();
+                store
+                    .insert_certificate(
+                        device_cert(&serial, &user, &device, T0 + 30 * DAY),
+                        Some(attestation(&user, &device, &serial)),
+                        AuditEntry::new(
+                            format!("agency:{AUTH}"),
+                            "certificate.issued",
+                            &serial,
+                            json!({ "user_id": user, "device_id": device }),
+                        ),
+                    )
+                    .await
+                    .expect("issue");
+                serials.push(serial);
+            }
+            serials
+        }));
+    }
+    let mut issued = Vec::new();
+    for t in tasks {
+        issued.extend(t.await.expect("task"));
+    }
+    let elapsed = started.elapsed();
+    let total = TASKS * PER_TASK;
+    eprintln!(
+        "{:?}: {total} issuances through 2 stores in {elapsed:.2?} ({:.0}/s)",
+        a.backend(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(issued.len(), total);
+    let unique: HashSet<_> = issued.iter().collect();
+    assert_eq!(unique.len(), total);
+
+    let rows = sqlx::query("SELECT serial FROM certificates")
+        .fetch_all(a.pool())
+        .await
+        .expect("serials");
+    let stored: Vec<String> = rows.iter().map(|r| r.get("serial")).collect();
+    assert_eq!(stored.len(), total);
+    assert_eq!(stored.iter().collect::<HashSet<_>>(), unique);
+    assert_eq!(a.outbox_depth().await.expect("depth"), total as u64);
+    let entries = assert_chain_ok(&b).await;
+    assert_eq!(entries, total as u64 + 1);
+    // Every issuance has exactly one audit entry naming its serial.
+    assert_eq!(
+        count(&a, "SELECT COUNT(DISTINCT subject) FROM audit_log WHERE action = 'certificate.issued'").await,
+        i64::try_from(total).unwrap_or(0)
+    );
+}
