@@ -19,11 +19,19 @@ python="$venv/bin/python"
 # bump deliberately.
 spec="${GOVTRUST_SYNAPSE_SPEC:-matrix-synapse>=1.100,<2}"
 
+# Written after an install whose Synapse imported; holds the spec, so a
+# changed spec reinstalls. Checking it is instant, unlike importing Synapse.
+marker="$venv/.govtrust-synapse-installed"
+
+installed() {
+    [[ -x "$python" && -f "$marker" && "$(cat "$marker")" == "$spec" ]]
+}
+
 usable() {
     [[ -x "$python" ]] && "$python" -c 'import synapse.app.homeserver' >/dev/null 2>&1
 }
 
-if usable; then
+if installed; then
     printf '%s\n' "$python"
     exit 0
 fi
@@ -32,8 +40,8 @@ mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
 # Another process may have finished the install while we waited for the lock.
-if ! usable; then
-    echo "synapse-setup: installing $spec into $venv" >&2
+if ! installed; then
+    echo "synapse-setup: making sure $spec is installed in $venv" >&2
     host_python="$(command -v python3 || true)"
     if [[ -z "$host_python" ]]; then
         echo "synapse-setup: python3 not found" >&2
@@ -43,13 +51,18 @@ if ! usable; then
         echo "synapse-setup: python3 venv module missing (Debian: apt-get install python3-venv)" >&2
         exit 1
     fi
-    rm -rf "$venv"
-    "$host_python" -m venv "$venv"
-    "$python" -m pip install --quiet --upgrade pip >&2
+    # Re-use an existing venv (pip skips what is already satisfied); make a
+    # new one if there is none or it is broken.
+    if ! [[ -x "$python" ]] || ! "$python" -m pip --version >/dev/null 2>&1; then
+        rm -rf "$venv"
+        "$host_python" -m venv "$venv"
+        "$python" -m pip install --quiet --upgrade pip >&2
+    fi
     "$python" -m pip install --quiet "$spec" >&2
     if ! usable; then
         echo "synapse-setup: Synapse installed but does not import" >&2
         exit 1
     fi
+    printf '%s' "$spec" >"$marker"
 fi
 printf '%s\n' "$python"

@@ -53,6 +53,143 @@ pub enum Command {
     /// A narrated tour: build a hierarchy in a temporary directory, issue,
     /// verify, revoke, verify again.
     Demo(DemoArgs),
+    /// Run the enrollment & attestation service (HTTPS API).
+    ///
+    /// With no configuration it runs on embedded defaults: SQLite under the
+    /// data dir, file keys, a development CA created on first start, HTTPS
+    /// on 127.0.0.1:7443, Matrix publishing off until a homeserver is
+    /// configured. The first operator token is written to
+    /// <data dir>/operator-token.
+    Serve(ServeArgs),
+    /// Check a service configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage the authority registry (directly in the service's database).
+    #[command(subcommand)]
+    Authority(AuthorityCommand),
+    /// Check the audit log's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The agency side: enroll a Matrix device with the service.
+    #[command(subcommand)]
+    Agency(AgencyCommand),
+}
+
+/// Where the service's configuration comes from.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// TOML configuration file (default: embedded defaults). Environment
+    /// variables GOVTRUST_LISTEN, GOVTRUST_DATA_DIR, GOVTRUST_PUBLIC_URL,
+    /// GOVTRUST_DATABASE_URL, GOVTRUST_MATRIX_HOMESERVER_URL,
+    /// GOVTRUST_MATRIX_USER_ID and GOVTRUST_MATRIX_PASSWORD override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the file and GOVTRUST_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `govtrust serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Listen address (overrides the file and GOVTRUST_LISTEN).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Log as JSON lines instead of human text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// `govtrust config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and validate a configuration file; explain what is wrong.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// `govtrust authority …`
+#[derive(Debug, Subcommand)]
+pub enum AuthorityCommand {
+    /// Import authorities from JSON (an array of {record, servers,
+    /// user_patterns, contact}) or CSV (header: id,name,unit,street,
+    /// postal_code,locality,state,country,servers,user_patterns,contact;
+    /// servers and patterns separated by ';'). Each row is validated and
+    /// stored on its own: a bad row is reported and never half-imported,
+    /// good rows go in; an existing ID is updated.
+    Import(ImportArgs),
+    /// List authorities.
+    List(ConfigArgs),
+}
+
+/// `govtrust authority import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The file (.json or .csv; see --format).
+    pub file: PathBuf,
+    /// json or csv (default: from the file extension).
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `govtrust audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; name the first broken entry.
+    Verify(ConfigArgs),
+}
+
+/// `govtrust agency …`
+#[derive(Debug, Subcommand)]
+pub enum AgencyCommand {
+    /// Enroll this Matrix device: log in (or reuse the session in --store),
+    /// request a challenge over mTLS, receive it on the device (Olm-encrypted
+    /// to-device message), answer it, print the certificate chain.
+    Enroll(AgencyEnrollArgs),
+}
+
+/// `govtrust agency enroll`
+#[derive(Debug, Args)]
+pub struct AgencyEnrollArgs {
+    /// The service's base URL, e.g. https://govtrust.example:7443.
+    #[arg(long)]
+    pub service: url::Url,
+    /// Root certificate (PEM) the service's TLS certificate chains to.
+    #[arg(long)]
+    pub service_root: PathBuf,
+    /// The agency's enrollment-client certificate chain (PEM).
+    #[arg(long)]
+    pub client_cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    #[arg(long)]
+    pub client_key: PathBuf,
+    /// Homeserver URL of the agency's Matrix account.
+    #[arg(long)]
+    pub homeserver: url::Url,
+    /// The agency's Matrix user ID.
+    #[arg(long)]
+    pub user: String,
+    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD).
+    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Directory for the device's matrix-sdk store (keeps the device).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// The service bot's user ID (challenges from anyone else are ignored).
+    #[arg(long)]
+    pub service_bot: String,
+    /// Also enroll the user's cross-signing identity (master key).
+    #[arg(long)]
+    pub identity: bool,
+    /// Write the PEM chain(s) here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `govtrust ca …`

@@ -5,10 +5,12 @@
 //! integration tests and benchmarks drive the same code.
 #![forbid(unsafe_code)]
 
+pub mod agency;
 pub mod cadir;
 pub mod cli;
 pub mod cmd;
 pub mod matrix;
 pub mod output;
 pub mod pemfile;
+pub mod service;
 pub mod storage;

@@ -304,6 +304,7 @@ async fn directory_room(hs: &Synapse, bot: &Bot, citizen_token: &str) -> OwnedRo
     assert_eq!(pl["events"]["m.room.power_levels"], 100, "{pl}");
     let bot_level = pl["users"][bot.user_id().as_str()].as_i64();
     let version = state("m.room.create").await["room_version"].clone();
+    eprintln!("directory room version {version}, bot power level {bot_level:?}");
     assert!(
         bot_level == Some(100) || version == "12",
         "bot must have PL 100 (or be the v12 creator): {pl} {version}"

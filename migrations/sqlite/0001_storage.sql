@@ -24,6 +24,10 @@ CREATE TABLE challenges (
     authority_id TEXT NOT NULL REFERENCES authorities (id),
     user_id      TEXT NOT NULL,
     device_id    TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('device', 'identity')),
+    proof        TEXT NOT NULL CHECK (proof IN ('to_device', 'signature')),
+    key          TEXT NOT NULL,
+    device_key   TEXT NOT NULL,
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
     used_at      INTEGER

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod inspect;
 pub mod issue;
 pub mod revoke;
+pub mod service;
 pub mod verify;
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use govtrust_verifier::AuthorityRecord;
 
-use crate::cli::{CaCommand, Cli, Command, IssueCommand};
+use crate::cli::{AgencyCommand, AuditCommand, AuthorityCommand, CaCommand, Cli, Command, ConfigCommand, IssueCommand};
 use crate::output::Output;
 
 /// Exit status for "not trusted" and for failed commands.
@@ -38,6 +39,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => Ok(verify::verify(&args, out)),
         Command::Inspect(args) => inspect::inspect(&args.file, out),
         Command::Demo(args) => demo::demo(&args),
+        Command::Serve(args) => service::serve(&args),
+        Command::Config(ConfigCommand::Check { file }) => service::config_check(&file, out),
+        Command::Authority(AuthorityCommand::Import(args)) => service::authority_import(&args, out),
+        Command::Authority(AuthorityCommand::List(args)) => service::authority_list(&args, out),
+        Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(&args, out),
+        Command::Agency(AgencyCommand::Enroll(args)) => service::agency_enroll(&args, out),
     }
 }
 

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use govtrust_pki::RevocationReason;
 use govtrust_verifier::{AuthorityRecord, CrlSet, UnixTime};
@@ -189,8 +189,8 @@ async fn readyz(State(svc): State<AppState>) -> Response {
     };
     let homeserver = match &svc.publisher {
         None => "not configured".to_owned(),
-        Some(bot) => match bot.ping().await {
-            Ok(()) => "ok".to_owned(),
+        Some(bot) => match bot.client().whoami().await {
+            Ok(_) => "ok".to_owned(),
             Err(e) => format!("error: {e}"),
         },
     };
@@ -314,8 +314,11 @@ impl CertificateView {
             authority_id: cert.authority_id.clone(),
             not_before: cert.not_before,
             not_after: cert.not_after,
-            chain_pem: crate::pemfile::encode("CERTIFICATE", &cert.der)
-                + &crate::pemfile::cert_pem(svc.pki.issuing_der()),
+            chain_pem: format!(
+                "{}{}",
+                crate::pemfile::encode("CERTIFICATE", &cert.der),
+                crate::pemfile::cert_pem(svc.pki.issuing_der())
+            ),
         }
     }
 }

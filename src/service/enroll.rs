@@ -74,7 +74,7 @@ impl Proof {
 }
 
 /// `POST /v1/enrollment/challenge`
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     /// Device or identity attestation.
@@ -90,7 +90,7 @@ pub struct ChallengeRequest {
 }
 
 /// Answer to a challenge request.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChallengeResponse {
     /// The proof method in force.
     pub proof: Proof,
@@ -104,7 +104,7 @@ pub struct ChallengeResponse {
 }
 
 /// `POST /v1/enrollment`
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// Device or identity attestation.
@@ -128,7 +128,7 @@ pub struct EnrollRequest {
 }
 
 /// A successful enrollment.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
     /// Certificate serial, hex.
     pub serial: String,

@@ -19,8 +19,8 @@ pub struct ApiError {
     pub error: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
 /// The JSON body of every error response.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `GT_CHALLENGE_USED`.
     pub errcode: String,

@@ -74,6 +74,16 @@ pub struct Challenge {
     pub user_id: String,
     /// The device the challenge was sent to.
     pub device_id: String,
+    /// What the enrollment attests (device or identity).
+    pub kind: CertificateKind,
+    /// Proof of possession method (`to_device` or `signature`).
+    pub proof: String,
+    /// The key to be attested, bound when the challenge was made (unpadded
+    /// base64): the device key, or the master key for identities.
+    pub key: String,
+    /// The device's Ed25519 key as /keys/query served it (and, for
+    /// `to_device`, the key the Olm message was encrypted for).
+    pub device_key: String,
     /// Creation time (unix ms).
     pub created_at: i64,
     /// After this time (unix ms) the challenge is no longer accepted.

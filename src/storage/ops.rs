@@ -275,6 +275,39 @@ impl Store {
         rows.iter().map(authority_from_row).collect()
     }
 
+    // ----- service support ---------------------------------------------
+
+    /// Checks the database answers (readiness probe).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Time (unix ms) of the newest revocation of an issuing CA, to tell
+    /// whether the latest CRL already lists it.
+    pub async fn newest_revocation_at(&self, issuing_ca: &str) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT MAX(revoked_at) AS at FROM revocations WHERE issuing_ca = $1")
+            .bind(issuing_ca)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("at")?)
+    }
+
+    /// The event ID of the newest outbox item for `state_key`, if that item
+    /// has been published.
+    pub async fn published_event_id(&self, state_key: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT state, event_id FROM outbox WHERE state_key = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(state_key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(row) if row.try_get::<String, _>("state")? == "published" => row.try_get("event_id")?,
+            _ => None,
+        })
+    }
+
     // ----- challenges --------------------------------------------------
 
     /// Stores a fresh challenge. Not audited: issuing a challenge grants
@@ -283,8 +316,9 @@ impl Store {
     pub async fn insert_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
         let _gate = self.write_gate().await;
         let res = sqlx::query(
-            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
+             kind, proof, key, device_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
         )
         .bind(challenge.id.as_str())
         .bind(challenge.authority_id.as_str())
@@ -293,6 +327,10 @@ impl Store {
         .bind(challenge.created_at)
         .bind(challenge.expires_at)
         .bind(challenge.used_at)
+        .bind(challenge.kind.as_str())
+        .bind(challenge.proof.as_str())
+        .bind(challenge.key.as_str())
+        .bind(challenge.device_key.as_str())
         .execute(self.pool())
         .await?;
         if res.rows_affected() == 0 {
@@ -363,8 +401,8 @@ impl Store {
     /// The challenge with that id (for diagnostics).
     pub async fn get_challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
         let row = sqlx::query(
-            "SELECT id, authority_id, user_id, device_id, created_at, expires_at, used_at \
-             FROM challenges WHERE id = $1",
+            "SELECT id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
+             kind, proof, key, device_key FROM challenges WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -375,6 +413,10 @@ impl Store {
                 authority_id: row.try_get("authority_id")?,
                 user_id: row.try_get("user_id")?,
                 device_id: row.try_get("device_id")?,
+                kind: CertificateKind::parse(&row.try_get::<String, _>("kind")?)?,
+                proof: row.try_get("proof")?,
+                key: row.try_get("key")?,
+                device_key: row.try_get("device_key")?,
                 created_at: row.try_get("created_at")?,
                 expires_at: row.try_get("expires_at")?,
                 used_at: row.try_get("used_at")?,
