@@ -18,7 +18,9 @@ use matrix_sdk::ruma::OwnedUserId;
 use matrix_sdk::Client;
 
 use crate::matrix::ChallengeReceiver;
-use crate::service::enroll::{ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse, Kind, Proof};
+use crate::service::enroll::{
+    ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse, Kind, Proof,
+};
 use crate::service::error::ErrorBody;
 
 /// How long to wait for the challenge to arrive on the device.
@@ -41,7 +43,9 @@ impl ServiceClient {
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(root_pem).context("service root")?)
-            .identity(reqwest::Identity::from_pem(identity_pem).context("client certificate and key")?)
+            .identity(
+                reqwest::Identity::from_pem(identity_pem).context("client certificate and key")?,
+            )
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(ServiceClient { base, http })
@@ -50,13 +54,23 @@ impl ServiceClient {
     /// Reads the root and the client certificate and key from files.
     pub fn from_files(base: url::Url, root: &Path, cert: &Path, key: &Path) -> Result<Self> {
         let root = std::fs::read(root).with_context(|| format!("reading {}", root.display()))?;
-        let mut identity = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let mut identity =
+            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
         identity.extend(std::fs::read(key).with_context(|| format!("reading {}", key.display()))?);
         ServiceClient::new(base, &root, &identity)
     }
 
-    async fn post<Req: serde::Serialize, Res: serde::de::DeserializeOwned>(&self, path: &str, body: &Req) -> Result<Res> {
-        let response = self.http.post(self.base.join(path)?).json(body).send().await?;
+    async fn post<Req: serde::Serialize, Res: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Req,
+    ) -> Result<Res> {
+        let response = self
+            .http
+            .post(self.base.join(path)?)
+            .json(body)
+            .send()
+            .await?;
         if response.status().is_success() {
             return Ok(response.json().await?);
         }
@@ -79,22 +93,44 @@ impl ServiceClient {
 }
 
 /// Enrolls the logged-in device of `client` (device attestation).
-pub async fn enroll_device(client: &Client, service: &ServiceClient, bot: OwnedUserId) -> Result<EnrollResponse> {
+pub async fn enroll_device(
+    client: &Client,
+    service: &ServiceClient,
+    bot: OwnedUserId,
+) -> Result<EnrollResponse> {
     enroll(client, service, bot, Kind::Device).await
 }
 
 /// Enrolls the user's cross-signing master key, proven through this
 /// device (which the user's self-signing key must have signed).
-pub async fn enroll_identity(client: &Client, service: &ServiceClient, bot: OwnedUserId) -> Result<EnrollResponse> {
+pub async fn enroll_identity(
+    client: &Client,
+    service: &ServiceClient,
+    bot: OwnedUserId,
+) -> Result<EnrollResponse> {
     enroll(client, service, bot, Kind::Identity).await
 }
 
-async fn enroll(client: &Client, service: &ServiceClient, bot: OwnedUserId, kind: Kind) -> Result<EnrollResponse> {
-    let user = client.user_id().context("the Matrix client is not logged in")?.to_string();
-    let device = client.device_id().context("the Matrix client has no device")?.to_string();
+async fn enroll(
+    client: &Client,
+    service: &ServiceClient,
+    bot: OwnedUserId,
+    kind: Kind,
+) -> Result<EnrollResponse> {
+    let user = client
+        .user_id()
+        .context("the Matrix client is not logged in")?
+        .to_string();
+    let device = client
+        .device_id()
+        .context("the Matrix client has no device")?
+        .to_string();
     let encryption = client.encryption();
     let key = match kind {
-        Kind::Device => encryption.ed25519_key().await.context("the device has no Ed25519 key")?,
+        Kind::Device => encryption
+            .ed25519_key()
+            .await
+            .context("the device has no Ed25519 key")?,
         Kind::Identity => encryption
             .get_user_identity(client.user_id().context("not logged in")?)
             .await?

@@ -31,10 +31,11 @@ pub const PASSPHRASE_ENV: &str = "GOVTRUST_KEY_PASSPHRASE";
 pub const PKCS11_PIN_ENV: &str = "GOVTRUST_PKCS11_PIN";
 
 /// Where a CA key lives.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "backend", rename_all = "snake_case")]
 pub enum KeyLocation {
     /// `key.pem` beside the certificate.
+    #[default]
     File,
     /// A key inside a PKCS#11 token.
     Pkcs11 {
@@ -65,12 +66,6 @@ pub struct CaState {
 
 fn file_key() -> KeyLocation {
     KeyLocation::File
-}
-
-impl Default for KeyLocation {
-    fn default() -> Self {
-        KeyLocation::File
-    }
 }
 
 /// One revocation as stored.
@@ -198,11 +193,25 @@ impl CaDir {
         Ok(RootCa::load(self.root_cert()?, signer)?)
     }
 
-    /// Loads an issuing CA with its key; this proves its chain (probe issuance).
+    /// Loads an issuing CA with its key; this proves its chain (probe
+    /// issuance). An issuing CA the root has revoked is refused.
     pub fn issuing_ca(&self, id: &str) -> Result<IssuingCa<Box<dyn Signer>>> {
         let dir = self.issuing_dir(id);
         let state = self.issuing_state(id)?;
         let cert = pemfile::read_one_cert(&dir.join("cert.pem"))?;
+        let serial = {
+            let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            govtrust_pki::hex(parsed.raw_serial())
+        };
+        if self
+            .root_state()?
+            .revoked
+            .iter()
+            .any(|r| r.serial == serial)
+        {
+            bail!("issuing CA {id} is revoked by the root; it can no longer issue");
+        }
         let signer = self.load_signer(&dir, &state.key)?;
         Ok(IssuingCa::load(
             cert,

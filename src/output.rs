@@ -12,16 +12,21 @@ pub struct Output {
 impl Output {
     /// Prints `value` as JSON, or the human rendering.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
-        if self.json {
+        let text = if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("error: cannot encode JSON output: {e}"),
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("error: cannot encode JSON output: {e}");
+                    return;
+                }
             }
         } else {
-            let text = human();
-            if !text.is_empty() {
-                println!("{}", text.trim_end());
-            }
+            human().trim_end().to_owned()
+        };
+        if !text.is_empty() {
+            // A closed pipe (`govtrust … | head`) is not an error worth a panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
     }
 }

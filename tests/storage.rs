@@ -17,8 +17,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures::FutureExt as _;
 use govtrust::storage::{
     sha256_hex, AuditEntry, Authority, AuthorityStatus, Backend, CertificateKind,
-    CertificateStatus, Challenge, ChallengeOutcome, NewCertificate, NewOutboxItem,
-    OperatorToken, OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
+    CertificateStatus, Challenge, ChallengeOutcome, NewCertificate, NewOutboxItem, OperatorToken,
+    OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
 };
 use govtrust_verifier::AuthorityRecord;
 use rand::Rng as _;
@@ -61,7 +61,10 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("govtrust.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("govtrust.db").display()
+    );
     test(Db { url, schema: None }).await;
 }
 
@@ -272,14 +275,23 @@ async fn authority_crud(db: Db) {
         .insert_authority(a.clone(), audit("authority.created", AUTH))
         .await
         .expect("insert");
-    assert_eq!(store.get_authority(AUTH).await.expect("get"), Some(a.clone()));
+    assert_eq!(
+        store.get_authority(AUTH).await.expect("get"),
+        Some(a.clone())
+    );
     assert_eq!(store.get_authority("nope").await.expect("get"), None);
 
     let dup = store
         .insert_authority(a.clone(), audit("authority.created", AUTH))
         .await;
     assert!(
-        matches!(dup, Err(StoreError::Duplicate { entity: "authority", .. })),
+        matches!(
+            dup,
+            Err(StoreError::Duplicate {
+                entity: "authority",
+                ..
+            })
+        ),
         "{dup:?}"
     );
 
@@ -291,18 +303,33 @@ async fn authority_crud(db: Db) {
         .update_authority(a.clone(), audit("authority.updated", AUTH))
         .await
         .expect("update");
-    assert_eq!(store.get_authority(AUTH).await.expect("get"), Some(a.clone()));
+    assert_eq!(
+        store.get_authority(AUTH).await.expect("get"),
+        Some(a.clone())
+    );
 
     let missing = store
         .update_authority(authority("XX-1"), audit("authority.updated", "XX-1"))
         .await;
-    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
 
     store
-        .set_authority_status(AUTH, AuthorityStatus::Suspended, T0 + 2, audit("authority.suspended", AUTH))
+        .set_authority_status(
+            AUTH,
+            AuthorityStatus::Suspended,
+            T0 + 2,
+            audit("authority.suspended", AUTH),
+        )
         .await
         .expect("suspend");
-    let got = store.get_authority(AUTH).await.expect("get").expect("exists");
+    let got = store
+        .get_authority(AUTH)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(got.status, AuthorityStatus::Suspended);
     assert_eq!(got.updated_at, T0 + 2);
     assert_eq!(got.created_at, T0);
@@ -318,7 +345,11 @@ async fn authority_crud(db: Db) {
         .list_authorities(Some(&page1[1].record.id), 10)
         .await
         .expect("list");
-    let ids: Vec<_> = page1.iter().chain(&page2).map(|a| a.record.id.as_str()).collect();
+    let ids: Vec<_> = page1
+        .iter()
+        .chain(&page2)
+        .map(|a| a.record.id.as_str())
+        .collect();
     assert_eq!(ids, ["DE-A", "DE-B", "DE-BE-11000000-BA-NK", "DE-C"]);
 
     // Failed changes (duplicate, not found) wrote no audit entries.
@@ -340,35 +371,70 @@ fn challenge(id: &str, expires_at: i64) -> Challenge {
 async fn challenge_consume(db: Db) {
     let store = with_authority(&db).await;
     let user = "@office.one:id.bund.example";
-    store.insert_challenge(&challenge("c1", T0 + 60_000)).await.expect("insert");
-    store.insert_challenge(&challenge("c2", T0 + 60_000)).await.expect("insert");
-    store.insert_challenge(&challenge("c3", T0 + 60_000)).await.expect("insert");
+    store
+        .insert_challenge(&challenge("c1", T0 + 60_000))
+        .await
+        .expect("insert");
+    store
+        .insert_challenge(&challenge("c2", T0 + 60_000))
+        .await
+        .expect("insert");
+    store
+        .insert_challenge(&challenge("c3", T0 + 60_000))
+        .await
+        .expect("insert");
     let dup = store.insert_challenge(&challenge("c1", T0 + 60_000)).await;
     assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
 
-    let consume = |id: &'static str, auth: &'static str, u: &'static str, dev: &'static str, now| {
-        let store = store.clone();
-        async move {
-            store
-                .consume_challenge(id, auth, u, dev, now)
-                .await
-                .expect("consume")
-        }
-    };
-    assert_eq!(consume("c1", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Ok);
-    assert_eq!(consume("c1", AUTH, user, "DEVICE1", T0 + 2).await, ChallengeOutcome::AlreadyUsed);
-    assert_eq!(consume("c2", AUTH, user, "DEVICE1", T0 + 60_000).await, ChallengeOutcome::Expired);
-    assert_eq!(consume("c3", AUTH, user, "DEVICE2", T0 + 1).await, ChallengeOutcome::WrongBinding);
+    let consume =
+        |id: &'static str, auth: &'static str, u: &'static str, dev: &'static str, now| {
+            let store = store.clone();
+            async move {
+                store
+                    .consume_challenge(id, auth, u, dev, now)
+                    .await
+                    .expect("consume")
+            }
+        };
+    assert_eq!(
+        consume("c1", AUTH, user, "DEVICE1", T0 + 1).await,
+        ChallengeOutcome::Ok
+    );
+    assert_eq!(
+        consume("c1", AUTH, user, "DEVICE1", T0 + 2).await,
+        ChallengeOutcome::AlreadyUsed
+    );
+    assert_eq!(
+        consume("c2", AUTH, user, "DEVICE1", T0 + 60_000).await,
+        ChallengeOutcome::Expired
+    );
+    assert_eq!(
+        consume("c3", AUTH, user, "DEVICE2", T0 + 1).await,
+        ChallengeOutcome::WrongBinding
+    );
     assert_eq!(
         consume("c3", AUTH, "@office.two:id.bund.example", "DEVICE1", T0 + 1).await,
         ChallengeOutcome::WrongBinding
     );
-    assert_eq!(consume("c3", "DE-OTHER", user, "DEVICE1", T0 + 1).await, ChallengeOutcome::WrongBinding);
+    assert_eq!(
+        consume("c3", "DE-OTHER", user, "DEVICE1", T0 + 1).await,
+        ChallengeOutcome::WrongBinding
+    );
     // A wrong binding does not burn it.
-    assert_eq!(consume("c3", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Ok);
-    assert_eq!(consume("nope", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Unknown);
+    assert_eq!(
+        consume("c3", AUTH, user, "DEVICE1", T0 + 1).await,
+        ChallengeOutcome::Ok
+    );
+    assert_eq!(
+        consume("nope", AUTH, user, "DEVICE1", T0 + 1).await,
+        ChallengeOutcome::Unknown
+    );
 
-    let used = store.get_challenge("c1").await.expect("get").expect("exists");
+    let used = store
+        .get_challenge("c1")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(used.used_at, Some(T0 + 1));
 
     // Unknown authority: the foreign key refuses it.
@@ -377,8 +443,17 @@ async fn challenge_consume(db: Db) {
     let err = store.insert_challenge(&bad).await;
     assert!(matches!(err, Err(StoreError::Constraint(_))), "{err:?}");
 
-    assert_eq!(store.purge_expired_challenges(T0 + 60_001).await.expect("purge"), 3);
-    assert_eq!(consume("c1", AUTH, user, "DEVICE1", T0 + 1).await, ChallengeOutcome::Unknown);
+    assert_eq!(
+        store
+            .purge_expired_challenges(T0 + 60_001)
+            .await
+            .expect("purge"),
+        3
+    );
+    assert_eq!(
+        consume("c1", AUTH, user, "DEVICE1", T0 + 1).await,
+        ChallengeOutcome::Unknown
+    );
 }
 
 async fn challenge_consume_races(db: Db) {
@@ -415,7 +490,11 @@ async fn challenge_consume_races(db: Db) {
         wins.extend(t.await.expect("task"));
     }
     wins.sort_unstable();
-    assert_eq!(wins, (0..20).collect::<Vec<_>>(), "each challenge consumed exactly once");
+    assert_eq!(
+        wins,
+        (0..20).collect::<Vec<_>>(),
+        "each challenge consumed exactly once"
+    );
 }
 
 async fn issuance_is_atomic(db: Db) {
@@ -426,22 +505,42 @@ async fn issuance_is_atomic(db: Db) {
         .insert_certificate(
             device_cert(&serial, user, "DEVICE1", T0 + 30 * DAY),
             Some(attestation(user, "DEVICE1", &serial)),
-            AuditEntry::new(format!("agency:{AUTH}"), "certificate.issued", &serial, json!({"kind": "device"})),
+            AuditEntry::new(
+                format!("agency:{AUTH}"),
+                "certificate.issued",
+                &serial,
+                json!({"kind": "device"}),
+            ),
         )
         .await
         .expect("issue");
     assert_eq!(seq, 2);
-    let cert = store.get_certificate(&serial).await.expect("get").expect("stored");
+    let cert = store
+        .get_certificate(&serial)
+        .await
+        .expect("get")
+        .expect("stored");
     assert_eq!(cert.status, CertificateStatus::Valid);
-    assert_eq!(cert.der, vec![0x30, 0x82, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(
+        cert.der,
+        vec![0x30, 0x82, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef]
+    );
     assert_eq!(cert.device_id.as_deref(), Some("DEVICE1"));
     let live = store
         .find_live_certificate(user, CertificateKind::Device, Some("DEVICE1"), T0 + DAY)
         .await
         .expect("find");
-    assert_eq!(live.as_ref().map(|c| c.serial.as_str()), Some(serial.as_str()));
+    assert_eq!(
+        live.as_ref().map(|c| c.serial.as_str()),
+        Some(serial.as_str())
+    );
     assert!(store
-        .find_live_certificate(user, CertificateKind::Device, Some("DEVICE1"), T0 + 31 * DAY)
+        .find_live_certificate(
+            user,
+            CertificateKind::Device,
+            Some("DEVICE1"),
+            T0 + 31 * DAY
+        )
         .await
         .expect("find")
         .is_none());
@@ -464,14 +563,27 @@ async fn issuance_is_atomic(db: Db) {
             audit("certificate.issued", &serial),
         )
         .await;
-    assert!(matches!(again, Err(StoreError::Duplicate { entity: "certificate", .. })), "{again:?}");
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::Duplicate {
+                entity: "certificate",
+                ..
+            })
+        ),
+        "{again:?}"
+    );
     // Forced failure 2: an unknown authority (a hard failure inside the
     // transaction after nothing else was written).
     let mut orphan = device_cert(&random_serial(), user, "DEVICE8", T0 + 30 * DAY);
     orphan.authority_id = "DE-NONE".to_owned();
     let orphan_serial = orphan.serial.clone();
     let err = store
-        .insert_certificate(orphan, Some(attestation(user, "DEVICE8", &orphan_serial)), audit("certificate.issued", &orphan_serial))
+        .insert_certificate(
+            orphan,
+            Some(attestation(user, "DEVICE8", &orphan_serial)),
+            audit("certificate.issued", &orphan_serial),
+        )
         .await;
     assert!(matches!(err, Err(StoreError::Constraint(_))), "{err:?}");
 
@@ -479,14 +591,22 @@ async fn issuance_is_atomic(db: Db) {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 1);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 1);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM audit_log").await, 2);
-    let cert = store.get_certificate(&serial).await.expect("get").expect("stored");
+    let cert = store
+        .get_certificate(&serial)
+        .await
+        .expect("get")
+        .expect("stored");
     assert_eq!(cert.device_id.as_deref(), Some("DEVICE1"));
     assert_eq!(assert_chain_ok(&store).await, 2);
 
     // The next issuance continues the chain.
     let s2 = random_serial();
     let seq = store
-        .insert_certificate(device_cert(&s2, user, "DEVICE2", T0 + DAY), None, audit("certificate.issued", &s2))
+        .insert_certificate(
+            device_cert(&s2, user, "DEVICE2", T0 + DAY),
+            None,
+            audit("certificate.issued", &s2),
+        )
         .await
         .expect("issue");
     assert_eq!(seq, 3);
@@ -516,7 +636,11 @@ async fn failing_change_does_not_disturb_its_batch(db: Db) {
             }
             let serial = cert.serial.clone();
             let res = store
-                .insert_certificate(cert, Some(attestation(&user, "DEV", &serial)), audit("certificate.issued", &serial))
+                .insert_certificate(
+                    cert,
+                    Some(attestation(&user, "DEV", &serial)),
+                    audit("certificate.issued", &serial),
+                )
                 .await;
             (bad, res.is_ok())
         }));
@@ -528,7 +652,10 @@ async fn failing_change_does_not_disturb_its_batch(db: Db) {
         ok += usize::from(succeeded);
     }
     assert_eq!(ok, 192);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 192);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM certificates").await,
+        192
+    );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 192);
     assert_eq!(assert_chain_ok(&store).await, 193);
 }
@@ -545,9 +672,13 @@ async fn renewal_claims(db: Db) {
         if i < 20 {
             due.insert(serial.clone());
         }
-        a.insert_certificate(device_cert(&serial, user, &format!("D{i}"), not_after), None, audit("certificate.issued", &serial))
-            .await
-            .expect("issue");
+        a.insert_certificate(
+            device_cert(&serial, user, &format!("D{i}"), not_after),
+            None,
+            audit("certificate.issued", &serial),
+        )
+        .await
+        .expect("issue");
     }
     let mut enroll = device_cert(&random_serial(), user, "X", T0 + DAY);
     enroll.kind = CertificateKind::EnrollmentClient;
@@ -574,7 +705,10 @@ async fn renewal_claims(db: Db) {
             got.extend(batch.into_iter().map(|c| c.serial));
         }
     };
-    let (x, y) = tokio::join!(tokio::spawn(claim(a.clone())), tokio::spawn(claim(b.clone())));
+    let (x, y) = tokio::join!(
+        tokio::spawn(claim(a.clone())),
+        tokio::spawn(claim(b.clone()))
+    );
     let (x, y) = (x.expect("task"), y.expect("task"));
     let all: Vec<_> = x.iter().chain(&y).cloned().collect();
     let unique: HashSet<_> = all.iter().cloned().collect();
@@ -583,7 +717,11 @@ async fn renewal_claims(db: Db) {
     assert!(!unique.contains(&enroll_serial));
 
     // Nothing more while leased; everything again after the lease ran out.
-    assert!(a.claim_due_renewals(now + 5 * DAY, now + 1, lease, 100).await.expect("claim").is_empty());
+    assert!(a
+        .claim_due_renewals(now + 5 * DAY, now + 1, lease, 100)
+        .await
+        .expect("claim")
+        .is_empty());
     let again = a
         .claim_due_renewals(now + 5 * DAY, now + lease + 1, lease, 100)
         .await
@@ -593,14 +731,25 @@ async fn renewal_claims(db: Db) {
 
     // Renewing supersedes the old certificate in the same transaction.
     let old = &again[0];
-    a.release_renewal_claim(&again[1].serial).await.expect("release");
-    let mut renewed = device_cert(&random_serial(), user, old.device_id.as_deref().unwrap_or(""), T0 + 31 * DAY);
+    a.release_renewal_claim(&again[1].serial)
+        .await
+        .expect("release");
+    let mut renewed = device_cert(
+        &random_serial(),
+        user,
+        old.device_id.as_deref().unwrap_or(""),
+        T0 + 31 * DAY,
+    );
     renewed.renewed_from = Some(old.serial.clone());
     let new_serial = renewed.serial.clone();
     a.insert_certificate(renewed, None, audit("certificate.renewed", &new_serial))
         .await
         .expect("renew");
-    let old_now = a.get_certificate(&old.serial).await.expect("get").expect("exists");
+    let old_now = a
+        .get_certificate(&old.serial)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(old_now.status, CertificateStatus::Superseded);
     let live = a
         .find_live_certificate(user, CertificateKind::Device, old.device_id.as_deref(), T0)
@@ -616,13 +765,34 @@ async fn renewal_claims(db: Db) {
         .expect("list");
     assert_eq!(unrevoked.len(), 2);
     // The released one is claimable at once; the renewed one never again.
-    let c = a.claim_due_renewals(now + 5 * DAY, now + lease + 2, lease, 100).await.expect("claim");
-    assert_eq!(c.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>(), [again[1].serial.as_str()]);
+    let c = a
+        .claim_due_renewals(now + 5 * DAY, now + lease + 2, lease, 100)
+        .await
+        .expect("claim");
+    assert_eq!(
+        c.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>(),
+        [again[1].serial.as_str()]
+    );
 
-    assert!(!a.mark_superseded(&old.serial, T0, audit("certificate.superseded", &old.serial)).await.expect("mark"));
-    assert!(a.mark_superseded(&again[2].serial, T0, audit("certificate.superseded", &again[2].serial)).await.expect("mark"));
+    assert!(!a
+        .mark_superseded(
+            &old.serial,
+            T0,
+            audit("certificate.superseded", &old.serial)
+        )
+        .await
+        .expect("mark"));
+    assert!(a
+        .mark_superseded(
+            &again[2].serial,
+            T0,
+            audit("certificate.superseded", &again[2].serial)
+        )
+        .await
+        .expect("mark"));
     assert!(matches!(
-        a.mark_superseded("ff", T0, audit("certificate.superseded", "ff")).await,
+        a.mark_superseded("ff", T0, audit("certificate.superseded", "ff"))
+            .await,
         Err(StoreError::NotFound { .. })
     ));
     assert_chain_ok(&a).await;
@@ -634,13 +804,24 @@ async fn revocation(db: Db) {
     let s1 = random_serial();
     let s2 = random_serial();
     let s3 = random_serial();
-    for (s, dev, not_after) in [(&s1, "D1", T0 + DAY), (&s2, "D2", T0 + 30 * DAY), (&s3, "D3", T0 + 30 * DAY)] {
+    for (s, dev, not_after) in [
+        (&s1, "D1", T0 + DAY),
+        (&s2, "D2", T0 + 30 * DAY),
+        (&s3, "D3", T0 + 30 * DAY),
+    ] {
         store
-            .insert_certificate(device_cert(s, user, dev, not_after), Some(attestation(user, dev, s)), audit("certificate.issued", s))
+            .insert_certificate(
+                device_cert(s, user, dev, not_after),
+                Some(attestation(user, dev, s)),
+                audit("certificate.issued", s),
+            )
             .await
             .expect("issue");
     }
-    store.mark_superseded(&s3, T0, audit("certificate.superseded", &s3)).await.expect("supersede");
+    store
+        .mark_superseded(&s3, T0, audit("certificate.superseded", &s3))
+        .await
+        .expect("supersede");
     let depth = store.outbox_depth().await.expect("depth");
 
     let revoke = |serial: String, at: i64| {
@@ -652,19 +833,35 @@ async fn revocation(db: Db) {
                 content: json!({ "revoked": { "at": at } }),
             };
             store
-                .revoke(&serial, "keyCompromise", at, Some(item), audit("certificate.revoked", &serial))
+                .revoke(
+                    &serial,
+                    "keyCompromise",
+                    at,
+                    Some(item),
+                    audit("certificate.revoked", &serial),
+                )
                 .await
                 .expect("revoke")
         }
     };
     assert_eq!(revoke(s1.clone(), T0 + 10).await, RevokeOutcome::Revoked);
-    assert_eq!(revoke(s1.clone(), T0 + 11).await, RevokeOutcome::AlreadyRevoked);
-    assert_eq!(revoke("00ff".to_owned(), T0 + 12).await, RevokeOutcome::Unknown);
+    assert_eq!(
+        revoke(s1.clone(), T0 + 11).await,
+        RevokeOutcome::AlreadyRevoked
+    );
+    assert_eq!(
+        revoke("00ff".to_owned(), T0 + 12).await,
+        RevokeOutcome::Unknown
+    );
     // A superseded certificate is still valid cryptographically: revocable.
     assert_eq!(revoke(s3.clone(), T0 + 13).await, RevokeOutcome::Revoked);
     assert_eq!(store.outbox_depth().await.expect("depth"), depth + 2);
 
-    let got = store.get_certificate(&s1).await.expect("get").expect("exists");
+    let got = store
+        .get_certificate(&s1)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(got.status, CertificateStatus::Revoked);
     let mut expected = vec![(s1.clone(), T0 + 10), (s3.clone(), T0 + 13)];
     expected.sort();
@@ -680,9 +877,19 @@ async fn revocation(db: Db) {
         .collect();
     assert_eq!(listed, expected);
     // s1 expired at T0 + DAY: a CRL after that may leave it out.
-    let later = store.revoked_for_ca(CA, Some(T0 + 2 * DAY)).await.expect("list");
-    assert_eq!(later.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(), [s3.as_str()]);
-    assert!(store.revoked_for_ca("other-ca", None).await.expect("list").is_empty());
+    let later = store
+        .revoked_for_ca(CA, Some(T0 + 2 * DAY))
+        .await
+        .expect("list");
+    assert_eq!(
+        later.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
+        [s3.as_str()]
+    );
+    assert!(store
+        .revoked_for_ca("other-ca", None)
+        .await
+        .expect("list")
+        .is_empty());
     assert!(store
         .find_live_certificate(user, CertificateKind::Device, Some("D1"), T0)
         .await
@@ -709,36 +916,69 @@ async fn crl_numbers_and_storage(db: Db) {
     let mut all = Vec::new();
     for t in tasks {
         let mine = t.await.expect("task");
-        assert!(mine.windows(2).all(|w| w[0] < w[1]), "not increasing: {mine:?}");
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "not increasing: {mine:?}"
+        );
         all.extend(mine);
     }
     all.sort_unstable();
     assert_eq!(all, (1..=400).collect::<Vec<u64>>());
-    assert_eq!(a.allocate_crl_number("other-ca").await.expect("allocate"), 1);
+    assert_eq!(
+        a.allocate_crl_number("other-ca").await.expect("allocate"),
+        1
+    );
 
     assert_eq!(a.latest_crl(CA).await.expect("latest"), None);
     let crl = |number: u64| StoredCrl {
         issuing_ca: CA.to_owned(),
         number,
-        der: vec![0x30, 0x03, 0x02, 0x01, u8::try_from(number % 256).unwrap_or(0)],
+        der: vec![
+            0x30,
+            0x03,
+            0x02,
+            0x01,
+            u8::try_from(number % 256).unwrap_or(0),
+        ],
         this_update: T0 + i64::try_from(number).unwrap_or(0),
         next_update: T0 + DAY,
     };
-    assert!(a.store_crl(crl(401), audit("crl.published", CA)).await.expect("store"));
+    assert!(a
+        .store_crl(crl(401), audit("crl.published", CA))
+        .await
+        .expect("store"));
     // An older CRL (a slow replica) never replaces a newer one.
-    assert!(!b.store_crl(crl(399), audit("crl.published", CA)).await.expect("store"));
-    assert!(!b.store_crl(crl(401), audit("crl.published", CA)).await.expect("store"));
+    assert!(!b
+        .store_crl(crl(399), audit("crl.published", CA))
+        .await
+        .expect("store"));
+    assert!(!b
+        .store_crl(crl(401), audit("crl.published", CA))
+        .await
+        .expect("store"));
     assert_eq!(b.latest_crl(CA).await.expect("latest"), Some(crl(401)));
     // Allocation continues above the stored number.
     assert_eq!(a.allocate_crl_number(CA).await.expect("allocate"), 402);
 
     // Generation claims: one replica at a time, until the lease ends.
     assert!(a.claim_crl_generation(CA, T0, 1000).await.expect("claim"));
-    assert!(!b.claim_crl_generation(CA, T0 + 10, 1000).await.expect("claim"));
-    assert!(b.claim_crl_generation("fresh-ca", T0 + 10, 1000).await.expect("claim"));
-    assert!(b.claim_crl_generation(CA, T0 + 1001, 1000).await.expect("claim"));
+    assert!(!b
+        .claim_crl_generation(CA, T0 + 10, 1000)
+        .await
+        .expect("claim"));
+    assert!(b
+        .claim_crl_generation("fresh-ca", T0 + 10, 1000)
+        .await
+        .expect("claim"));
+    assert!(b
+        .claim_crl_generation(CA, T0 + 1001, 1000)
+        .await
+        .expect("claim"));
     b.release_crl_claim(CA).await.expect("release");
-    assert!(a.claim_crl_generation(CA, T0 + 1002, 1000).await.expect("claim"));
+    assert!(a
+        .claim_crl_generation(CA, T0 + 1002, 1000)
+        .await
+        .expect("claim"));
     assert_eq!(assert_chain_ok(&a).await, 1);
 }
 
@@ -757,68 +997,138 @@ async fn outbox_claim_lease_publish_supersede(db: Db) {
     let now = T0;
 
     // Superseded before publication: only the latest is published.
-    a.enqueue_outbox(item("k1", 1), now, None).await.expect("enqueue");
-    a.enqueue_outbox(item("k1", 2), now, None).await.expect("enqueue");
-    a.enqueue_outbox(item("k2", 1), now, Some(audit("attestation.republished", "k2"))).await.expect("enqueue");
+    a.enqueue_outbox(item("k1", 1), now, None)
+        .await
+        .expect("enqueue");
+    a.enqueue_outbox(item("k1", 2), now, None)
+        .await
+        .expect("enqueue");
+    a.enqueue_outbox(
+        item("k2", 1),
+        now,
+        Some(audit("attestation.republished", "k2")),
+    )
+    .await
+    .expect("enqueue");
     assert_eq!(a.outbox_depth().await.expect("depth"), 2);
 
     let claimed = a.claim_outbox(now, 10, lease).await.expect("claim");
-    let got: Vec<_> = claimed.iter().map(|i| (i.state_key.as_str(), i.content["n"].as_u64())).collect();
+    let got: Vec<_> = claimed
+        .iter()
+        .map(|i| (i.state_key.as_str(), i.content["n"].as_u64()))
+        .collect();
     assert_eq!(got, [("k1", Some(2)), ("k2", Some(1))]);
-    assert!(claimed.iter().all(|i| i.attempts == 1 && i.claimed_until == Some(now + lease)));
+    assert!(claimed
+        .iter()
+        .all(|i| i.attempts == 1 && i.claimed_until == Some(now + lease)));
     // Another replica gets nothing while they are leased.
-    assert!(b.claim_outbox(now + 1, 10, lease).await.expect("claim").is_empty());
+    assert!(b
+        .claim_outbox(now + 1, 10, lease)
+        .await
+        .expect("claim")
+        .is_empty());
 
     let (k1, k2) = (&claimed[0], &claimed[1]);
     // New content for k1 while its predecessor is being published: it
     // supersedes the in-flight one but waits until that one is done, so
     // the newest content is published last.
-    b.enqueue_outbox(item("k1", 3), now + 2, None).await.expect("enqueue");
-    assert!(b.claim_outbox(now + 3, 10, lease).await.expect("claim").is_empty());
-    a.mark_published(k1.id, "$event1", now + 4).await.expect("published");
+    b.enqueue_outbox(item("k1", 3), now + 2, None)
+        .await
+        .expect("enqueue");
+    assert!(b
+        .claim_outbox(now + 3, 10, lease)
+        .await
+        .expect("claim")
+        .is_empty());
+    a.mark_published(k1.id, "$event1", now + 4)
+        .await
+        .expect("published");
     let next = b.claim_outbox(now + 5, 10, lease).await.expect("claim");
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].content["n"].as_u64(), Some(3));
-    let first = a.get_outbox_item(k1.id).await.expect("get").expect("exists");
+    let first = a
+        .get_outbox_item(k1.id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(first.state, OutboxState::Superseded);
     assert_eq!(first.event_id.as_deref(), Some("$event1"));
-    b.mark_published(next[0].id, "$event3", now + 6).await.expect("published");
-    let third = a.get_outbox_item(next[0].id).await.expect("get").expect("exists");
+    b.mark_published(next[0].id, "$event3", now + 6)
+        .await
+        .expect("published");
+    let third = a
+        .get_outbox_item(next[0].id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(third.state, OutboxState::Published);
     assert_eq!(third.published_at, Some(now + 6));
 
     // Failure: retried no earlier than asked, attempts counted.
-    a.mark_failed(k2.id, "homeserver said 502", now + 60_000).await.expect("failed");
-    assert!(a.claim_outbox(now + 59_999, 10, lease).await.expect("claim").is_empty());
-    let retry = b.claim_outbox(now + 60_000, 10, lease).await.expect("claim");
+    a.mark_failed(k2.id, "homeserver said 502", now + 60_000)
+        .await
+        .expect("failed");
+    assert!(a
+        .claim_outbox(now + 59_999, 10, lease)
+        .await
+        .expect("claim")
+        .is_empty());
+    let retry = b
+        .claim_outbox(now + 60_000, 10, lease)
+        .await
+        .expect("claim");
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].attempts, 2);
     assert_eq!(retry[0].last_error.as_deref(), Some("homeserver said 502"));
     // A publisher that dies: the lease runs out and another one takes over.
-    assert!(a.claim_outbox(now + 60_000 + lease - 1, 10, lease).await.expect("claim").is_empty());
-    let taken = a.claim_outbox(now + 60_001 + lease, 10, lease).await.expect("claim");
+    assert!(a
+        .claim_outbox(now + 60_000 + lease - 1, 10, lease)
+        .await
+        .expect("claim")
+        .is_empty());
+    let taken = a
+        .claim_outbox(now + 60_001 + lease, 10, lease)
+        .await
+        .expect("claim");
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].attempts, 3);
-    a.mark_published(taken[0].id, "$event2", now + 70_000 + lease).await.expect("published");
+    a.mark_published(taken[0].id, "$event2", now + 70_000 + lease)
+        .await
+        .expect("published");
     assert_eq!(a.outbox_depth().await.expect("depth"), 0);
-    assert!(matches!(a.mark_published(999_999, "$x", now).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        a.mark_published(999_999, "$x", now).await,
+        Err(StoreError::NotFound { .. })
+    ));
 
     // Concurrent claimers never get the same item.
     for i in 0..100 {
-        a.enqueue_outbox(item(&format!("bulk{i}"), i), now, None).await.expect("enqueue");
+        a.enqueue_outbox(item(&format!("bulk{i}"), i), now, None)
+            .await
+            .expect("enqueue");
     }
     let claim_all = |store: Store| async move {
         let mut ids = Vec::new();
         loop {
-            let got = store.claim_outbox(now + 200_000, 7, lease).await.expect("claim");
+            let got = store
+                .claim_outbox(now + 200_000, 7, lease)
+                .await
+                .expect("claim");
             if got.is_empty() {
                 break ids;
             }
             ids.extend(got.iter().map(|i| i.id));
         }
     };
-    let (x, y) = tokio::join!(tokio::spawn(claim_all(a.clone())), tokio::spawn(claim_all(b.clone())));
-    let mut ids: Vec<i64> = x.expect("task").into_iter().chain(y.expect("task")).collect();
+    let (x, y) = tokio::join!(
+        tokio::spawn(claim_all(a.clone())),
+        tokio::spawn(claim_all(b.clone()))
+    );
+    let mut ids: Vec<i64> = x
+        .expect("task")
+        .into_iter()
+        .chain(y.expect("task"))
+        .collect();
     let n = ids.len();
     ids.sort_unstable();
     ids.dedup();
@@ -839,7 +1149,11 @@ async fn audit_chain_detects_tampering(db: Db) {
                 AuditEntry {
                     actor: "operator:alice".to_owned(),
                     action: "enrollment.refused".to_owned(),
-                    subject: if i % 2 == 0 { Some(format!("@u{i}:x")) } else { None },
+                    subject: if i % 2 == 0 {
+                        Some(format!("@u{i}:x"))
+                    } else {
+                        None
+                    },
                     details: json!({ "reason": "user not allowed", "i": i }),
                 },
                 T0 + i,
@@ -859,7 +1173,9 @@ async fn audit_chain_detects_tampering(db: Db) {
     let edit = "UPDATE audit_log SET details = '{\"reason\":\"nothing to see\"}' WHERE seq = 3";
     let refused = sqlx::query(edit).execute(store.pool()).await;
     assert!(refused.is_err(), "append-only trigger missing");
-    let refused = sqlx::query("DELETE FROM audit_log WHERE seq = 7").execute(store.pool()).await;
+    let refused = sqlx::query("DELETE FROM audit_log WHERE seq = 7")
+        .execute(store.pool())
+        .await;
     assert!(refused.is_err(), "append-only trigger missing");
 
     // ...but someone with DDL rights can drop the guard; the chain notices.
@@ -867,12 +1183,22 @@ async fn audit_chain_detects_tampering(db: Db) {
         Backend::Sqlite => "DROP TRIGGER audit_log_no_update",
         Backend::Postgres => "DROP TRIGGER audit_log_append_only ON audit_log",
     };
-    sqlx::query(drop_guard).execute(store.pool()).await.expect("drop trigger");
-    sqlx::query(edit).execute(store.pool()).await.expect("tamper");
+    sqlx::query(drop_guard)
+        .execute(store.pool())
+        .await
+        .expect("drop trigger");
+    sqlx::query(edit)
+        .execute(store.pool())
+        .await
+        .expect("tamper");
     let report = store.verify_audit_chain().await.expect("verify");
     assert_eq!(report.first_broken, Some(3), "{report:?}");
     assert_eq!(report.entries, 3);
-    assert!(report.reason.as_deref().unwrap_or("").contains("does not match"));
+    assert!(report
+        .reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("does not match"));
 }
 
 async fn operator_tokens(db: Db) {
@@ -887,16 +1213,41 @@ async fn operator_tokens(db: Db) {
         .insert_operator_token(token.clone(), audit("operator.created", "alice"))
         .await
         .expect("insert");
-    assert_eq!(store.find_operator_by_token_hash(&hash).await.expect("find"), Some(token.clone()));
-    assert_eq!(store.find_operator_by_token_hash(&sha256_hex(b"other")).await.expect("find"), None);
+    assert_eq!(
+        store
+            .find_operator_by_token_hash(&hash)
+            .await
+            .expect("find"),
+        Some(token.clone())
+    );
+    assert_eq!(
+        store
+            .find_operator_by_token_hash(&sha256_hex(b"other"))
+            .await
+            .expect("find"),
+        None
+    );
     let mut same_hash = token.clone();
     same_hash.name = "bob".to_owned();
-    let dup = store.insert_operator_token(same_hash, audit("operator.created", "bob")).await;
+    let dup = store
+        .insert_operator_token(same_hash, audit("operator.created", "bob"))
+        .await;
     assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
-    store.delete_operator_token("alice", T0 + 1, audit("operator.deleted", "alice")).await.expect("delete");
-    assert_eq!(store.find_operator_by_token_hash(&hash).await.expect("find"), None);
+    store
+        .delete_operator_token("alice", T0 + 1, audit("operator.deleted", "alice"))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .find_operator_by_token_hash(&hash)
+            .await
+            .expect("find"),
+        None
+    );
     assert!(matches!(
-        store.delete_operator_token("alice", T0 + 2, audit("operator.deleted", "alice")).await,
+        store
+            .delete_operator_token("alice", T0 + 2, audit("operator.deleted", "alice"))
+            .await,
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(assert_chain_ok(&store).await, 2);
@@ -965,7 +1316,11 @@ async fn concurrent_issuance_two_stores(db: Db) {
     assert_eq!(entries, total as u64 + 1);
     // Every issuance has exactly one audit entry naming its serial.
     assert_eq!(
-        count(&a, "SELECT COUNT(DISTINCT subject) FROM audit_log WHERE action = 'certificate.issued'").await,
+        count(
+            &a,
+            "SELECT COUNT(DISTINCT subject) FROM audit_log WHERE action = 'certificate.issued'"
+        )
+        .await,
         i64::try_from(total).unwrap_or(0)
     );
 }

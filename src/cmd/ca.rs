@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use govtrust_pki::der::DistinguishedName;
 use govtrust_pki::signer::KeyAlgorithm;
 use govtrust_pki::{RootCa, Validity};
@@ -77,13 +77,63 @@ pub fn init(args: &CaInitArgs, out: Output) -> Result<ExitCode> {
 pub fn create_hierarchy(args: &CaInitArgs) -> Result<()> {
     let algorithm = KeyAlgorithm::parse(&args.key.key_algorithm)?;
     let pass = passphrase(&args.key)?;
+    validate_servers(&args.servers)?;
+    let organisation = args
+        .organisation
+        .as_deref()
+        .map(read_authority)
+        .transpose()?;
+    if args.dir.dir.join("root").exists() {
+        bail!(
+            "{} already holds a CA hierarchy; refusing to overwrite it",
+            args.dir.dir.display()
+        );
+    }
+    let existed = args.dir.dir.exists();
+    let result = create_in(args, algorithm, pass.as_deref(), organisation.as_ref());
+    if result.is_err() {
+        // Leave no half-made hierarchy behind to block a retry.
+        let _ = if existed {
+            ["root", "issuing", "issued"].iter().try_for_each(|d| {
+                match std::fs::remove_dir_all(args.dir.dir.join(d)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            })
+        } else {
+            std::fs::remove_dir_all(&args.dir.dir)
+        };
+    }
+    result
+}
+
+/// Checks server names before any key is generated.
+fn validate_servers(servers: &[String]) -> Result<()> {
+    if servers.is_empty() {
+        bail!("give at least one Matrix server name with --servers");
+    }
+    for server in servers {
+        govtrust_verifier::validate_server_name(server)
+            .map_err(|why| anyhow::anyhow!("server name {server:?}: {why}"))?;
+        if server.bytes().any(|b| b.is_ascii_uppercase()) {
+            bail!("server name {server:?} must be lower case");
+        }
+    }
+    Ok(())
+}
+
+fn create_in(
+    args: &CaInitArgs,
+    algorithm: KeyAlgorithm,
+    pass: Option<&str>,
+    organisation: Option<&govtrust_verifier::AuthorityRecord>,
+) -> Result<()> {
     let dir = CaDir::create(&args.dir.dir)?;
     let root_dir = dir.path().join("root");
     // The root key is always a file: the root is meant to live offline.
-    let root_signer =
-        CaDir::generate_key(&root_dir, algorithm, &KeyLocation::File, pass.as_deref())?;
+    let root_signer = CaDir::generate_key(&root_dir, algorithm, &KeyLocation::File, pass)?;
     let root = RootCa::create(
-        &ca_name(&args.root_name, args.organisation.as_deref())?,
+        &DistinguishedName::ca(&args.root_name, organisation)?,
         root_signer,
         Validity::from_now(Duration::from_secs(u64::from(args.root_days) * DAY)),
     )?;
@@ -111,6 +161,7 @@ pub fn create_hierarchy(args: &CaInitArgs) -> Result<()> {
 
 /// `govtrust ca issuing-ca`
 pub fn issuing_ca(args: &IssuingCaArgs, out: Output) -> Result<ExitCode> {
+    validate_servers(&args.servers)?;
     let dir = CaDir::open(&args.dir.dir)?;
     let root = dir.root_ca()?;
     create_issuing(

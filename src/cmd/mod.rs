@@ -14,7 +14,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use govtrust_verifier::AuthorityRecord;
 
-use crate::cli::{AgencyCommand, AuditCommand, AuthorityCommand, CaCommand, Cli, Command, ConfigCommand, IssueCommand};
+use crate::cli::{
+    AgencyCommand, AuditCommand, AuthorityCommand, CaCommand, Cli, Command, ConfigCommand,
+    IssueCommand,
+};
 use crate::output::Output;
 
 /// Exit status for "not trusted" and for failed commands.

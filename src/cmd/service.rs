@@ -25,15 +25,24 @@ pub fn load_config(args: &ConfigArgs) -> Result<Config> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Sets up `tracing` (RUST_LOG, default info).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,matrix_sdk=warn,matrix_sdk_crypto=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,matrix_sdk=warn,matrix_sdk_crypto=warn,sqlx=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// `govtrust serve`
@@ -109,27 +118,45 @@ struct ImportReport {
 fn read_rows(path: &Path, format: Option<&str>) -> Result<Vec<Result<AuthorityInput, String>>> {
     let format = format
         .map(str::to_ascii_lowercase)
-        .or_else(|| path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()))
+        .or_else(|| {
+            path.extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        })
         .unwrap_or_default();
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     match format.as_str() {
         "json" => {
-            let values: Vec<serde_json::Value> =
-                serde_json::from_str(&text).context("the JSON file must be an array of authorities")?;
+            let values: Vec<serde_json::Value> = serde_json::from_str(&text)
+                .context("the JSON file must be an array of authorities")?;
             Ok(values
                 .into_iter()
                 .map(|v| serde_json::from_value::<AuthorityInput>(v).map_err(|e| e.to_string()))
                 .collect())
         }
         "csv" => {
-            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+            let mut reader = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(text.as_bytes());
             let headers = reader.headers()?.clone();
             const COLUMNS: [&str; 11] = [
-                "id", "name", "unit", "street", "postal_code", "locality", "state", "country", "servers",
-                "user_patterns", "contact",
+                "id",
+                "name",
+                "unit",
+                "street",
+                "postal_code",
+                "locality",
+                "state",
+                "country",
+                "servers",
+                "user_patterns",
+                "contact",
             ];
             if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(h)) {
-                bail!("unknown CSV column {unknown:?}; columns are {}", COLUMNS.join(","));
+                bail!(
+                    "unknown CSV column {unknown:?}; columns are {}",
+                    COLUMNS.join(",")
+                );
             }
             Ok(reader
                 .records()
@@ -145,7 +172,12 @@ fn read_rows(path: &Path, format: Option<&str>) -> Result<Vec<Result<AuthorityIn
                     };
                     let list = |name: &str| {
                         get(name)
-                            .map(|v| v.split(';').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                            .map(|v| {
+                                v.split(';')
+                                    .map(|s| s.trim().to_owned())
+                                    .filter(|s| !s.is_empty())
+                                    .collect()
+                            })
                             .unwrap_or_default()
                     };
                     Ok(AuthorityInput {
@@ -166,7 +198,10 @@ fn read_rows(path: &Path, format: Option<&str>) -> Result<Vec<Result<AuthorityIn
                 })
                 .collect())
         }
-        other => bail!("cannot tell the format of {} ({other:?}); use --format json or csv", path.display()),
+        other => bail!(
+            "cannot tell the format of {} ({other:?}); use --format json or csv",
+            path.display()
+        ),
     }
 }
 
@@ -178,15 +213,25 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
         let store = Store::connect(&config.database_url()).await?;
         let progress = ProgressBar::new(rows.len() as u64);
         progress.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} authorities ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{bar:40} {pos}/{len} authorities ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let mut report = ImportReport { rows: rows.len(), created: 0, updated: 0, errors: Vec::new() };
+        let mut report = ImportReport {
+            rows: rows.len(),
+            created: 0,
+            updated: 0,
+            errors: Vec::new(),
+        };
         for (index, row) in rows.into_iter().enumerate() {
             let row_no = index + 1;
             match import_row(&store, row).await {
                 Ok(true) => report.created += 1,
                 Ok(false) => report.updated += 1,
-                Err((id, error)) => report.errors.push(RowError { row: row_no, id, error }),
+                Err((id, error)) => report.errors.push(RowError {
+                    row: row_no,
+                    id,
+                    error,
+                }),
             }
             progress.inc(1);
         }
@@ -196,30 +241,65 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
     out.emit(&report, || {
         let mut text = format!(
             "{} rows: {} created, {} updated, {} rejected\n",
-            report.rows, report.created, report.updated, report.errors.len()
+            report.rows,
+            report.created,
+            report.updated,
+            report.errors.len()
         );
         for e in &report.errors {
-            text.push_str(&format!("  row {}{}: {}\n", e.row, e.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(), e.error));
+            text.push_str(&format!(
+                "  row {}{}: {}\n",
+                e.row,
+                e.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(),
+                e.error
+            ));
         }
         text
     });
-    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_FAILURE) })
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    })
 }
 
 /// Stores one row; `Ok(true)` created, `Ok(false)` updated.
-async fn import_row(store: &Store, row: Result<AuthorityInput, String>) -> Result<bool, (Option<String>, String)> {
+async fn import_row(
+    store: &Store,
+    row: Result<AuthorityInput, String>,
+) -> Result<bool, (Option<String>, String)> {
     let input = row.map_err(|e| (None, e))?;
     let id = input.record.id.clone();
     let fail = |e: String| (Some(id.clone()), e);
-    let existing = store.get_authority(&id).await.map_err(|e| fail(e.to_string()))?;
+    let existing = store
+        .get_authority(&id)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let authority = input
-        .into_authority(existing.as_ref().map_or(AuthorityStatus::Active, |a| a.status), existing.as_ref().map_or(now_ms(), |a| a.created_at))
+        .into_authority(
+            existing
+                .as_ref()
+                .map_or(AuthorityStatus::Active, |a| a.status),
+            existing.as_ref().map_or(now_ms(), |a| a.created_at),
+        )
         .map_err(|e| fail(e.error))?;
-    let audit = |action: &str| AuditEntry::new("operator:import", action, id.clone(), serde_json::to_value(&authority.record).unwrap_or_default());
+    let audit = |action: &str| {
+        AuditEntry::new(
+            "operator:import",
+            action,
+            id.clone(),
+            serde_json::to_value(&authority.record).unwrap_or_default(),
+        )
+    };
     match existing {
-        None => match store.insert_authority(authority.clone(), audit("authority.created")).await {
+        None => match store
+            .insert_authority(authority.clone(), audit("authority.created"))
+            .await
+        {
             Ok(()) => Ok(true),
-            Err(StoreError::Duplicate { .. }) => Err(fail("created concurrently by someone else".into())),
+            Err(StoreError::Duplicate { .. }) => {
+                Err(fail("created concurrently by someone else".into()))
+            }
             Err(e) => Err(fail(e.to_string())),
         },
         Some(_) => store
@@ -245,8 +325,13 @@ pub fn authority_list(args: &ConfigArgs, out: Output) -> Result<ExitCode> {
         }
         anyhow::Ok(all)
     })?;
-    let views: Vec<_> = all.into_iter().map(crate::service::api::AuthorityView::from).collect();
-    out.emit(&views, || serde_json::to_string_pretty(&views).unwrap_or_default());
+    let views: Vec<_> = all
+        .into_iter()
+        .map(crate::service::api::AuthorityView::from)
+        .collect();
+    out.emit(&views, || {
+        serde_json::to_string_pretty(&views).unwrap_or_default()
+    });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -262,7 +347,11 @@ pub fn audit_verify(args: &ConfigArgs, out: Output) -> Result<ExitCode> {
         true => format!("audit chain intact: {} entries", report.entries),
         false => format!("AUDIT CHAIN BROKEN: {report:?}"),
     });
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_FAILURE) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    })
 }
 
 /// `govtrust agency enroll`
@@ -277,9 +366,19 @@ pub fn agency_enroll(args: &AgencyEnrollArgs, out: Output) -> Result<ExitCode> {
             args.store.clone(),
         ))
         .await?;
-        let service = crate::agency::ServiceClient::from_files(args.service.clone(), &args.service_root, &args.client_cert, &args.client_key)?;
-        let bot: matrix_sdk::ruma::OwnedUserId = args.service_bot.as_str().try_into().context("--service-bot")?;
-        let mut responses = vec![crate::agency::enroll_device(device.client(), &service, bot.clone()).await?];
+        let service = crate::agency::ServiceClient::from_files(
+            args.service.clone(),
+            &args.service_root,
+            &args.client_cert,
+            &args.client_key,
+        )?;
+        let bot: matrix_sdk::ruma::OwnedUserId = args
+            .service_bot
+            .as_str()
+            .try_into()
+            .context("--service-bot")?;
+        let mut responses =
+            vec![crate::agency::enroll_device(device.client(), &service, bot.clone()).await?];
         if args.identity {
             responses.push(crate::agency::enroll_identity(device.client(), &service, bot).await?);
         }
@@ -295,7 +394,14 @@ pub fn agency_enroll(args: &AgencyEnrollArgs, out: Output) -> Result<ExitCode> {
     out.emit(&responses, || {
         responses
             .iter()
-            .map(|r| format!("enrolled: serial {} ({}), event {}", r.serial, r.state_key, r.event_id.as_deref().unwrap_or("pending")))
+            .map(|r| {
+                format!(
+                    "enrolled: serial {} ({}), event {}",
+                    r.serial,
+                    r.state_key,
+                    r.event_id.as_deref().unwrap_or("pending")
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     });

@@ -2,8 +2,6 @@
 //! document (`GET /v1/openapi.json`). Handlers are thin: the enrollment
 //! logic lives in [`super::enroll`], background work in [`super::tasks`].
 
-
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
@@ -24,7 +22,9 @@ use super::error::{ApiError, ErrorBody};
 use super::server::PeerCertificates;
 use super::state::{AppState, Service};
 use super::tasks::{self, now_ms};
-use crate::storage::{AuditEntry, Authority, AuthorityStatus, Certificate, CertificateStatus, StoreError};
+use crate::storage::{
+    AuditEntry, Authority, AuthorityStatus, Certificate, CertificateStatus, StoreError,
+};
 
 /// The router with every route and the JSON-error layers.
 pub fn router(state: AppState) -> Router {
@@ -40,13 +40,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enrollment", post(enrollment))
         .route("/v1/certificates/{serial}", get(certificate))
         .route("/v1/certificates/{serial}/revoke", post(revoke))
-        .route("/v1/authorities", get(list_authorities).post(create_authority))
-        .route("/v1/authorities/{id}", get(get_authority).put(update_authority))
+        .route(
+            "/v1/authorities",
+            get(list_authorities).post(create_authority),
+        )
+        .route(
+            "/v1/authorities/{id}",
+            get(get_authority).put(update_authority),
+        )
         .route("/v1/authorities/{id}/suspend", post(suspend_authority))
         .route("/v1/authorities/{id}/activate", post(activate_authority))
         .route("/v1/audit/verify", get(audit_verify))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(middleware::from_fn_with_state(state.clone(), count_rejections))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_rejections,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -76,7 +85,9 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 Err(ApiError::too_large(e.body_text()))
             }
             Err(e) => Err(ApiError::bad_json(e.body_text())),
@@ -91,15 +102,30 @@ impl FromRequestParts<AppState> for Agency {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
-        let peer = parts.extensions.get::<PeerCertificates>().cloned().unwrap_or_default();
-        let client = authenticate_agency(&peer.0, svc.pki.anchors(), &CrlSet::new(), UnixTime::now())?;
-        if let Some(cert) = svc.store.get_certificate(&client.certificate_serial).await.map_err(internal)? {
+        let peer = parts
+            .extensions
+            .get::<PeerCertificates>()
+            .cloned()
+            .unwrap_or_default();
+        let client =
+            authenticate_agency(&peer.0, svc.pki.anchors(), &CrlSet::new(), UnixTime::now())?;
+        if let Some(cert) = svc
+            .store
+            .get_certificate(&client.certificate_serial)
+            .await
+            .map_err(internal)?
+        {
             if cert.status == CertificateStatus::Revoked {
-                return Err(ApiError::client_cert_rejected("client certificate is revoked (revoked)"));
+                return Err(ApiError::client_cert_rejected(
+                    "client certificate is revoked (revoked)",
+                ));
             }
         }
         svc.limiter.check(&client.authority_id).map_err(|wait| {
-            ApiError::rate_limited(format!("rate limit exceeded; retry in {} ms", wait.as_millis()))
+            ApiError::rate_limited(format!(
+                "rate limit exceeded; retry in {} ms",
+                wait.as_millis()
+            ))
         })?;
         Ok(Agency(client))
     }
@@ -117,7 +143,9 @@ impl FromRequestParts<AppState> for Operator {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("operator endpoints need Authorization: Bearer <token>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("operator endpoints need Authorization: Bearer <token>")
+            })?;
         let operator = svc
             .store
             .find_operator_by_token_hash(&token_hash(token.trim()))
@@ -157,9 +185,13 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(AUTHORIZATION) {
-            return Operator::from_request_parts(parts, svc).await.map(|o| Caller::Operator(o.0));
+            return Operator::from_request_parts(parts, svc)
+                .await
+                .map(|o| Caller::Operator(o.0));
         }
-        Agency::from_request_parts(parts, svc).await.map(|a| Caller::Agency(a.0))
+        Agency::from_request_parts(parts, svc)
+            .await
+            .map(|a| Caller::Agency(a.0))
     }
 }
 
@@ -194,25 +226,44 @@ async fn readyz(State(svc): State<AppState>) -> Response {
             Err(e) => format!("error: {e}"),
         },
     };
-    let ready = database == "ok" && homeserver != "not configured" && !homeserver.starts_with("error")
-        || database == "ok" && svc.publisher.is_none();
-    let status = if ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { database, homeserver })).into_response()
+    let ready =
+        database == "ok" && homeserver != "not configured" && !homeserver.starts_with("error")
+            || database == "ok" && svc.publisher.is_none();
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            database,
+            homeserver,
+        }),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(svc): State<AppState>) -> Response {
     if let Ok(depth) = svc.store.outbox_depth().await {
-        svc.metrics.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        svc.metrics
+            .outbox_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
     if let Ok(Some(crl)) = svc.store.latest_crl(svc.pki.issuing_id()).await {
         svc.metrics
             .crl_age
-            .get_or_create(&super::metrics::CaLabel { ca: svc.pki.issuing_id().to_owned() })
+            .get_or_create(&super::metrics::CaLabel {
+                ca: svc.pki.issuing_id().to_owned(),
+            })
             .set((now_ms() - crl.this_update) as f64 / 1000.0);
     }
     (
-        [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         svc.metrics.render(),
     )
         .into_response()
@@ -244,7 +295,11 @@ async fn crl(State(svc): State<AppState>, Path(name): Path<String>) -> Result<Re
         let der = svc.pki.root_crl().map_err(ApiError::from)?.ok_or_else(|| {
             ApiError::not_found("the root CRL has not been published to this service")
         })?;
-        let next = govtrust_verifier::Crl::from_der(&der).ok().and_then(|c| c.next_update()).unwrap_or(0) * 1000;
+        let next = govtrust_verifier::Crl::from_der(&der)
+            .ok()
+            .and_then(|c| c.next_update())
+            .unwrap_or(0)
+            * 1000;
         (der, next)
     } else if ca == svc.pki.issuing_id() {
         let crl = tasks::current_crl(&svc).await?;
@@ -255,8 +310,15 @@ async fn crl(State(svc): State<AppState>, Path(name): Path<String>) -> Result<Re
     let max_age = ((next_update - now_ms()) / 2000).clamp(0, 3600);
     Ok((
         [
-            (CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl")),
-            (CACHE_CONTROL, HeaderValue::from_str(&format!("public, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-cache"))),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/pkix-crl"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_str(&format!("public, max-age={max_age}"))
+                    .unwrap_or(HeaderValue::from_static("no-cache")),
+            ),
         ],
         der,
     )
@@ -323,7 +385,11 @@ impl CertificateView {
     }
 }
 
-async fn visible_certificate(svc: &Service, caller: &Caller, serial: &str) -> Result<Certificate, ApiError> {
+async fn visible_certificate(
+    svc: &Service,
+    caller: &Caller,
+    serial: &str,
+) -> Result<Certificate, ApiError> {
     let cert = svc
         .store
         .get_certificate(&serial.to_ascii_lowercase())
@@ -402,10 +468,18 @@ pub struct AuthorityInput {
 
 impl AuthorityInput {
     /// Validates and converts to a stored authority.
-    pub fn into_authority(self, status: AuthorityStatus, created_at: i64) -> Result<Authority, ApiError> {
-        self.record.validate().map_err(|e| ApiError::invalid_param(e.to_string()))?;
+    pub fn into_authority(
+        self,
+        status: AuthorityStatus,
+        created_at: i64,
+    ) -> Result<Authority, ApiError> {
+        self.record
+            .validate()
+            .map_err(|e| ApiError::invalid_param(e.to_string()))?;
         if self.servers.is_empty() || self.user_patterns.is_empty() {
-            return Err(ApiError::invalid_param("servers and user_patterns must not be empty"));
+            return Err(ApiError::invalid_param(
+                "servers and user_patterns must not be empty",
+            ));
         }
         for server in &self.servers {
             govtrust_verifier::validate_server_name(server)
@@ -414,8 +488,14 @@ impl AuthorityInput {
         for pattern in &self.user_patterns {
             super::policy::validate_pattern(pattern).map_err(ApiError::invalid_param)?;
         }
-        if self.contact.as_ref().is_some_and(|c| c.len() > 512 || c.chars().any(char::is_control)) {
-            return Err(ApiError::invalid_param("contact must be at most 512 printable characters"));
+        if self
+            .contact
+            .as_ref()
+            .is_some_and(|c| c.len() > 512 || c.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid_param(
+                "contact must be at most 512 printable characters",
+            ));
         }
         Ok(Authority {
             record: self.record,
@@ -473,8 +553,17 @@ async fn list_authorities(
 }
 
 #[utoipa::path(get, path = "/v1/authorities/{id}", params(("id" = String, Path)), responses((status = 200, body = AuthorityView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_authority(State(svc): State<AppState>, _op: Operator, Path(id): Path<String>) -> Result<Json<AuthorityView>, ApiError> {
-    let a = svc.store.get_authority(&id).await.map_err(internal)?.ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+async fn get_authority(
+    State(svc): State<AppState>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AuthorityView>, ApiError> {
+    let a = svc
+        .store
+        .get_authority(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     Ok(Json(a.into()))
 }
 
@@ -489,11 +578,18 @@ async fn create_authority(
     svc.store
         .insert_authority(
             authority.clone(),
-            AuditEntry::new(format!("operator:{op}"), "authority.created", id.clone(), serde_json::to_value(&authority.record).unwrap_or_default()),
+            AuditEntry::new(
+                format!("operator:{op}"),
+                "authority.created",
+                id.clone(),
+                serde_json::to_value(&authority.record).unwrap_or_default(),
+            ),
         )
         .await
         .map_err(|e| match e {
-            StoreError::Duplicate { .. } => ApiError::conflict(format!("authority {id} exists; use PUT to change it")),
+            StoreError::Duplicate { .. } => {
+                ApiError::conflict(format!("authority {id} exists; use PUT to change it"))
+            }
             other => internal(other),
         })?;
     Ok(Json(authority.into()))
@@ -507,14 +603,26 @@ async fn update_authority(
     ApiJson(input): ApiJson<AuthorityInput>,
 ) -> Result<Json<AuthorityView>, ApiError> {
     if input.record.id != id {
-        return Err(ApiError::invalid_param("the record's id must match the URL"));
+        return Err(ApiError::invalid_param(
+            "the record's id must match the URL",
+        ));
     }
-    let existing = svc.store.get_authority(&id).await.map_err(internal)?.ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    let existing = svc
+        .store
+        .get_authority(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     let authority = input.into_authority(existing.status, existing.created_at)?;
     svc.store
         .update_authority(
             authority.clone(),
-            AuditEntry::new(format!("operator:{op}"), "authority.updated", id, serde_json::to_value(&authority.record).unwrap_or_default()),
+            AuditEntry::new(
+                format!("operator:{op}"),
+                "authority.updated",
+                id,
+                serde_json::to_value(&authority.record).unwrap_or_default(),
+            ),
         )
         .await
         .map_err(internal)?;
@@ -530,7 +638,11 @@ struct SuspendResponse {
 }
 
 #[utoipa::path(post, path = "/v1/authorities/{id}/suspend", params(("id" = String, Path)), responses((status = 200, body = SuspendResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn suspend_authority(State(svc): State<AppState>, Operator(op): Operator, Path(id): Path<String>) -> Result<Json<SuspendResponse>, ApiError> {
+async fn suspend_authority(
+    State(svc): State<AppState>,
+    Operator(op): Operator,
+    Path(id): Path<String>,
+) -> Result<Json<SuspendResponse>, ApiError> {
     let revoked = suspend(&svc, &id, &format!("operator:{op}")).await?;
     Ok(Json(SuspendResponse { id, revoked }))
 }
@@ -538,15 +650,28 @@ async fn suspend_authority(State(svc): State<AppState>, Operator(op): Operator, 
 /// Suspends an authority and revokes its live certificates (each revocation
 /// also queues the updated attestation event).
 pub async fn suspend(svc: &Service, id: &str, actor: &str) -> Result<Vec<String>, ApiError> {
-    svc.store.get_authority(id).await.map_err(internal)?.ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     svc.store
-        .set_authority_status(id, AuthorityStatus::Suspended, now_ms(), AuditEntry::new(actor, "authority.suspended", id, serde_json::json!({})))
+        .get_authority(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    svc.store
+        .set_authority_status(
+            id,
+            AuthorityStatus::Suspended,
+            now_ms(),
+            AuditEntry::new(actor, "authority.suspended", id, serde_json::json!({})),
+        )
         .await
         .map_err(internal)?;
     let mut revoked = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = svc.store.list_live_by_authority(id, now_ms(), after.as_deref(), 500).await.map_err(internal)?;
+        let page = svc
+            .store
+            .list_live_by_authority(id, now_ms(), after.as_deref(), 500)
+            .await
+            .map_err(internal)?;
         let Some(last) = page.last() else { break };
         after = Some(last.serial.clone());
         for cert in &page {
@@ -559,18 +684,44 @@ pub async fn suspend(svc: &Service, id: &str, actor: &str) -> Result<Vec<String>
 }
 
 #[utoipa::path(post, path = "/v1/authorities/{id}/activate", params(("id" = String, Path)), responses((status = 200, body = AuthorityView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn activate_authority(State(svc): State<AppState>, Operator(op): Operator, Path(id): Path<String>) -> Result<Json<AuthorityView>, ApiError> {
-    svc.store.get_authority(&id).await.map_err(internal)?.ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+async fn activate_authority(
+    State(svc): State<AppState>,
+    Operator(op): Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AuthorityView>, ApiError> {
     svc.store
-        .set_authority_status(&id, AuthorityStatus::Active, now_ms(), AuditEntry::new(format!("operator:{op}"), "authority.activated", id.clone(), serde_json::json!({})))
+        .get_authority(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    svc.store
+        .set_authority_status(
+            &id,
+            AuthorityStatus::Active,
+            now_ms(),
+            AuditEntry::new(
+                format!("operator:{op}"),
+                "authority.activated",
+                id.clone(),
+                serde_json::json!({}),
+            ),
+        )
         .await
         .map_err(internal)?;
-    let a = svc.store.get_authority(&id).await.map_err(internal)?.ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    let a = svc
+        .store
+        .get_authority(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     Ok(Json(a.into()))
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, description = "Audit chain report")), security(("bearer" = [])))]
-async fn audit_verify(State(svc): State<AppState>, _op: Operator) -> Result<Json<serde_json::Value>, ApiError> {
+async fn audit_verify(
+    State(svc): State<AppState>,
+    _op: Operator,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let report = svc.store.verify_audit_chain().await.map_err(internal)?;
     Ok(Json(serde_json::to_value(&report).unwrap_or_default()))
 }
@@ -593,8 +744,16 @@ impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        components.add_security_scheme("mtls", SecurityScheme::MutualTls { description: Some("enrollment-client certificate (EKU ARC.3)".into()), extensions: None });
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "mtls",
+            SecurityScheme::MutualTls {
+                description: Some("enrollment-client certificate (EKU ARC.3)".into()),
+                extensions: None,
+            },
+        );
     }
 }
-

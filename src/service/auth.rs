@@ -50,11 +50,12 @@ pub fn authenticate_agency(
     .map_err(|e| rejected(format!("client certificate: {e} ({})", e.code())))?;
     let (_, cert) = X509Certificate::from_der(leaf)
         .map_err(|e| rejected(format!("client certificate: {e}")))?;
-    let lists_arc3 = cert
-        .extended_key_usage()
-        .ok()
-        .flatten()
-        .is_some_and(|eku| eku.value.other.iter().any(|o| o.as_bytes() == oid::EKU_ENROLLMENT_CLIENT));
+    let lists_arc3 = cert.extended_key_usage().ok().flatten().is_some_and(|eku| {
+        eku.value
+            .other
+            .iter()
+            .any(|o| o.as_bytes() == oid::EKU_ENROLLMENT_CLIENT)
+    });
     if !lists_arc3 {
         return Err(rejected(
             "client certificate lacks the enrollment-client EKU (ARC.3) (wrong_eku)".into(),
@@ -107,9 +108,7 @@ impl RateLimiter {
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, last) = buckets
-            .entry(key.to_owned())
-            .or_insert((self.burst, now));
+        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {

@@ -195,7 +195,9 @@ impl Config {
     /// Applies the `GOVTRUST_*` overrides from `get`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(v) = get("GOVTRUST_LISTEN") {
-            self.listen = v.parse().with_context(|| format!("GOVTRUST_LISTEN={v:?}"))?;
+            self.listen = v
+                .parse()
+                .with_context(|| format!("GOVTRUST_LISTEN={v:?}"))?;
         }
         if let Some(v) = get("GOVTRUST_DATA_DIR") {
             self.data_dir = v.into();
@@ -253,7 +255,10 @@ impl Config {
             bail!("tls.cert and tls.key go together");
         }
         if let Some(url) = &self.database.url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
                 bail!("database.url must be sqlite:… or postgres://…");
             }
         }
@@ -261,7 +266,9 @@ impl Config {
             govtrust_verifier::UserId::parse(&m.user_id)
                 .with_context(|| format!("matrix.user_id {:?}", m.user_id))?;
             if m.password.is_none() {
-                bail!("matrix.password (or GOVTRUST_MATRIX_PASSWORD) is required with a homeserver");
+                bail!(
+                    "matrix.password (or GOVTRUST_MATRIX_PASSWORD) is required with a homeserver"
+                );
             }
         }
         if let Some(url) = &self.public_url {
@@ -273,13 +280,19 @@ impl Config {
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         self.database.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("govtrust.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("govtrust.db").display()
+            )
         })
     }
 
     /// The CA directory in force.
     pub fn ca_dir(&self) -> PathBuf {
-        self.ca.dir.clone().unwrap_or_else(|| self.data_dir.join("ca"))
+        self.ca
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("ca"))
     }
 
     /// The public base URL in force.

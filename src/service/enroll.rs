@@ -183,7 +183,12 @@ fn permit(svc: &Service, authority: &Authority, user: &UserId) -> Result<(), Api
             authority.record.id
         )),
     })?;
-    if !svc.pki.permitted_servers().iter().any(|s| s == user.server_name()) {
+    if !svc
+        .pki
+        .permitted_servers()
+        .iter()
+        .any(|s| s == user.server_name())
+    {
         return Err(ApiError::server_not_permitted(format!(
             "the issuing CA may not certify users on {}",
             user.server_name()
@@ -236,7 +241,9 @@ pub async fn challenge(
 
     let answer = svc.keys.lookup(&user, &device).await?;
     let queried = answer.device.ok_or_else(|| {
-        ApiError::device_unknown(format!("the homeserver serves no device {device} for {user}"))
+        ApiError::device_unknown(format!(
+            "the homeserver serves no device {device} for {user}"
+        ))
     })?;
     if !queried.self_signed {
         return Err(ApiError::bad_device_signature(format!(
@@ -260,7 +267,8 @@ pub async fn challenge(
 
     let secret = secret()?;
     let now = now_ms();
-    let expires_at = now + i64::try_from(svc.config.limits.challenge_ttl_secs * 1000).unwrap_or(i64::MAX);
+    let expires_at =
+        now + i64::try_from(svc.config.limits.challenge_ttl_secs * 1000).unwrap_or(i64::MAX);
     let device_key = match request.proof {
         // The key the Olm message was encrypted for is the key whose holder
         // can answer: it must be the key /keys/query served.
@@ -310,7 +318,9 @@ pub async fn enroll(
     let device = DeviceId::parse(&request.device_id).map_err(param)?;
     let key = Ed25519Key::from_base64(&request.key).map_err(param)?;
     if request.challenge.is_empty() || request.challenge.len() > 256 {
-        return Err(ApiError::invalid_param("challenge must be 1 to 256 characters"));
+        return Err(ApiError::invalid_param(
+            "challenge must be 1 to 256 characters",
+        ));
     }
     let authority = active_authority(svc, agency).await?;
     permit(svc, &authority, &user)?;
@@ -322,24 +332,38 @@ pub async fn enroll(
         .await
         .map_err(|e| ApiError::from_internal(&e.into()))?
         .ok_or_else(|| {
-            ApiError::proof_failed("no challenge with that secret was sent: proof of possession failed")
+            ApiError::proof_failed(
+                "no challenge with that secret was sent: proof of possession failed",
+            )
         })?;
     if stored.kind != request.kind.storage() {
-        return Err(ApiError::challenge_mismatch("the challenge was made for another kind of attestation"));
+        return Err(ApiError::challenge_mismatch(
+            "the challenge was made for another kind of attestation",
+        ));
     }
     if stored.proof == Proof::Signature.as_str() {
         verify_signature(svc, &stored, &request)?;
     }
     match svc
         .store
-        .consume_challenge(&id, &authority.record.id, user.as_str(), device.as_str(), now_ms())
+        .consume_challenge(
+            &id,
+            &authority.record.id,
+            user.as_str(),
+            device.as_str(),
+            now_ms(),
+        )
         .await
         .map_err(|e| ApiError::from_internal(&e.into()))?
     {
         ChallengeOutcome::Ok => {}
         ChallengeOutcome::Unknown => return Err(ApiError::challenge_unknown("no such challenge")),
-        ChallengeOutcome::Expired => return Err(ApiError::challenge_expired("the challenge has expired")),
-        ChallengeOutcome::AlreadyUsed => return Err(ApiError::challenge_used("the challenge was already used")),
+        ChallengeOutcome::Expired => {
+            return Err(ApiError::challenge_expired("the challenge has expired"))
+        }
+        ChallengeOutcome::AlreadyUsed => {
+            return Err(ApiError::challenge_used("the challenge was already used"))
+        }
         ChallengeOutcome::WrongBinding => {
             return Err(ApiError::challenge_mismatch(
                 "the challenge was issued for another authority, user or device",
@@ -370,7 +394,12 @@ pub async fn enroll(
     let content = issued.attestation_content(&attestation);
     let previous = svc
         .store
-        .find_live_certificate(user.as_str(), request.kind.storage(), Some(device.as_str()).filter(|_| request.kind == Kind::Device), now_ms())
+        .find_live_certificate(
+            user.as_str(),
+            request.kind.storage(),
+            Some(device.as_str()).filter(|_| request.kind == Kind::Device),
+            now_ms(),
+        )
         .await
         .map_err(|e| ApiError::from_internal(&e.into()))?;
     let serial = issued.serial_hex();
@@ -412,7 +441,9 @@ pub async fn enroll(
         )
         .await
         .map_err(|e| ApiError::from_internal(&e.into()))?;
-    svc.metrics.issuance_latency.observe(started.elapsed().as_secs_f64());
+    svc.metrics
+        .issuance_latency
+        .observe(started.elapsed().as_secs_f64());
     svc.metrics
         .enrollments
         .get_or_create(&super::metrics::KindLabel {
@@ -439,7 +470,11 @@ pub async fn enroll(
 
 /// Checks a `signature` proof: an Ed25519 signature by the device key bound
 /// at challenge time over the canonical JSON of the signing payload.
-fn verify_signature(svc: &Service, stored: &Challenge, request: &EnrollRequest) -> Result<(), ApiError> {
+fn verify_signature(
+    svc: &Service,
+    stored: &Challenge,
+    request: &EnrollRequest,
+) -> Result<(), ApiError> {
     let signature = request
         .signature
         .as_deref()
@@ -447,11 +482,25 @@ fn verify_signature(svc: &Service, stored: &Challenge, request: &EnrollRequest) 
     let signature = STANDARD_NO_PAD
         .decode(signature.trim_end_matches('='))
         .map_err(|_| ApiError::invalid_param("signature is not base64"))?;
-    let payload = signing_payload(svc, &request.challenge, &request.user_id, &request.device_id);
-    let bytes = crate::matrix::keys::signing_bytes(payload.as_object().ok_or_else(|| ApiError::internal("payload"))?)
-        .ok_or_else(|| ApiError::internal("canonical JSON"))?;
-    let key = Ed25519Key::from_base64(&stored.device_key).map_err(|e| ApiError::from_internal(&anyhow::anyhow!("{e}")))?;
+    let payload = signing_payload(
+        svc,
+        &request.challenge,
+        &request.user_id,
+        &request.device_id,
+    );
+    let bytes = crate::matrix::keys::signing_bytes(
+        payload
+            .as_object()
+            .ok_or_else(|| ApiError::internal("payload"))?,
+    )
+    .ok_or_else(|| ApiError::internal("canonical JSON"))?;
+    let key = Ed25519Key::from_base64(&stored.device_key)
+        .map_err(|e| ApiError::from_internal(&anyhow::anyhow!("{e}")))?;
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.as_bytes())
         .verify(&bytes, &signature)
-        .map_err(|_| ApiError::proof_failed("the signature over the challenge does not verify with the device key"))
+        .map_err(|_| {
+            ApiError::proof_failed(
+                "the signature over the challenge does not verify with the device key",
+            )
+        })
 }

@@ -68,10 +68,16 @@ impl KeySource {
         secret: &str,
     ) -> Result<Ed25519Key, ApiError> {
         match self {
-            KeySource::Homeserver(bot) => bot.send_challenge(user, device, secret).await.map_err(|e| match e {
-                MatrixError::UnknownDevice { .. } => ApiError::device_unknown(e.to_string()),
-                other => unavailable(&other),
-            }),
+            KeySource::Homeserver(bot) => {
+                bot.send_challenge(user, device, secret)
+                    .await
+                    .map_err(|e| match e {
+                        MatrixError::UnknownDevice { .. } => {
+                            ApiError::device_unknown(e.to_string())
+                        }
+                        other => unavailable(&other),
+                    })
+            }
             _ => Err(ApiError::invalid_param(
                 "to-device challenges need a homeserver; use proof \"signature\"",
             )),

@@ -58,15 +58,27 @@ impl Default for Metrics {
         let outbox_depth = Gauge::default();
         let renewals = Counter::default();
         registry.register("enrollments", "Successful enrollments", enrollments.clone());
-        registry.register("rejections", "Rejected requests by errcode", rejections.clone());
+        registry.register(
+            "rejections",
+            "Rejected requests by errcode",
+            rejections.clone(),
+        );
         registry.register(
             "issuance_latency_seconds",
             "Time from enrollment request to stored certificate",
             issuance_latency.clone(),
         );
         registry.register("crl_age_seconds", "Age of the newest CRL", crl_age.clone());
-        registry.register("outbox_depth", "Attestation events not yet published", outbox_depth.clone());
-        registry.register("renewals", "Certificates renewed automatically", renewals.clone());
+        registry.register(
+            "outbox_depth",
+            "Attestation events not yet published",
+            outbox_depth.clone(),
+        );
+        registry.register(
+            "renewals",
+            "Certificates renewed automatically",
+            renewals.clone(),
+        );
         Metrics {
             registry,
             enrollments,

@@ -49,8 +49,12 @@ pub async fn build(config: Config) -> Result<AppState> {
                 config.data_dir.join("matrix"),
             );
             matrix.directory_alias_localpart = m.directory_alias.clone();
-            let bot = Bot::connect(matrix).await.context("connecting the Matrix bot")?;
-            bot.ensure_directory_room().await.context("directory room")?;
+            let bot = Bot::connect(matrix)
+                .await
+                .context("connecting the Matrix bot")?;
+            bot.ensure_directory_room()
+                .await
+                .context("directory room")?;
             Some(Arc::new(bot))
         }
         None => {
@@ -106,7 +110,12 @@ pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
                 token_hash: auth::token_hash(&token),
                 created_at: tasks::now_ms(),
             },
-            AuditEntry::new("system", "operator.token_created", "admin", serde_json::json!({})),
+            AuditEntry::new(
+                "system",
+                "operator.token_created",
+                "admin",
+                serde_json::json!({}),
+            ),
         )
         .await
     {
@@ -143,7 +152,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
-use govtrust_pki::{AttestationRequest, IssuedCertificate, IssuingCa, RevokedCertificate, Validity};
+use govtrust_pki::{
+    AttestationRequest, IssuedCertificate, IssuingCa, RevokedCertificate, Validity,
+};
 use govtrust_verifier::{CertificateDer, TrustAnchors};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
@@ -65,7 +67,9 @@ impl ServicePki {
             issuing_id: config.ca.issuing_ca.clone(),
             anchors,
             ca_dir,
-            attestation_lifetime: Duration::from_secs(u64::from(config.ca.attestation_days) * 86_400),
+            attestation_lifetime: Duration::from_secs(
+                u64::from(config.ca.attestation_days) * 86_400,
+            ),
             crl_lifetime: Duration::from_secs(u64::from(config.ca.crl_hours) * 3600),
         })
     }
@@ -96,16 +100,22 @@ impl ServicePki {
     }
 
     /// Issues an attestation (verified by the client verifier before return).
-    pub fn issue(&self, request: &AttestationRequest) -> Result<IssuedCertificate, govtrust_pki::Error> {
+    pub fn issue(
+        &self,
+        request: &AttestationRequest,
+    ) -> Result<IssuedCertificate, govtrust_pki::Error> {
         self.issuing
             .issue_attestation(request, Validity::from_now(self.attestation_lifetime))
     }
 
     /// Signs the issuing CA's CRL.
     pub fn sign_crl(&self, revoked: &[RevokedCertificate], number: u64) -> Result<Vec<u8>> {
-        Ok(self
-            .issuing
-            .crl(revoked, number, OffsetDateTime::now_utc(), self.crl_lifetime)?)
+        Ok(self.issuing.crl(
+            revoked,
+            number,
+            OffsetDateTime::now_utc(),
+            self.crl_lifetime,
+        )?)
     }
 
     /// CRL lifetime (nextUpdate − thisUpdate).
@@ -122,7 +132,10 @@ impl ServicePki {
             return Ok(Some(std::fs::read(&published)?));
         }
         if self.ca_dir.path().join("root").join("key.pem").exists() {
-            return Ok(Some(self.ca_dir.sign_crl(None, Duration::from_secs(30 * 86_400))?));
+            return Ok(Some(
+                self.ca_dir
+                    .sign_crl(None, Duration::from_secs(30 * 86_400))?,
+            ));
         }
         Ok(None)
     }
@@ -154,7 +167,8 @@ impl ServicePki {
     fn issue_tls(&self, dir: &Path, config: &Config) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         let key = FileSigner::generate(KeyAlgorithm::EcdsaP256)?;
-        let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+        let mut ips: Vec<IpAddr> =
+            vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
         if !config.listen.ip().is_unspecified() && !ips.contains(&config.listen.ip()) {
             ips.push(config.listen.ip());
         }
@@ -176,7 +190,10 @@ impl ServicePki {
         let key_path = dir.join("server.key.pem");
         let _ = std::fs::remove_file(&key_path);
         key.save(&key_path, None)?;
-        crate::cadir::write_atomic(&dir.join("server.pem"), pemfile::chain_pem(&issued.chain).as_bytes())?;
+        crate::cadir::write_atomic(
+            &dir.join("server.pem"),
+            pemfile::chain_pem(&issued.chain).as_bytes(),
+        )?;
         Ok(())
     }
 }
@@ -187,7 +204,9 @@ fn needs_renewal(path: &Path) -> Result<bool> {
         return Ok(true);
     }
     let cert = pemfile::read_certs(path)?;
-    let Some(leaf) = cert.first() else { return Ok(true) };
+    let Some(leaf) = cert.first() else {
+        return Ok(true);
+    };
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let left = parsed.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
@@ -195,8 +214,7 @@ fn needs_renewal(path: &Path) -> Result<bool> {
 }
 
 fn x509_subject(cert: &[u8]) -> Result<Vec<u8>> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(parsed.subject().as_raw().to_vec())
 }
-

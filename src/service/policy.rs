@@ -17,7 +17,11 @@ pub enum PolicyDenial {
 }
 
 /// Checks `user` against an authority's servers and localpart patterns.
-pub fn check_user(user: &UserId, servers: &[String], patterns: &[String]) -> Result<(), PolicyDenial> {
+pub fn check_user(
+    user: &UserId,
+    servers: &[String],
+    patterns: &[String],
+) -> Result<(), PolicyDenial> {
     if !servers.iter().any(|s| s == user.server_name()) {
         return Err(PolicyDenial::Server(user.server_name().to_owned()));
     }
@@ -30,10 +34,17 @@ pub fn check_user(user: &UserId, servers: &[String], patterns: &[String]) -> Res
 /// Validates a localpart pattern: non-empty, printable ASCII, no `:`.
 pub fn validate_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() || pattern.len() > 255 {
-        return Err(format!("user pattern {pattern:?} must be 1 to 255 characters"));
+        return Err(format!(
+            "user pattern {pattern:?} must be 1 to 255 characters"
+        ));
     }
-    if !pattern.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':') {
-        return Err(format!("user pattern {pattern:?} may only use printable ASCII without ':'"));
+    if !pattern
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+    {
+        return Err(format!(
+            "user pattern {pattern:?} may only use printable ASCII without ':'"
+        ));
     }
     Ok(())
 }

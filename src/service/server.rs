@@ -67,10 +67,12 @@ pub async fn serve(
                     .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
                     .unwrap_or_default(),
             ));
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(peer.clone());
-                app.clone().oneshot(request)
-            });
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(peer.clone());
+                    app.clone().oneshot(request)
+                },
+            );
             if let Err(e) = Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
                 .await

@@ -26,17 +26,21 @@ const WORK_LEASE_MS: i64 = 60_000;
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 /// Publishes queued attestation events until the process ends; retries
 /// with exponential backoff while the homeserver is unavailable.
 pub async fn run_outbox(svc: AppState) {
-    let Some(bot) = svc.publisher.clone() else { return };
+    let Some(bot) = svc.publisher.clone() else {
+        return;
+    };
     loop {
         match publish_round(&svc, &bot).await {
             Ok(0) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), svc.outbox_wakeup.notified()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), svc.outbox_wakeup.notified())
+                    .await;
             }
             Ok(_) => {}
             Err(e) => {
@@ -45,13 +49,18 @@ pub async fn run_outbox(svc: AppState) {
             }
         }
         if let Ok(depth) = svc.store.outbox_depth().await {
-            svc.metrics.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+            svc.metrics
+                .outbox_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
     }
 }
 
 async fn publish_round(svc: &Service, bot: &crate::matrix::Bot) -> Result<usize> {
-    let items = svc.store.claim_outbox(now_ms(), OUTBOX_BATCH, OUTBOX_LEASE_MS).await?;
+    let items = svc
+        .store
+        .claim_outbox(now_ms(), OUTBOX_BATCH, OUTBOX_LEASE_MS)
+        .await?;
     let count = items.len();
     for item in items {
         let content: AttestationContent = match serde_json::from_value(item.content.clone()) {
@@ -66,13 +75,17 @@ async fn publish_round(svc: &Service, bot: &crate::matrix::Bot) -> Result<usize>
         };
         match bot.publish(&item.state_key, &content).await {
             Ok(event_id) => {
-                svc.store.mark_published(item.id, &event_id, now_ms()).await?;
+                svc.store
+                    .mark_published(item.id, &event_id, now_ms())
+                    .await?;
                 svc.published.notify_waiters();
             }
             Err(e) => {
                 let backoff = 1000i64 << item.attempts.clamp(0, 6);
                 tracing::info!(state_key = %item.state_key, attempts = item.attempts, error = %e, "publication failed; will retry");
-                svc.store.mark_failed(item.id, &e.to_string(), now_ms() + backoff).await?;
+                svc.store
+                    .mark_failed(item.id, &e.to_string(), now_ms() + backoff)
+                    .await?;
             }
         }
     }
@@ -94,7 +107,11 @@ pub async fn current_crl(svc: &Service) -> Result<StoredCrl> {
             return Ok(crl.clone());
         }
     }
-    if !svc.store.claim_crl_generation(&ca, now, WORK_LEASE_MS).await? {
+    if !svc
+        .store
+        .claim_crl_generation(&ca, now, WORK_LEASE_MS)
+        .await?
+    {
         // Another replica is signing one right now; serve the last one if any.
         if let Some(crl) = latest {
             return Ok(crl);
@@ -137,7 +154,12 @@ async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
     svc.store
         .store_crl(
             crl.clone(),
-            AuditEntry::new("system", "crl.signed", ca, serde_json::json!({"number": number, "revoked": revoked.len()})),
+            AuditEntry::new(
+                "system",
+                "crl.signed",
+                ca,
+                serde_json::json!({"number": number, "revoked": revoked.len()}),
+            ),
         )
         .await?;
     Ok(crl)
@@ -158,7 +180,8 @@ pub async fn run_maintenance(svc: AppState) {
         let _ = svc.store.purge_expired_challenges(now_ms()).await;
         tokio::time::sleep(interval.min(Duration::from_secs(
             u64::from(svc.config.ca.crl_hours) * 3600 / 4,
-        ))).await;
+        )))
+        .await;
     }
 }
 
@@ -193,7 +216,11 @@ async fn renew_one(svc: &Service, cert: &Certificate) -> Result<bool> {
         (CertificateKind::Identity, _) => Subject::Identity,
         _ => return Ok(false),
     };
-    let user = UserId::parse(cert.user_id.as_deref().context("attestation without user")?)?;
+    let user = UserId::parse(
+        cert.user_id
+            .as_deref()
+            .context("attestation without user")?,
+    )?;
     let Some(authority) = svc.store.get_authority(&cert.authority_id).await? else {
         return Ok(false);
     };
@@ -232,7 +259,12 @@ async fn renew_one(svc: &Service, cert: &Certificate) -> Result<bool> {
                 state_key: state_key(&user, &subject),
                 content: serde_json::to_value(&content).unwrap_or_default(),
             }),
-            AuditEntry::new("system", "certificate.renewed", serial, serde_json::json!({"renews": cert.serial})),
+            AuditEntry::new(
+                "system",
+                "certificate.renewed",
+                serial,
+                serde_json::json!({"renews": cert.serial}),
+            ),
         )
         .await?;
     svc.outbox_wakeup.notify_one();
@@ -261,7 +293,10 @@ pub async fn revoke(
                 user_id: user.to_string(),
                 device_id: cert.device_id.clone(),
                 key: cert.key.clone(),
-                chain: chain.iter().map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c)).collect(),
+                chain: chain
+                    .iter()
+                    .map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c))
+                    .collect(),
                 expires_at: u64::try_from(cert.not_after).ok(),
                 revoked: Some(govtrust_verifier::event::RevocationNotice {
                     revoked_at: u64::try_from(now).unwrap_or(0),
@@ -283,7 +318,12 @@ pub async fn revoke(
             reason.name(),
             now,
             outbox,
-            AuditEntry::new(actor, "certificate.revoked", cert.serial.clone(), serde_json::json!({"reason": reason.name()})),
+            AuditEntry::new(
+                actor,
+                "certificate.revoked",
+                cert.serial.clone(),
+                serde_json::json!({"reason": reason.name()}),
+            ),
         )
         .await?;
     svc.outbox_wakeup.notify_one();
@@ -291,7 +331,9 @@ pub async fn revoke(
 }
 
 fn attestation_of(cert: &Certificate) -> Result<Option<(UserId, Subject)>> {
-    let Some(user) = cert.user_id.as_deref() else { return Ok(None) };
+    let Some(user) = cert.user_id.as_deref() else {
+        return Ok(None);
+    };
     let user = UserId::parse(user)?;
     Ok(match (cert.kind, &cert.device_id) {
         (CertificateKind::Device, Some(d)) => Some((user, Subject::Device(DeviceId::parse(d)?))),

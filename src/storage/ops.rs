@@ -286,10 +286,11 @@ impl Store {
     /// Time (unix ms) of the newest revocation of an issuing CA, to tell
     /// whether the latest CRL already lists it.
     pub async fn newest_revocation_at(&self, issuing_ca: &str) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("SELECT MAX(revoked_at) AS at FROM revocations WHERE issuing_ca = $1")
-            .bind(issuing_ca)
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT MAX(revoked_at) AS at FROM revocations WHERE issuing_ca = $1")
+                .bind(issuing_ca)
+                .fetch_one(self.pool())
+                .await?;
         Ok(row.try_get::<Option<i64>, _>("at")?)
     }
 
@@ -303,7 +304,9 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {
-            Some(row) if row.try_get::<String, _>("state")? == "published" => row.try_get("event_id")?,
+            Some(row) if row.try_get::<String, _>("state")? == "published" => {
+                row.try_get("event_id")?
+            }
             _ => None,
         })
     }
