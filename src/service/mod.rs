@@ -137,13 +137,23 @@ pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
 pub async fn run(config: Config) -> Result<()> {
     let svc = build(config).await?;
     ensure_operator_token(&svc).await?;
-    let tls = svc.pki.tls_config(&svc.config)?;
     let listener = TcpListener::bind(svc.config.listen)
         .await
         .with_context(|| format!("binding {}", svc.config.listen))?;
-    tasks::spawn_all(&svc);
     tracing::info!(listen = %svc.config.listen, public = %svc.config.public_base(), "govtrust serving");
-    server::serve(listener, tls, api::router(svc), shutdown_signal()).await
+    serve_on(svc, listener, shutdown_signal()).await
+}
+
+/// Serves an assembled service on `listener` (background tasks included)
+/// until `shutdown` resolves; `run` and in-process tests share this.
+pub async fn serve_on(
+    svc: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let tls = svc.pki.tls_config(&svc.config)?;
+    tasks::spawn_all(&svc);
+    server::serve(listener, tls, api::router(svc), shutdown).await
 }
 
 async fn shutdown_signal() {

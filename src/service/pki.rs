@@ -108,6 +108,19 @@ impl ServicePki {
             .issue_attestation(request, Validity::from_now(self.attestation_lifetime))
     }
 
+    /// Issues an agency's enrollment-client certificate (EKU ARC.3) for
+    /// `spki` (operator tooling and tests; the same as
+    /// `govtrust issue enrollment-client`).
+    pub fn issue_enrollment_client(
+        &self,
+        authority: &govtrust_verifier::AuthorityRecord,
+        spki: Vec<u8>,
+        lifetime: Duration,
+    ) -> Result<IssuedCertificate, govtrust_pki::Error> {
+        self.issuing
+            .issue_enrollment_client(authority, spki, Validity::from_now(lifetime))
+    }
+
     /// Signs the issuing CA's CRL.
     pub fn sign_crl(&self, revoked: &[RevokedCertificate], number: u64) -> Result<Vec<u8>> {
         Ok(self.issuing.crl(

@@ -283,7 +283,7 @@ pub async fn revoke(
     let now = now_ms();
     let outbox = match (svc.publishing(), attestation_of(cert)?) {
         (true, Some((user, subject))) => {
-            let chain = vec![cert.der.clone(), svc.pki.issuing_der().to_vec()];
+            let chain = [cert.der.as_slice(), svc.pki.issuing_der().as_ref()];
             let content = AttestationContent {
                 version: 1,
                 kind: match subject {

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use rustls_pki_types::UnixTime;
 use x509_parser::extensions::ParsedExtension;
-use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
+use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use crate::signature::check_signature_algorithm;
+use crate::signature::EXTENDED_ALGORITHMS;
 use crate::{Error, PathPosition};
 
 /// Most revoked entries accepted in one CRL, as a bound on memory use.
@@ -85,6 +85,10 @@ pub struct Crl {
     /// a CRL is never taken as proof of non-revocation.
     unusable: Option<String>,
     revoked: HashMap<Vec<u8>, RevokedEntry>,
+    /// Where the signed TBSCertList sits in `der`, the signature algorithm
+    /// (AlgorithmIdentifier content octets) and the signature: kept so the
+    /// signature check needs no second parse.
+    signed: SignedParts,
     /// SPKI DER of the issuer key this CRL's signature was verified against.
     verified_by: OnceLock<Vec<u8>>,
 }
@@ -167,6 +171,7 @@ impl Crl {
             );
         }
         Ok(Crl {
+            signed: SignedParts::split(der)?,
             issuer: name_content(tbs.issuer.as_raw())?.to_vec(),
             this_update: tbs.this_update.timestamp(),
             next_update: tbs.next_update.map(|t| t.timestamp()),
@@ -246,13 +251,12 @@ impl Crl {
         if self.verified_by.get().map(Vec::as_slice) == Some(issuer_spki_der) {
             return Ok(());
         }
-        let (_, crl) = CertificateRevocationList::from_der(&self.der)
-            .map_err(|e| Error::malformed("CRL", e))?;
-        check_signature_algorithm(&crl.signature_algorithm.algorithm)?;
-        let (_, spki) = SubjectPublicKeyInfo::from_der(issuer_spki_der)
-            .map_err(|e| Error::malformed("issuer public key", e))?;
-        crl.verify_signature(&spki)
-            .map_err(|_| Error::BadSignature)?;
+        verify_signature(
+            &self.der[self.signed.tbs.clone()],
+            &self.signed.algorithm,
+            &self.signed.signature,
+            issuer_spki_der,
+        )?;
         // A concurrent verification may have recorded another key; the
         // memo is only a shortcut, so losing that race is harmless.
         let _ = self.verified_by.set(issuer_spki_der.to_vec());
@@ -274,6 +278,113 @@ impl Crl {
             now.saturating_sub(self.this_update) <= i64::try_from(max.as_secs()).unwrap_or(i64::MAX)
         });
         before_next && young_enough
+    }
+}
+
+/// The parts of a signed DER structure (`SEQUENCE { tbs, algorithm,
+/// BIT STRING signature }`), as offsets and copies.
+#[derive(Debug)]
+struct SignedParts {
+    tbs: std::ops::Range<usize>,
+    algorithm: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl SignedParts {
+    fn split(der: &[u8]) -> Result<Self, Error> {
+        let bad = || Error::malformed("CRL", "outer structure");
+        let (outer, _) = tlv(der, 0x30).ok_or_else(bad)?;
+        let body_start = der.len() - outer.len() - trailing(der, outer);
+        let (_, tbs_len) = header(outer).ok_or_else(bad)?;
+        let tbs = body_start..body_start + tbs_len;
+        let rest = outer.get(tbs_len..).ok_or_else(bad)?;
+        let (algorithm, rest) = tlv(rest, 0x30).ok_or_else(bad)?;
+        let (bits, rest) = tlv(rest, 0x03).ok_or_else(bad)?;
+        let (&unused, signature) = bits.split_first().ok_or_else(bad)?;
+        if !rest.is_empty() {
+            return Err(bad());
+        }
+        Ok(SignedParts {
+            tbs,
+            algorithm: algorithm.to_vec(),
+            // A signature with unused bits is no signature (PKITS 4.4.4):
+            // keep the CRL decodable, but it can never verify.
+            signature: if unused == 0 {
+                signature.to_vec()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+/// Bytes after `outer` within `der` (zero for well-formed input, where
+/// `from_der` already rejected trailing data).
+fn trailing(der: &[u8], outer: &[u8]) -> usize {
+    let end = outer.as_ptr() as usize + outer.len();
+    (der.as_ptr() as usize + der.len()).saturating_sub(end)
+}
+
+/// Reads a DER header: (header length, header + content length).
+fn header(input: &[u8]) -> Option<(usize, usize)> {
+    let first = *input.get(1)?;
+    let (header, len) = match first {
+        0..=0x7f => (2, usize::from(first)),
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7f);
+            let bytes = input.get(2..2 + n)?;
+            (
+                2 + n,
+                bytes
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
+            )
+        }
+        _ => return None,
+    };
+    Some((header, header.checked_add(len)?))
+}
+
+/// Splits one TLV with `tag` off `input`: (content, rest).
+fn tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    if *input.first()? != tag {
+        return None;
+    }
+    let (header, total) = header(input)?;
+    Some((input.get(header..total)?, input.get(total..)?))
+}
+
+/// Verifies `signature` over `message` with the issuer key, choosing the
+/// algorithm exactly as rustls-webpki does: by the byte-exact algorithm
+/// identifiers of the signature and of the key, among the accepted ones.
+fn verify_signature(
+    message: &[u8],
+    algorithm: &[u8],
+    signature: &[u8],
+    issuer_spki_der: &[u8],
+) -> Result<(), Error> {
+    let bad_key = || Error::malformed("issuer public key", "SubjectPublicKeyInfo");
+    let (spki, _) = tlv(issuer_spki_der, 0x30).ok_or_else(bad_key)?;
+    let (key_algorithm, rest) = tlv(spki, 0x30).ok_or_else(bad_key)?;
+    let (key_bits, _) = tlv(rest, 0x03).ok_or_else(bad_key)?;
+    let key = key_bits.get(1..).ok_or_else(bad_key)?;
+    let candidates: Vec<_> = EXTENDED_ALGORITHMS
+        .iter()
+        .filter(|a| {
+            a.signature_alg_id().as_ref() == algorithm
+                && a.public_key_alg_id().as_ref() == key_algorithm
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(Error::UnsupportedAlgorithm);
+    }
+    if candidates
+        .iter()
+        .any(|a| a.verify_signature(key, message, signature).is_ok())
+    {
+        Ok(())
+    } else {
+        Err(Error::BadSignature)
     }
 }
 

@@ -1,15 +1,9 @@
 //! Which signature algorithms the verifier accepts, for certificates (via
-//! rustls-webpki) and for CRLs (via x509-parser over ring).
+//! rustls-webpki) and for CRLs (the same algorithm objects, matched by
+//! their algorithm identifiers as rustls-webpki does).
 
 use rustls_pki_types::SignatureVerificationAlgorithm;
 use webpki::ring as algs;
-use x509_parser::der_parser::oid::Oid;
-use x509_parser::oid_registry::{
-    OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
-    OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519,
-};
-
-use crate::Error;
 
 /// The signature algorithms a govtrust CA may use: ECDSA P-256 and P-384
 /// with SHA-256/384, and Ed25519.
@@ -33,26 +27,10 @@ pub static EXTENDED_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
     algs::RSA_PKCS1_2048_8192_SHA256,
     algs::RSA_PKCS1_2048_8192_SHA384,
     algs::RSA_PKCS1_2048_8192_SHA512,
+    algs::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+    algs::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+    algs::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
     algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
     algs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
     algs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
 ];
-
-/// Rejects CRL signature algorithms outside [`EXTENDED_ALGORITHMS`]
-/// (x509-parser would otherwise also verify SHA-1 signatures).
-pub(crate) fn check_signature_algorithm(oid: &Oid<'_>) -> Result<(), Error> {
-    let allowed = [
-        OID_SIG_ECDSA_WITH_SHA256,
-        OID_SIG_ECDSA_WITH_SHA384,
-        OID_SIG_ED25519,
-        OID_PKCS1_SHA256WITHRSA,
-        OID_PKCS1_SHA384WITHRSA,
-        OID_PKCS1_SHA512WITHRSA,
-        OID_PKCS1_RSASSAPSS,
-    ];
-    if allowed.contains(oid) {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedAlgorithm)
-    }
-}
