@@ -112,8 +112,7 @@ impl FromRequestParts<AppState> for Agency {
         if let Some(cert) = svc
             .store
             .get_certificate(&client.certificate_serial)
-            .await
-            .map_err(internal)?
+            .await?
         {
             if cert.status == CertificateStatus::Revoked {
                 return Err(ApiError::client_cert_rejected(
@@ -149,8 +148,7 @@ impl FromRequestParts<AppState> for Operator {
         let operator = svc
             .store
             .find_operator_by_token_hash(&token_hash(token.trim()))
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ApiError::unauthorized("unknown operator token"))?;
         Ok(Operator(operator.name))
     }
@@ -193,10 +191,6 @@ impl FromRequestParts<AppState> for Caller {
             .await
             .map(|a| Caller::Agency(a.0))
     }
-}
-
-fn internal(e: StoreError) -> ApiError {
-    ApiError::from_internal(&e.into())
 }
 
 // ----- public --------------------------------------------------------------
@@ -393,8 +387,7 @@ async fn visible_certificate(
     let cert = svc
         .store
         .get_certificate(&serial.to_ascii_lowercase())
-        .await
-        .map_err(internal)?
+        .await?
         .filter(|c| caller.may_see(c))
         .ok_or_else(|| ApiError::not_found(format!("no certificate {serial} visible to you")))?;
     Ok(cert)
@@ -547,8 +540,7 @@ async fn list_authorities(
     let list = svc
         .store
         .list_authorities(page.after.as_deref(), page.limit.unwrap_or(100).min(1000))
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Json(list.into_iter().map(AuthorityView::from).collect()))
 }
 
@@ -561,8 +553,7 @@ async fn get_authority(
     let a = svc
         .store
         .get_authority(&id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     Ok(Json(a.into()))
 }
@@ -590,7 +581,7 @@ async fn create_authority(
             StoreError::Duplicate { .. } => {
                 ApiError::conflict(format!("authority {id} exists; use PUT to change it"))
             }
-            other => internal(other),
+            other => other.into(),
         })?;
     Ok(Json(authority.into()))
 }
@@ -610,8 +601,7 @@ async fn update_authority(
     let existing = svc
         .store
         .get_authority(&id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     let authority = input.into_authority(existing.status, existing.created_at)?;
     svc.store
@@ -624,8 +614,7 @@ async fn update_authority(
                 serde_json::to_value(&authority.record).unwrap_or_default(),
             ),
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Json(authority.into()))
 }
 
@@ -652,8 +641,7 @@ async fn suspend_authority(
 pub async fn suspend(svc: &Service, id: &str, actor: &str) -> Result<Vec<String>, ApiError> {
     svc.store
         .get_authority(id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     svc.store
         .set_authority_status(
@@ -662,16 +650,14 @@ pub async fn suspend(svc: &Service, id: &str, actor: &str) -> Result<Vec<String>
             now_ms(),
             AuditEntry::new(actor, "authority.suspended", id, serde_json::json!({})),
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     let mut revoked = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = svc
             .store
             .list_live_by_authority(id, now_ms(), after.as_deref(), 500)
-            .await
-            .map_err(internal)?;
+            .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.serial.clone());
         for cert in &page {
@@ -691,8 +677,7 @@ async fn activate_authority(
 ) -> Result<Json<AuthorityView>, ApiError> {
     svc.store
         .get_authority(&id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     svc.store
         .set_authority_status(
@@ -706,13 +691,11 @@ async fn activate_authority(
                 serde_json::json!({}),
             ),
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     let a = svc
         .store
         .get_authority(&id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
     Ok(Json(a.into()))
 }
@@ -722,7 +705,7 @@ async fn audit_verify(
     State(svc): State<AppState>,
     _op: Operator,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let report = svc.store.verify_audit_chain().await.map_err(internal)?;
+    let report = svc.store.verify_audit_chain().await?;
     Ok(Json(serde_json::to_value(&report).unwrap_or_default()))
 }
 

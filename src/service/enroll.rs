@@ -27,6 +27,7 @@ use super::auth::AgencyClient;
 use super::error::ApiError;
 use super::policy::{check_user, PolicyDenial};
 use super::state::Service;
+use super::tasks::now_ms;
 use crate::storage::{
     AuditEntry, Authority, AuthorityStatus, CertificateKind, Challenge, ChallengeOutcome,
     NewCertificate, NewOutboxItem,
@@ -154,8 +155,7 @@ pub async fn active_authority(svc: &Service, agency: &AgencyClient) -> Result<Au
     let authority = svc
         .store
         .get_authority(&agency.authority_id)
-        .await
-        .map_err(|e| ApiError::from_internal(&e.into()))?
+        .await?
         .ok_or_else(|| {
             ApiError::unknown_authority(format!(
                 "authority {} is not registered with this service",
@@ -195,10 +195,6 @@ fn permit(svc: &Service, authority: &Authority, user: &UserId) -> Result<(), Api
         )));
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
 
 fn secret() -> Result<String, ApiError> {
@@ -297,8 +293,7 @@ pub async fn challenge(
             expires_at,
             used_at: None,
         })
-        .await
-        .map_err(|e| ApiError::from_internal(&e.into()))?;
+        .await?;
     Ok(ChallengeResponse {
         proof: request.proof,
         expires_at,
@@ -326,16 +321,9 @@ pub async fn enroll(
     permit(svc, &authority, &user)?;
 
     let id = challenge_id(&request.challenge);
-    let stored = svc
-        .store
-        .get_challenge(&id)
-        .await
-        .map_err(|e| ApiError::from_internal(&e.into()))?
-        .ok_or_else(|| {
-            ApiError::proof_failed(
-                "no challenge with that secret was sent: proof of possession failed",
-            )
-        })?;
+    let stored = svc.store.get_challenge(&id).await?.ok_or_else(|| {
+        ApiError::proof_failed("no challenge with that secret was sent: proof of possession failed")
+    })?;
     if stored.kind != request.kind.storage() {
         return Err(ApiError::challenge_mismatch(
             "the challenge was made for another kind of attestation",
@@ -353,8 +341,7 @@ pub async fn enroll(
             device.as_str(),
             now_ms(),
         )
-        .await
-        .map_err(|e| ApiError::from_internal(&e.into()))?
+        .await?
     {
         ChallengeOutcome::Ok => {}
         ChallengeOutcome::Unknown => return Err(ApiError::challenge_unknown("no such challenge")),
@@ -392,16 +379,16 @@ pub async fn enroll(
     })?;
     let state_key = state_key(&user, &subject);
     let content = issued.attestation_content(&attestation);
+    let attested_device = (request.kind == Kind::Device).then(|| device.to_string());
     let previous = svc
         .store
         .find_live_certificate(
             user.as_str(),
             request.kind.storage(),
-            Some(device.as_str()).filter(|_| request.kind == Kind::Device),
+            attested_device.as_deref(),
             now_ms(),
         )
-        .await
-        .map_err(|e| ApiError::from_internal(&e.into()))?;
+        .await?;
     let serial = issued.serial_hex();
     let outbox = svc.publishing().then(|| NewOutboxItem {
         kind: "attestation".into(),
@@ -416,7 +403,7 @@ pub async fn enroll(
                 issuing_ca: svc.pki.issuing_id().to_owned(),
                 kind: request.kind.storage(),
                 user_id: Some(user.to_string()),
-                device_id: (request.kind == Kind::Device).then(|| device.to_string()),
+                device_id: attested_device,
                 key: key.to_base64(),
                 authority_id: authority.record.id.clone(),
                 not_before: issued.not_before.unix_timestamp() * 1000,
@@ -439,8 +426,7 @@ pub async fn enroll(
                 }),
             ),
         )
-        .await
-        .map_err(|e| ApiError::from_internal(&e.into()))?;
+        .await?;
     svc.metrics
         .issuance_latency
         .observe(started.elapsed().as_secs_f64());

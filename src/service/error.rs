@@ -80,6 +80,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(err: crate::storage::StoreError) -> Self {
+        ApiError::from_internal(&err.into())
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         ApiError::from_internal(&err)
