@@ -1,5 +1,6 @@
 //! One module per command; each turns parsed arguments into work and output.
 
+pub mod bench;
 pub mod ca;
 pub mod demo;
 pub mod inspect;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Authority(AuthorityCommand::List(args)) => service::authority_list(&args, out),
         Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(&args, out),
         Command::Agency(AgencyCommand::Enroll(args)) => service::agency_enroll(&args, out),
+        Command::Bench(bench::BenchCommand::Enroll(args)) => bench::enroll(&args, out),
     }
 }
 

@@ -295,8 +295,8 @@ async fn crl(State(svc): State<AppState>, Path(name): Path<String>) -> Result<Re
             .unwrap_or(0)
             * 1000;
         (der, next)
-    } else if ca == svc.pki.issuing_id() {
-        let crl = tasks::current_crl(&svc).await?;
+    } else if svc.pki.ca_der(ca).is_some() {
+        let crl = tasks::current_crl(&svc, ca).await?;
         (crl.der, crl.next_update)
     } else {
         return Err(ApiError::not_found(format!("no issuing CA {ca:?}")));
@@ -373,7 +373,10 @@ impl CertificateView {
             chain_pem: format!(
                 "{}{}",
                 crate::pemfile::encode("CERTIFICATE", &cert.der),
-                crate::pemfile::cert_pem(svc.pki.issuing_der())
+                svc.pki
+                    .ca_der(&cert.issuing_ca)
+                    .map(crate::pemfile::cert_pem)
+                    .unwrap_or_default()
             ),
         }
     }

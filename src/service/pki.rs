@@ -34,6 +34,10 @@ const TLS_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 pub struct ServicePki {
     issuing: IssuingCa<Box<dyn Signer>>,
     issuing_id: String,
+    /// Issuing CAs rotated out of issuance: they still sign the CRLs for
+    /// what they issued, until it has expired.
+    retired: Vec<(String, IssuingCa<Box<dyn Signer>>)>,
+    root_crl_cache: std::sync::Mutex<Option<(i64, Vec<u8>)>>,
     anchors: TrustAnchors,
     ca_dir: CaDir,
     attestation_lifetime: Duration,
@@ -62,9 +66,23 @@ impl ServicePki {
             .issuing_ca(&config.ca.issuing_ca)
             .with_context(|| format!("loading issuing CA {:?}", config.ca.issuing_ca))?;
         let anchors = TrustAnchors::from_der([ca_dir.root_cert()?])?;
+        let mut retired = Vec::new();
+        for id in ca_dir.issuing_ids()? {
+            if id == config.ca.issuing_ca {
+                continue;
+            }
+            match ca_dir.issuing_ca(&id) {
+                Ok(ca) => retired.push((id, ca)),
+                Err(e) => {
+                    tracing::warn!(ca = %id, error = %format!("{e:#}"), "issuing CA not loaded; its CRL is not served")
+                }
+            }
+        }
         Ok(ServicePki {
             issuing,
             issuing_id: config.ca.issuing_ca.clone(),
+            retired,
+            root_crl_cache: std::sync::Mutex::new(None),
             anchors,
             ca_dir,
             attestation_lifetime: Duration::from_secs(
@@ -94,6 +112,25 @@ impl ServicePki {
         self.issuing.certificate().der()
     }
 
+    /// Every issuing CA the service holds: the active one first, then the
+    /// retired ones.
+    fn all(&self) -> impl Iterator<Item = (&str, &IssuingCa<Box<dyn Signer>>)> {
+        std::iter::once((self.issuing_id.as_str(), &self.issuing))
+            .chain(self.retired.iter().map(|(id, ca)| (id.as_str(), ca)))
+    }
+
+    /// IDs of every issuing CA whose CRL the service signs and serves.
+    pub fn ca_ids(&self) -> Vec<String> {
+        self.all().map(|(id, _)| id.to_owned()).collect()
+    }
+
+    /// The certificate of issuing CA `id` (to complete a stored leaf's chain).
+    pub fn ca_der(&self, id: &str) -> Option<&CertificateDer<'static>> {
+        self.all()
+            .find(|(i, _)| *i == id)
+            .map(|(_, ca)| ca.certificate().der())
+    }
+
     /// The Matrix servers the issuing CA may certify.
     pub fn permitted_servers(&self) -> &[String] {
         self.issuing.certificate().permitted_servers()
@@ -121,9 +158,18 @@ impl ServicePki {
             .issue_enrollment_client(authority, spki, Validity::from_now(lifetime))
     }
 
-    /// Signs the issuing CA's CRL.
-    pub fn sign_crl(&self, revoked: &[RevokedCertificate], number: u64) -> Result<Vec<u8>> {
-        Ok(self.issuing.crl(
+    /// Signs the CRL of issuing CA `id`.
+    pub fn sign_crl(
+        &self,
+        id: &str,
+        revoked: &[RevokedCertificate],
+        number: u64,
+    ) -> Result<Vec<u8>> {
+        let (_, ca) = self
+            .all()
+            .find(|(i, _)| *i == id)
+            .with_context(|| format!("no issuing CA {id}"))?;
+        Ok(ca.crl(
             revoked,
             number,
             OffsetDateTime::now_utc(),
@@ -144,13 +190,24 @@ impl ServicePki {
         if published.exists() {
             return Ok(Some(std::fs::read(&published)?));
         }
-        if self.ca_dir.path().join("root").join("key.pem").exists() {
-            return Ok(Some(
-                self.ca_dir
-                    .sign_crl(None, Duration::from_secs(30 * 86_400))?,
-            ));
+        if !self.ca_dir.path().join("root").join("key.pem").exists() {
+            return Ok(None);
         }
-        Ok(None)
+        // Development: sign here, and reuse it for half its 30-day life.
+        const LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut cache = self
+            .root_crl_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((signed_at, der)) = cache.as_ref() {
+            if now - signed_at < i64::try_from(LIFETIME.as_secs() / 2).unwrap_or(i64::MAX) {
+                return Ok(Some(der.clone()));
+            }
+        }
+        let der = self.ca_dir.sign_crl(None, LIFETIME)?;
+        *cache = Some((now, der.clone()));
+        Ok(Some(der))
     }
 
     /// The TLS server configuration: the configured certificate, or one

@@ -92,10 +92,10 @@ async fn publish_round(svc: &Service, bot: &crate::matrix::Bot) -> Result<usize>
     Ok(count)
 }
 
-/// The issuing CA's current CRL: the stored one while it is fresh and no
+/// Issuing CA `ca`'s current CRL: the stored one while it is fresh and no
 /// revocation is newer than it, otherwise a newly signed one.
-pub async fn current_crl(svc: &Service) -> Result<StoredCrl> {
-    let ca = svc.pki.issuing_id().to_owned();
+pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
+    let ca = ca.to_owned();
     let lifetime_ms = i64::try_from(svc.pki.crl_lifetime().as_millis()).unwrap_or(i64::MAX);
     let now = now_ms();
     let latest = svc.store.latest_crl(&ca).await?;
@@ -142,7 +142,7 @@ async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
         })
         .collect::<Result<Vec<_>>>()?;
     let number = svc.store.allocate_crl_number(ca).await?;
-    let der = svc.pki.sign_crl(&revoked, number)?;
+    let der = svc.pki.sign_crl(ca, &revoked, number)?;
     let parsed = govtrust_verifier::Crl::from_der(&der)?;
     let crl = StoredCrl {
         issuing_ca: ca.to_owned(),
@@ -169,8 +169,10 @@ async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
 pub async fn run_maintenance(svc: AppState) {
     let interval = Duration::from_secs(svc.config.renewal.interval_secs.max(1));
     loop {
-        if let Err(e) = current_crl(&svc).await {
-            tracing::warn!(error = %format!("{e:#}"), "CRL refresh failed");
+        for ca in svc.pki.ca_ids() {
+            if let Err(e) = current_crl(&svc, &ca).await {
+                tracing::warn!(%ca, error = %format!("{e:#}"), "CRL refresh failed");
+            }
         }
         match renew_due(&svc).await {
             Ok(n) if n > 0 => tracing::info!(renewed = n, "renewed certificates"),
@@ -229,10 +231,15 @@ async fn renew_one(svc: &Service, cert: &Certificate) -> Result<bool> {
     {
         return Ok(false);
     }
+    let key = Ed25519Key::from_base64(&cert.key)?;
+    if !still_served(svc, &user, &subject, &key).await? {
+        tracing::info!(serial = %cert.serial, "not renewed: the homeserver no longer serves this key");
+        return Ok(false);
+    }
     let request = AttestationRequest {
         user_id: user.clone(),
         subject: subject.clone(),
-        key: Ed25519Key::from_base64(&cert.key)?,
+        key,
         authority: authority.record.clone(),
     };
     let issued = svc.pki.issue(&request)?;
@@ -271,6 +278,37 @@ async fn renew_one(svc: &Service, cert: &Certificate) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the homeserver still serves `key` for the subject (a deleted
+/// device or a new master key ends renewal; the old certificate expires).
+/// Without a homeserver nothing can be re-checked, so nothing is renewed.
+async fn still_served(
+    svc: &Service,
+    user: &UserId,
+    subject: &Subject,
+    key: &Ed25519Key,
+) -> Result<bool> {
+    let device = match subject {
+        Subject::Device(d) => d.clone(),
+        // An identity is re-checked through its master key alone.
+        Subject::Identity => DeviceId::parse("-")?,
+    };
+    let answer = match svc.keys.lookup(user, &device).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::warn!(error = %e, "renewal postponed: keys unavailable");
+            return Ok(false);
+        }
+    };
+    Ok(match subject {
+        Subject::Device(_) => answer
+            .device
+            .is_some_and(|d| d.self_signed && d.ed25519 == *key),
+        Subject::Identity => answer
+            .identity
+            .is_some_and(|i| i.self_signing_signed_by_master && i.master == *key),
+    })
+}
+
 /// Revokes a certificate and queues its updated state event (with the
 /// `revoked` notice) in the same transaction; returns whether it was newly
 /// revoked.
@@ -283,7 +321,11 @@ pub async fn revoke(
     let now = now_ms();
     let outbox = match (svc.publishing(), attestation_of(cert)?) {
         (true, Some((user, subject))) => {
-            let chain = [cert.der.as_slice(), svc.pki.issuing_der().as_ref()];
+            let issuer = svc
+                .pki
+                .ca_der(&cert.issuing_ca)
+                .with_context(|| format!("issuing CA {} is not loaded", cert.issuing_ca))?;
+            let chain = [cert.der.as_slice(), issuer.as_ref()];
             let content = AttestationContent {
                 version: 1,
                 kind: match subject {

@@ -550,8 +550,10 @@ impl Store {
         rows.iter().map(cert_from_row).collect()
     }
 
-    /// Up to `limit` live (valid, unexpired at `now`) certificates of an
-    /// authority, ordered by serial, starting after `after_serial`.
+    /// Up to `limit` unrevoked, unexpired (at `now`) certificates of an
+    /// authority — superseded ones included, since they still verify until
+    /// they expire (suspension must revoke them too) — ordered by serial,
+    /// starting after `after_serial`.
     pub async fn list_live_by_authority(
         &self,
         authority_id: &str,
@@ -563,7 +565,7 @@ impl Store {
             "SELECT ",
             cert_cols!(),
             " FROM certificates WHERE authority_id = $1 AND serial > $2 \
-             AND status = 'valid' AND not_after > $3 ORDER BY serial LIMIT $4"
+             AND status IN ('valid', 'superseded') AND not_after > $3 ORDER BY serial LIMIT $4"
         ))
         .bind(authority_id)
         .bind(after_serial.unwrap_or(""))
@@ -581,6 +583,8 @@ impl Store {
     /// certificates are never returned: the service has no key to renew
     /// them with). Renewing supersedes the old certificate, which ends the
     /// claim for good; [`Store::release_renewal_claim`] gives it back early.
+    // Expired certificates are never renewed: trust that lapsed needs a new
+    // enrollment with a fresh proof of possession.
     pub async fn claim_due_renewals(
         &self,
         due_before: i64,
@@ -591,7 +595,7 @@ impl Store {
         let sql = match self.backend() {
             Backend::Sqlite => concat!(
                 "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
-                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 ",
+                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
                 "AND kind IN ('device', 'identity') ",
                 "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
                 "ORDER BY not_after LIMIT $4) ",
@@ -603,7 +607,7 @@ impl Store {
             // a row claimed concurrently is not claimed twice.
             Backend::Postgres => concat!(
                 "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
-                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 ",
+                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
                 "AND kind IN ('device', 'identity') ",
                 "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
                 "ORDER BY not_after LIMIT $4 FOR UPDATE SKIP LOCKED) ",
