@@ -328,6 +328,7 @@ agency_burst = 100000
     let mut service = ServiceProcess::spawn(&config, &log);
     service.wait_ready(&base, &root_path).await;
     step(t0, "service restarted");
+    let mut latest = Vec::new();
     for dev in &devices {
         let answer = dev
             .enroll(&mtls, &base, Some(0))
@@ -338,6 +339,7 @@ agency_burst = 100000
             .lock()
             .expect("lock")
             .push(answer["serial"].as_str().expect("serial").to_owned());
+        latest.push(answer);
     }
     let api_errors = tally.api_errors.lock().expect("lock").clone();
     assert!(
@@ -374,6 +376,20 @@ agency_burst = 100000
                 .filter_map(|r| r.subject),
         );
     }
+    // Issuance and its audit entry are one transaction: the certificates
+    // table and the audit log name the same serials, including those whose
+    // response the kill cut off.
+    let stored: HashSet<String> = sqlx::query("SELECT serial FROM certificates")
+        .fetch_all(store.pool())
+        .await
+        .expect("certificates")
+        .iter()
+        .map(|row| sqlx::Row::try_get::<String, _>(row, "serial").expect("serial"))
+        .collect();
+    assert_eq!(
+        stored, issued_in_audit,
+        "certificates and audit log disagree"
+    );
     let unique: HashSet<&String> = serials.iter().collect();
     assert_eq!(unique.len(), serials.len(), "a serial was returned twice");
     for serial in &serials {
@@ -405,6 +421,52 @@ agency_burst = 100000
         t0,
         "all received certificates stored and audited; outbox drained",
     );
+
+    // What the directory room holds for each device is its newest
+    // certificate: events queued before the kill never overwrite it.
+    let outsider = hs
+        .register("outsider", "outsider-pw", false)
+        .await
+        .expect("register outsider");
+    let outsider = hs
+        .login(&outsider, "outsider-pw", None)
+        .await
+        .expect("outsider login");
+    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let alias = format!("#govtrust-directory:{}", hs.server_name());
+    let (status, room) = hs
+        .call(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/directory/room/{}", enc(&alias)),
+            Some(&outsider.access_token),
+            None,
+        )
+        .await
+        .expect("resolve directory alias");
+    assert_eq!(status, reqwest::StatusCode::OK, "{room}");
+    let room_id = room["room_id"].as_str().expect("room id").to_owned();
+    for answer in &latest {
+        let state_key = answer["state_key"].as_str().expect("state key");
+        let (status, content) = hs
+            .call(
+                reqwest::Method::GET,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/state/io.govtrust.attestation/{}",
+                    enc(&room_id),
+                    enc(state_key)
+                ),
+                Some(&outsider.access_token),
+                None,
+            )
+            .await
+            .expect("read state");
+        assert_eq!(status, reqwest::StatusCode::OK, "{state_key}: {content}");
+        assert_eq!(
+            content["chain"], answer["chain"],
+            "{state_key}: the directory room does not hold the newest certificate"
+        );
+    }
+    step(t0, "directory room holds each device's newest certificate");
     store.close().await;
 
     service.terminate();

@@ -428,6 +428,53 @@ fn device_and_identity_enrollment_end_to_end() {
             )
             .is_err());
         step(t0, "identity attestation verified");
+
+        // An eager agency answers as soon as its device has decrypted the
+        // challenge, without waiting for the challenge request to return:
+        // the challenge must already be stored by then.
+        let receiver = ChallengeReceiver::install(device.client(), s.svc.bot_user_id());
+        let request = ChallengeRequest {
+            kind: Kind::Device,
+            user_id: user.clone(),
+            device_id: device_id.clone(),
+            proof: Proof::ToDevice,
+        };
+        let pending = tokio::spawn({
+            let client = client.clone();
+            async move { client.challenge(&request).await }
+        });
+        let secret = receiver
+            .next(Duration::from_secs(60))
+            .await
+            .expect("challenge received");
+        let renewed = client
+            .enroll(&EnrollRequest {
+                kind: Kind::Device,
+                user_id: user.clone(),
+                device_id: device_id.clone(),
+                key: own_key.clone(),
+                challenge: secret,
+                signature: None,
+                wait_for_event_ms: Some(0),
+            })
+            .await
+            .expect("enrollment answering the challenge at once");
+        pending
+            .await
+            .expect("challenge task")
+            .expect("challenge request");
+        assert_ne!(renewed.serial, enrolled.serial);
+        let previous = s
+            .svc
+            .svc
+            .store
+            .get_certificate(&enrolled.serial)
+            .await
+            .expect("store")
+            .expect("first certificate");
+        assert_eq!(previous.status, CertificateStatus::Superseded);
+        step(t0, "eager re-enrollment");
+        drop(receiver);
         device.shutdown();
     });
 }

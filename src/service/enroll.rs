@@ -265,35 +265,47 @@ pub async fn challenge(
     let now = now_ms();
     let expires_at =
         now + i64::try_from(svc.config.limits.challenge_ttl_secs * 1000).unwrap_or(i64::MAX);
-    let device_key = match request.proof {
-        // The key the Olm message was encrypted for is the key whose holder
-        // can answer: it must be the key /keys/query served.
-        Proof::ToDevice => {
-            let olm_key = svc.keys.deliver(&user, &device, &secret).await?;
-            if olm_key != queried.ed25519 {
-                return Err(ApiError::key_mismatch(
-                    "the device key of the Olm session differs from the key /keys/query served",
-                ));
-            }
-            olm_key
-        }
-        Proof::Signature => queried.ed25519,
-    };
+    let id = challenge_id(&secret);
+    // Stored before the secret leaves the service: an agency may answer as
+    // soon as its device has decrypted the message, possibly before this
+    // request returns.
     svc.store
         .insert_challenge(&Challenge {
-            id: challenge_id(&secret),
+            id: id.clone(),
             authority_id: authority.record.id.clone(),
             user_id: user.to_string(),
             device_id: device.to_string(),
             kind: request.kind.storage(),
             proof: request.proof.as_str().to_owned(),
             key: attested.to_base64(),
-            device_key: device_key.to_base64(),
+            device_key: queried.ed25519.to_base64(),
             created_at: now,
             expires_at,
             used_at: None,
         })
         .await?;
+    if request.proof == Proof::ToDevice {
+        // The key the Olm message was encrypted for is the key whose holder
+        // can answer: it must be the key /keys/query served. If it is not
+        // (or the delivery's outcome is unknown), the challenge is burned so
+        // that whoever may have received it cannot use it.
+        let delivered = svc.keys.deliver(&user, &device, &secret).await;
+        if !matches!(&delivered, Ok(olm_key) if *olm_key == queried.ed25519) {
+            svc.store
+                .consume_challenge(
+                    &id,
+                    &authority.record.id,
+                    user.as_str(),
+                    device.as_str(),
+                    now_ms(),
+                )
+                .await?;
+            delivered?;
+            return Err(ApiError::key_mismatch(
+                "the device key of the Olm session differs from the key /keys/query served",
+            ));
+        }
+    }
     Ok(ChallengeResponse {
         proof: request.proof,
         expires_at,

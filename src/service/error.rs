@@ -50,7 +50,6 @@ errcodes! {
     no_client_cert => (UNAUTHORIZED, "GT_NO_CLIENT_CERT"),
     client_cert_rejected => (UNAUTHORIZED, "GT_CLIENT_CERT_REJECTED"),
     unauthorized => (UNAUTHORIZED, "GT_UNAUTHORIZED"),
-    forbidden => (FORBIDDEN, "GT_FORBIDDEN"),
     unknown_authority => (FORBIDDEN, "GT_UNKNOWN_AUTHORITY"),
     authority_suspended => (FORBIDDEN, "GT_AUTHORITY_SUSPENDED"),
     user_not_permitted => (FORBIDDEN, "GT_USER_NOT_PERMITTED"),
@@ -68,7 +67,6 @@ errcodes! {
     conflict => (CONFLICT, "GT_CONFLICT"),
     rate_limited => (TOO_MANY_REQUESTS, "GT_RATE_LIMITED"),
     homeserver_unavailable => (SERVICE_UNAVAILABLE, "GT_HOMESERVER_UNAVAILABLE"),
-    publishing_disabled => (SERVICE_UNAVAILABLE, "GT_PUBLISHING_DISABLED"),
     internal => (INTERNAL_SERVER_ERROR, "GT_INTERNAL"),
 }
 
