@@ -30,6 +30,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "matrix-sdk")]
+pub mod agent;
 mod authority;
 mod crl;
 mod error;
