@@ -165,6 +165,7 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    concurrent_startup,
     authority_crud,
     challenge_consume,
     challenge_consume_races,
@@ -268,6 +269,38 @@ async fn assert_chain_ok(store: &Store) -> u64 {
 // ---------------------------------------------------------------------------
 // Tests
 
+/// Replicas that start at once all migrate the same database safely.
+async fn concurrent_startup(db: Db) {
+    let (a, b, c, d) = tokio::join!(db.open(), db.open(), db.open(), db.open());
+    for store in [&a, &b, &c, &d] {
+        assert_eq!(store.verify_audit_chain().await.expect("verify").entries, 0);
+    }
+    // Each migration applied exactly once.
+    let dir = match a.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let files = std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+        .expect("migrations dir")
+        .count();
+    assert_eq!(
+        count(&a, "SELECT COUNT(*) FROM _sqlx_migrations WHERE success").await,
+        i64::try_from(files).unwrap_or(0)
+    );
+    if a.backend() == Backend::Sqlite {
+        let row = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(a.pool())
+            .await
+            .expect("pragma");
+        assert_eq!(row.get::<String, _>(0), "wal");
+        let row = sqlx::query("PRAGMA foreign_keys")
+            .fetch_one(a.pool())
+            .await
+            .expect("pragma");
+        assert_eq!(row.get::<i64, _>(0), 1);
+    }
+}
+
 async fn authority_crud(db: Db) {
     let store = db.open().await;
     let mut a = authority(AUTH);
@@ -362,6 +395,10 @@ fn challenge(id: &str, expires_at: i64) -> Challenge {
         authority_id: AUTH.to_owned(),
         user_id: "@office.one:id.bund.example".to_owned(),
         device_id: "DEVICE1".to_owned(),
+        kind: CertificateKind::Device,
+        proof: "to_device".to_owned(),
+        key: "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ".to_owned(),
+        device_key: "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ".to_owned(),
         created_at: T0,
         expires_at,
         used_at: None,
@@ -435,7 +472,9 @@ async fn challenge_consume(db: Db) {
         .await
         .expect("get")
         .expect("exists");
-    assert_eq!(used.used_at, Some(T0 + 1));
+    let mut expected = challenge("c1", T0 + 60_000);
+    expected.used_at = Some(T0 + 1);
+    assert_eq!(used, expected);
 
     // Unknown authority: the foreign key refuses it.
     let mut bad = challenge("c4", T0 + 60_000);
@@ -1323,4 +1362,83 @@ async fn concurrent_issuance_two_stores(db: Db) {
         .await,
         i64::try_from(total).unwrap_or(0)
     );
+}
+
+/// Issuance throughput through two stores with many concurrent callers
+/// (like a busy HTTP API). Not part of the normal run; e.g.
+/// `cargo test --release --test storage throughput -- --ignored --nocapture`.
+/// `GOVTRUST_STORAGE_BENCH_TASKS` (default 200) callers issue
+/// `GOVTRUST_STORAGE_BENCH_TOTAL` (default 10000) certificates in all.
+async fn throughput(db: Db) {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    // RUST_LOG=govtrust::storage=debug shows every batch.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let tasks_n = env("GOVTRUST_STORAGE_BENCH_TASKS", 200).max(1);
+    let total = env("GOVTRUST_STORAGE_BENCH_TOTAL", 10_000);
+    let per_task = total / tasks_n;
+    let a = with_authority(&db).await;
+    let b = db.open().await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..tasks_n {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                let user = format!("@office.t{t}:id.bund.example");
+                let device = format!("DEV{i}");
+                let serial = random_serial();
+                store
+                    .insert_certificate(
+                        device_cert(&serial, &user, &device, T0 + 30 * DAY),
+                        Some(attestation(&user, &device, &serial)),
+                        AuditEntry::new(
+                            format!("agency:{AUTH}"),
+                            "certificate.issued",
+                            &serial,
+                            json!({ "user_id": user, "device_id": device }),
+                        ),
+                    )
+                    .await
+                    .expect("issue");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let elapsed = started.elapsed();
+    let n = per_task * tasks_n;
+    eprintln!(
+        "{:?}: {n} issuances, {tasks_n} callers, 2 stores: {elapsed:.2?} ({:.0}/s)",
+        a.backend(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    let verify = Instant::now();
+    let entries = assert_chain_ok(&a).await;
+    eprintln!(
+        "{:?}: verified {entries} audit entries in {:.2?}",
+        a.backend(),
+        verify.elapsed()
+    );
+}
+
+mod throughput {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark; run with --release --ignored"]
+    async fn sqlite() {
+        super::run_sqlite(super::throughput).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark; run with --release --ignored"]
+    async fn postgres() {
+        super::run_postgres(super::throughput).await;
+    }
 }

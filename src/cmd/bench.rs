@@ -668,9 +668,11 @@ async fn start_service(
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .context("binding 127.0.0.1")?;
-    let mut config = Config::default();
-    config.listen = listener.local_addr()?;
-    config.data_dir = data_dir.to_path_buf();
+    let mut config = Config {
+        listen: listener.local_addr()?,
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
     config.database.url = Some(storage.url.clone());
     config.ca.dev_servers = vec![server.to_owned()];
     // The bench is one client per authority, far above any sane agency
@@ -1677,7 +1679,7 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
         ratio_to_raw_issuance: rate / raw.per_s,
         cpu_s: load.cpu,
         cores,
-        target: (args.mode == BenchMode::Service).then(|| Target {
+        target: (args.mode == BenchMode::Service).then_some(Target {
             min_per_s: TARGET_RATE,
             max_p99_ms: TARGET_P99_MS,
             met: errors == 0 && rate >= TARGET_RATE && latency.p99_ms < TARGET_P99_MS,

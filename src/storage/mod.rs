@@ -41,9 +41,12 @@
 //! that takes whatever is queued (up to [`MAX_BATCH`] changes) and applies it
 //! in one transaction. Each change still succeeds or fails on its own:
 //! "soft" failures (duplicate, not found) write nothing and do not disturb
-//! the batch; if a statement fails hard, the batch is rolled back and every
-//! change in it is retried in its own transaction. Callers get their result
-//! only after the commit. The writer task also makes changes independent of
+//! the batch; if the database rejects one change's data (a foreign key, a
+//! check), the batch is rolled back and every change in it is retried in its
+//! own transaction, so only the culprit fails; if the database itself fails
+//! (connection, lock timeout), every change of the batch gets
+//! [`StoreError::Unavailable`]. Callers get their result only after the
+//! commit. The writer task also makes changes independent of
 //! the caller: a caller that gives up (an HTTP client disconnecting) cannot
 //! cancel a transaction half-way for the others in its batch.
 
@@ -142,6 +145,10 @@ pub enum StoreError {
     /// The commit of a batch failed: whether it took effect is unknown.
     /// Look the change up before retrying.
     CommitFailed(String),
+    /// The database could not apply the batch this change was part of for a
+    /// reason unrelated to the change (connection lost, lock timeout, disk
+    /// full, ...). Nothing was written; retrying later is safe.
+    Unavailable(String),
     /// The store's writer task is gone (the runtime is shutting down).
     WriterClosed,
 }
@@ -158,6 +165,7 @@ impl fmt::Display for StoreError {
             Self::Database(e) => write!(f, "database error: {e}"),
             Self::Migrate(e) => write!(f, "database migration failed: {e}"),
             Self::CommitFailed(msg) => write!(f, "commit failed, outcome unknown: {msg}"),
+            Self::Unavailable(msg) => write!(f, "database unavailable, nothing written: {msg}"),
             Self::WriterClosed => f.write_str("storage writer has shut down"),
         }
     }
@@ -253,16 +261,22 @@ fn sqlite_gate(url: &str) -> Arc<Mutex<()>> {
     map.entry(key).or_default().clone()
 }
 
-/// The file a SQLite URL names, canonicalised when it exists, so that
-/// different spellings of one path share a gate.
+/// The file a SQLite URL names, with its directory canonicalised (the file
+/// itself may not exist yet), so that different spellings of one path
+/// share a gate.
 fn sqlite_gate_key(url: &str) -> String {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
-    let path = rest.split('?').next().unwrap_or(rest);
-    match std::fs::canonicalize(path) {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(_) => path.to_owned(),
+    let raw = rest.split('?').next().unwrap_or(rest);
+    let path = std::path::Path::new(raw);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name).to_string_lossy().into_owned(),
+        _ => raw.to_owned(),
     }
 }
 
@@ -362,6 +376,7 @@ impl Store {
                     .after_connect(move |conn, _meta| {
                         let set_path = set_path.clone();
                         Box::pin(async move {
+                            conn.execute(PG_SESSION_SETTINGS).await?;
                             if let Some(sql) = set_path {
                                 // The schema name was validated above.
                                 conn.execute(AssertSqlSafe(sql.to_string())).await?;
@@ -419,6 +434,14 @@ impl Store {
         }
     }
 }
+
+/// Per-connection PostgreSQL settings. A replica that stalls inside a
+/// transaction (frozen, partitioned) would hold the audit head lock and stop
+/// every other replica's writes: the server ends such a transaction after a
+/// minute, and waiting for a lock gives up after one (the waiting change then
+/// fails with [`StoreError::Unavailable`] and can be retried).
+const PG_SESSION_SETTINGS: &str =
+    "SET lock_timeout = '60s'; SET idle_in_transaction_session_timeout = '60s'";
 
 /// Per-connection SQLite settings: durability that is safe with WAL (a
 /// power loss may lose the last commits but never corrupts the file), up to
