@@ -194,16 +194,27 @@ impl CaDir {
     }
 
     /// Loads an issuing CA with its key; this proves its chain (probe
-    /// issuance). An issuing CA the root has revoked is refused.
+    /// issuance). It may be revoked: it still signs CRLs; see
+    /// [`CaDir::issuing_ca_for_issuance`].
     pub fn issuing_ca(&self, id: &str) -> Result<IssuingCa<Box<dyn Signer>>> {
         let dir = self.issuing_dir(id);
         let state = self.issuing_state(id)?;
         let cert = pemfile::read_one_cert(&dir.join("cert.pem"))?;
-        let serial = {
-            let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            govtrust_pki::hex(parsed.raw_serial())
-        };
+        let signer = self.load_signer(&dir, &state.key)?;
+        Ok(IssuingCa::load(
+            cert,
+            self.root_cert()?,
+            signer,
+            state.crl_url,
+        )?)
+    }
+
+    /// Loads an issuing CA to issue with: refused if the root revoked it.
+    pub fn issuing_ca_for_issuance(&self, id: &str) -> Result<IssuingCa<Box<dyn Signer>>> {
+        let cert = self.issuing_cert(id)?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+            .map_err(|e| anyhow::anyhow!("issuing CA {id}: {e}"))?;
+        let serial = govtrust_pki::hex(parsed.raw_serial());
         if self
             .root_state()?
             .revoked
@@ -212,13 +223,7 @@ impl CaDir {
         {
             bail!("issuing CA {id} is revoked by the root; it can no longer issue");
         }
-        let signer = self.load_signer(&dir, &state.key)?;
-        Ok(IssuingCa::load(
-            cert,
-            self.root_cert()?,
-            signer,
-            state.crl_url,
-        )?)
+        self.issuing_ca(id)
     }
 
     /// The issuing CA certificate only (no key needed).

@@ -63,7 +63,7 @@ pub fn issue_attestation(
     };
     let dir = CaDir::open(&args.dir.dir)?;
     let id = dir.resolve_issuing_id(args.ca.as_deref())?;
-    let ca = dir.issuing_ca(&id)?;
+    let ca = dir.issuing_ca_for_issuance(&id)?;
     let issued = ca.issue_attestation(&request, validity(args.days)?)?;
     let recorded = dir.record_issued(&issued)?;
     if let Some(path) = &args.event_out {
@@ -140,9 +140,11 @@ pub fn enrollment_client(args: &IssueEnrollmentArgs, out: Output) -> Result<Exit
     };
     let dir = CaDir::open(&args.dir.dir)?;
     let id = dir.resolve_issuing_id(args.ca.as_deref())?;
-    let issued =
-        dir.issuing_ca(&id)?
-            .issue_enrollment_client(&authority, spki, validity(args.days)?)?;
+    let issued = dir.issuing_ca_for_issuance(&id)?.issue_enrollment_client(
+        &authority,
+        spki,
+        validity(args.days)?,
+    )?;
     let recorded = dir.record_issued(&issued)?;
     let report = Issued {
         serial: issued.serial_hex(),

@@ -10,7 +10,9 @@
 //!
 //! SQL is written in the subset both understand (`$n` placeholders, times as
 //! unix milliseconds in `BIGINT`, blobs, JSON as `TEXT`); the few statements
-//! that must differ (row locking) are chosen by [`Backend`]. Each backend has
+//! that must differ (row locking, and PostgreSQL doing an issuance in one
+//! statement to save round trips on the serialised path) are chosen by
+//! [`Backend`]. Each backend has
 //! its own migration folder (`migrations/sqlite`, `migrations/postgres`),
 //! embedded into the binary and applied by [`Store::connect`]; PostgreSQL's
 //! migrator holds an advisory lock, so replicas starting at once are safe.
@@ -39,7 +41,8 @@
 //! PostgreSQL) at a time: ~400 issuances/s for *all* replicas together.
 //! So each [`Store`] funnels its audited changes through one writer task
 //! that takes whatever is queued (up to [`MAX_BATCH`] changes) and applies it
-//! in one transaction. Each change still succeeds or fails on its own:
+//! in one transaction, with one multi-row insert for the batch's audit
+//! entries. Each change still succeeds or fails on its own:
 //! "soft" failures (duplicate, not found) write nothing and do not disturb
 //! the batch; if the database rejects one change's data (a foreign key, a
 //! check), the batch is rolled back and every change in it is retried in its
