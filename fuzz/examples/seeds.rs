@@ -110,7 +110,10 @@ fn main() {
             ev.put(&format!("example-{f}"), &b);
         }
     }
-    ev.put("min.json", br#"{"version":1,"kind":"identity","user_id":"@a:b","key":"","chain":[""]}"#);
+    ev.put(
+        "min.json",
+        br#"{"version":1,"kind":"identity","user_id":"@a:b","key":"","chain":[""]}"#,
+    );
 
     // ---- chain_verify
     let mut ch = Out::new("chain_verify");
@@ -122,7 +125,10 @@ fn main() {
     ] {
         let certs: Vec<&[u8]> = issued.cert.chain.iter().map(|c| c.as_ref()).collect();
         // fixture expectation by index; flags bit 6 (EKU) and 7 (fresh CRLs)
-        ch.put(&format!("{name}-fixed"), &chain_input(sel << 2 | 0xc0, &certs, ""));
+        ch.put(
+            &format!("{name}-fixed"),
+            &chain_input(sel << 2 | 0xc0, &certs, ""),
+        );
         ch.put(
             &format!("{name}-lines"),
             &chain_input(0, &certs, &expectation_lines(issued)),
@@ -150,9 +156,15 @@ fn main() {
         &["InvalidCASignatureTest2EE", "BadSignedCACert"],
         &["InvalidEESignatureTest3EE", "GoodCACert"],
         &["ValidDNnameConstraintsTest1EE", "nameConstraintsDN1CACert"],
-        &["ValidDNSnameConstraintsTest30EE", "nameConstraintsDNS1CACert"],
+        &[
+            "ValidDNSnameConstraintsTest30EE",
+            "nameConstraintsDNS1CACert",
+        ],
         &["ValidLongSerialNumberTest16EE", "LongSerialNumberCACert"],
-        &["InvalidMissingbasicConstraintsTest1EE", "MissingbasicConstraintsCACert"],
+        &[
+            "InvalidMissingbasicConstraintsTest1EE",
+            "MissingbasicConstraintsCACert",
+        ],
         &["ValidpathLenConstraintTest7EE", "pathLenConstraint0CACert"],
         &[
             "ValidpathLenConstraintTest14EE",
@@ -163,8 +175,7 @@ fn main() {
     ];
     for set in ["pkits-2048", "pkits-p256"] {
         for path in paths {
-            let certs: Option<Vec<Vec<u8>>> =
-                path.iter().map(|n| pkits(set, "certs", n)).collect();
+            let certs: Option<Vec<Vec<u8>>> = path.iter().map(|n| pkits(set, "certs", n)).collect();
             let Some(certs) = certs else { continue };
             let refs: Vec<&[u8]> = certs.iter().map(Vec::as_slice).collect();
             ch.put(&format!("{set}-{}", path[0]), &chain_input(0, &refs, ""));
@@ -188,9 +199,14 @@ fn main() {
         revoked_at: now,
         reason: govtrust_pki::RevocationReason::KeyCompromise,
     }];
-    for (i, reason) in ["unspecified", "superseded", "cessation_of_operation", "ca_compromise"]
-        .iter()
-        .enumerate()
+    for (i, reason) in [
+        "unspecified",
+        "superseded",
+        "cessation_of_operation",
+        "ca_compromise",
+    ]
+    .iter()
+    .enumerate()
     {
         many.push(govtrust_pki::RevokedCertificate {
             serial: vec![0x80 >> i, i as u8, 0xff],
@@ -231,8 +247,64 @@ fn main() {
         }
     }
 
+    #[cfg(feature = "service")]
+    enrollment_seeds();
+
     println!(
         "seeds: event_json {}, chain_verify {}, crl_parse {}",
         ev.count, ch.count, cr.count
     );
+}
+
+/// `enrollment_json`: request bodies of both enrollment calls, and
+/// `/keys/query` device objects (self-signed with a fixed seed).
+#[cfg(feature = "service")]
+fn enrollment_seeds() {
+    use serde_json::{json, Map, Value};
+    let mut en = Out::new("enrollment_json");
+    let user = "@office:id.bund.example";
+    let device = "AGENCYDEV";
+    let requests = [
+        json!({"kind": "device", "user_id": user, "device_id": device}),
+        json!({"kind": "identity", "user_id": user, "device_id": device, "proof": "signature"}),
+        json!({"kind": "device", "user_id": user, "device_id": device,
+               "key": "p5bnbyFvNg10g9SU5Qeif7DJZ2dr9qoQRK3dAjECkeg",
+               "challenge": "Jx0s2yR3oO4G6bC1mYbq8Zr5kL7vT9wE2nQ4pA6sD8f"}),
+        json!({"kind": "identity", "user_id": "@office-berlin:matrix.bund.example",
+               "device_id": device, "key": "p5bnbyFvNg10g9SU5Qeif7DJZ2dr9qoQRK3dAjECkeg=",
+               "challenge": "nonce", "signature": "c2lnbmF0dXJl", "wait_for_event_ms": 10000}),
+    ];
+    for (i, r) in requests.iter().enumerate() {
+        en.put(&format!("request-{i}.json"), r.to_string().as_bytes());
+    }
+    // A device-keys object as /keys/query serves it, self-signed by a fixed
+    // Ed25519 key (the key itself is not secret: these are fuzz seeds).
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[42; 32]).expect("seed");
+    use ring::signature::KeyPair;
+    let public = STANDARD.encode(pair.public_key().as_ref());
+    let public = public.trim_end_matches('=');
+    let mut obj: Map<String, Value> = match json!({
+        "user_id": user,
+        "device_id": device,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": {
+            format!("curve25519:{device}"): "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI",
+            format!("ed25519:{device}"): public,
+        },
+        "unsigned": {"device_display_name": "Agency bot"},
+    }) {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    let bytes = govtrust::matrix::keys::signing_bytes(&obj).expect("canonical");
+    let sig = STANDARD.encode(pair.sign(&bytes));
+    obj.insert(
+        "signatures".into(),
+        json!({ user: { format!("ed25519:{device}"): sig.trim_end_matches('=') } }),
+    );
+    en.put(
+        "device-keys.json",
+        Value::Object(obj).to_string().as_bytes(),
+    );
+    println!("seeds: enrollment_json {}", en.count);
 }

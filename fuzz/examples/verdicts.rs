@@ -24,12 +24,18 @@ fn main() {
         let verdicts: Vec<String> = fx
             .expectations
             .iter()
-            .map(|e| match fx.verifier.verify_event(e, &data, &fx.crls, now()) {
-                Ok(_) => "OK".to_owned(),
-                Err(e) => e.code().to_owned(),
-            })
+            .map(
+                |e| match fx.verifier.verify_event(e, &data, &fx.crls, now()) {
+                    Ok(_) => "OK".to_owned(),
+                    Err(e) => e.code().to_owned(),
+                },
+            )
             .collect();
-        println!("event_json {:?}: {}", path.file_name().unwrap(), verdicts.join(" "));
+        println!(
+            "event_json {:?}: {}",
+            path.file_name().unwrap(),
+            verdicts.join(" ")
+        );
     }
     let mut files: Vec<_> = fs::read_dir(corpus.join("crl_parse"))
         .expect("crl_parse corpus")
@@ -52,9 +58,9 @@ fn main() {
                 let mut set = CrlSet::new();
                 set.push(crl);
                 set.push(Crl::from_der(&fx.crl_der[0]).expect("root CRL"));
-                let v = fx
-                    .verifier
-                    .verify(&fx.device_a.expected, &fx.device_a.cert.chain, &set, now());
+                let v =
+                    fx.verifier
+                        .verify(&fx.device_a.expected, &fx.device_a.cert.chain, &set, now());
                 format!(
                     "signed by {signed}; device A: {}",
                     v.map_or_else(|e| e.code().to_owned(), |_| "OK".to_owned())

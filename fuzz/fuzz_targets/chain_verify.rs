@@ -56,7 +56,11 @@ fuzz_target!(|data: &[u8]| {
         fx.expectations[usize::from(flags >> 2 & 7) % fx.expectations.len()].clone()
     });
     let no_crls = CrlSet::new();
-    let crls = if flags & 0x20 != 0 { &no_crls } else { &fx.crls };
+    let crls = if flags & 0x20 != 0 {
+        &no_crls
+    } else {
+        &fx.crls
+    };
     if let Ok(v) = fx.verifier.verify(&expected, &certs, crls, time) {
         assert_eq!(v.key, expected.key);
         assert_eq!(v.user_id, expected.user_id);

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(d.len(), crl.len());
     }
     assert!(crl.len() <= MAX_CRL_ENTRIES);
-    assert_eq!(crl.is_empty(), crl.len() == 0);
+    assert_eq!(crl.is_empty(), matches!(crl.len(), 0));
     let _ = (crl.this_update(), crl.next_update(), crl.number());
     let _ = crl.unusable_reason();
     let _ = crl.issuer_der();
@@ -50,9 +50,12 @@ fuzz_target!(|data: &[u8]| {
     let mut crls = CrlSet::new();
     crls.push(crl);
     crls.push(Crl::from_der(&fx.crl_der[0]).expect("root CRL"));
-    let revoked = fx
-        .verifier
-        .verify(&fx.revoked_a.expected, &fx.revoked_a.cert.chain, &crls, time);
+    let revoked = fx.verifier.verify(
+        &fx.revoked_a.expected,
+        &fx.revoked_a.cert.chain,
+        &crls,
+        time,
+    );
     assert!(
         signed_by_a || revoked.is_err(),
         "a CRL not signed by CA A unrevoked a certificate"

@@ -34,11 +34,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(chain.len(), content.chain.len());
             // The informational fields as an expectation: exercises the
             // Matrix ID and key parsers on hostile strings.
-            if let Ok(expected) = Expected::new(
-                &content.user_id,
-                content.device_id.as_deref(),
-                &content.key,
-            ) {
+            if let Ok(expected) =
+                Expected::new(&content.user_id, content.device_id.as_deref(), &content.key)
+            {
                 if let Ok(v) = fx.verifier.verify(&expected, &chain, &fx.crls, time) {
                     check_verdict(&expected, &v);
                 }

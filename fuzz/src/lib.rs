@@ -1,7 +1,7 @@
 //! Shared fixture of the govtrust fuzz targets.
 //!
 //! Every target verifies against one real hierarchy, built once per process
-//! with govtrust-pki from the FUZZ-ONLY keys in `fuzz/keys/` (published on
+//! with govtrust-pki from the FUZZ-ONLY keys in `certs-example/fuzz-keys/` (published on
 //! purpose, never trusted anywhere): because the keys are fixed, the seeds
 //! that `cargo run --example seeds` writes chain to this root in every later
 //! run, so the fuzzer starts from inputs that reach path validation, the
@@ -24,8 +24,8 @@ use std::time::Duration;
 use govtrust_pki::der::DistinguishedName;
 use govtrust_pki::signer::{FileSigner, Signer};
 use govtrust_pki::{
-    AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate,
-    RootCa, Validity,
+    AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate, RootCa,
+    Validity,
 };
 use govtrust_verifier::event::AttestationContent;
 use govtrust_verifier::{
@@ -108,9 +108,9 @@ pub struct Fixture {
     pub root_der: CertificateDer<'static>,
 }
 
-const ROOT_KEY: &str = include_str!("../keys/root-p256.pem");
-const ICA_A_KEY: &str = include_str!("../keys/issuing-a-p256.pem");
-const ICA_B_KEY: &str = include_str!("../keys/issuing-b-ed25519.pem");
+const ROOT_KEY: &str = include_str!("../../certs-example/fuzz-keys/root-p256.pem");
+const ICA_A_KEY: &str = include_str!("../../certs-example/fuzz-keys/issuing-a-p256.pem");
+const ICA_B_KEY: &str = include_str!("../../certs-example/fuzz-keys/issuing-b-ed25519.pem");
 
 const EXAMPLE_ROOT: &[u8] = include_bytes!("../../certs-example/ca/root/cert.pem");
 const EXAMPLE_ICA: &[u8] = include_bytes!("../../certs-example/ca/issuing/issuing-1/cert.pem");
@@ -122,9 +122,8 @@ const EXAMPLE_IDENTITY_EVENT: &[u8] = include_bytes!("../../certs-example/identi
 const PKITS_RSA_ROOT: &[u8] = include_bytes!(
     "../../verifier/tests/data/conformance/pkits-2048/certs/TrustAnchorRootCertificate.crt"
 );
-const PKITS_RSA_ROOT_CRL: &[u8] = include_bytes!(
-    "../../verifier/tests/data/conformance/pkits-2048/crls/TrustAnchorRootCRL.crl"
-);
+const PKITS_RSA_ROOT_CRL: &[u8] =
+    include_bytes!("../../verifier/tests/data/conformance/pkits-2048/crls/TrustAnchorRootCRL.crl");
 const PKITS_RSA_GOOD_CA_CRL: &[u8] =
     include_bytes!("../../verifier/tests/data/conformance/pkits-2048/crls/GoodCACRL.crl");
 const PKITS_P256_ROOT: &[u8] = include_bytes!(
@@ -281,12 +280,8 @@ fn build() -> Fixture {
     for event in [EXAMPLE_DEVICE_EVENT, EXAMPLE_IDENTITY_EVENT] {
         let content = AttestationContent::from_json(event).expect("example event");
         expectations.push(
-            Expected::new(
-                &content.user_id,
-                content.device_id.as_deref(),
-                &content.key,
-            )
-            .expect("example expectation"),
+            Expected::new(&content.user_id, content.device_id.as_deref(), &content.key)
+                .expect("example expectation"),
         );
     }
 
@@ -297,9 +292,18 @@ fn build() -> Fixture {
         parsed.public_key().raw.to_vec()
     };
     let crl_keys = vec![
-        (signer(ROOT_KEY).spki_der().to_vec(), crl(&root_crl).issuer_der().to_vec()),
-        (signer(ICA_A_KEY).spki_der().to_vec(), crl(&a_crl).issuer_der().to_vec()),
-        (signer(ICA_B_KEY).spki_der().to_vec(), crl(&b_crl).issuer_der().to_vec()),
+        (
+            signer(ROOT_KEY).spki_der().to_vec(),
+            crl(&root_crl).issuer_der().to_vec(),
+        ),
+        (
+            signer(ICA_A_KEY).spki_der().to_vec(),
+            crl(&a_crl).issuer_der().to_vec(),
+        ),
+        (
+            signer(ICA_B_KEY).spki_der().to_vec(),
+            crl(&b_crl).issuer_der().to_vec(),
+        ),
         (example_ica_spki, crl(EXAMPLE_ICA_CRL).issuer_der().to_vec()),
     ];
 
