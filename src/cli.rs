@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 /// (and cross-signing identities) to official authority records, and
 /// verifies them. A typical first session:
 ///
-///   govtrust demo                                   # a narrated tour in a temp dir
+///   govtrust demo                                   # the whole story, with a local Synapse
+///   govtrust demo --offline                         # the PKI alone, in a temp dir
 ///   govtrust ca init --dir ca --servers id.bund.example
 ///   govtrust issue device --dir ca --user @office:id.bund.example \
 ///       --device AGENCYDEV --key <B64> --authority office.json > chain.pem
@@ -50,8 +51,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Explain a certificate, CRL or attestation event against the profile.
     Inspect(InspectArgs),
-    /// A narrated tour: build a hierarchy in a temporary directory, issue,
-    /// verify, revoke, verify again.
+    /// The whole story in about a minute, narrated: a local Synapse, the
+    /// service, an agency enrolling its device, a citizen's client trusting
+    /// it automatically, and the trust withdrawn on revocation.
+    ///
+    /// The first run installs Synapse from PyPI into a virtualenv (about
+    /// half a minute; reused afterwards). `--offline` tours the PKI alone:
+    /// hierarchy, issuance, verification and revocation with the CLI's
+    /// own commands, no homeserver.
     Demo(DemoArgs),
     /// Run the enrollment & attestation service (HTTPS API).
     ///
@@ -509,7 +516,19 @@ pub struct InspectArgs {
 /// `govtrust demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the demo hierarchy in this directory instead of a temporary one.
+    /// Tour the PKI alone (CA, issue, verify, revoke with the CLI's own
+    /// code paths), without a homeserver or the service.
     #[arg(long)]
+    pub offline: bool,
+    /// Keep the demo's files in this directory instead of a temporary one
+    /// (offline: the hierarchy, certificates and CRLs; otherwise the
+    /// service's data directory, the Synapse directory and the stores).
+    #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// A Python interpreter with Synapse installed. Default: the virtualenv
+    /// the demo sets up from PyPI (`$GOVTRUST_SYNAPSE_VENV`, else
+    /// target/synapse-venv of the source tree, else
+    /// ~/.cache/govtrust/synapse-venv).
+    #[arg(long, value_name = "PYTHON", conflicts_with = "offline")]
+    pub synapse_python: Option<PathBuf>,
 }

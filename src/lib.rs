@@ -14,3 +14,4 @@ pub mod output;
 pub mod pemfile;
 pub mod service;
 pub mod storage;
+pub mod synapse;

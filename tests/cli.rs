@@ -1202,17 +1202,45 @@ fn help_of_every_subcommand_exits_0() {
 }
 
 #[test]
-fn demo_exits_0() {
+fn offline_demo_exits_0() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let keep = tmp.path().join("demo");
-    let out = ok(run(["demo", "--keep", &path_str(&keep)]), "demo");
+    let out = ok(
+        run(["demo", "--offline", "--keep", &path_str(&keep)]),
+        "demo --offline",
+    );
     assert!(out.contains("TRUSTED"), "{out}");
     assert!(out.contains("NOT TRUSTED"), "{out}");
     assert!(
         keep.join("ca/root/cert.pem").is_file(),
         "--keep leaves the hierarchy behind"
     );
-    ok(run(["demo"]), "demo in a temporary directory");
+    ok(run(["demo", "--offline"]), "demo in a temporary directory");
+}
+
+/// The README's first command, as a newcomer runs it: a real Synapse (the
+/// shared test venv), the service, enrollment, the citizen's agent
+/// trusting the device, revocation withdrawing it.
+#[test]
+fn demo_shows_trust_given_and_withdrawn() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let keep = tmp.path().join("demo");
+    let out = ok(run(["demo", "--keep", &path_str(&keep)]), "demo");
+    let trusted = out
+        .find("is_verified() = true")
+        .unwrap_or_else(|| panic!("no verified device in:\n{out}"));
+    let badge =
+        "Registration Office Berlin, Donaustraße 29, 12043 Berlin — verified by the government PKI";
+    assert!(out.contains(badge), "{out}");
+    let withdrawn = out
+        .find("is_verified() = false")
+        .unwrap_or_else(|| panic!("trust not withdrawn in:\n{out}"));
+    assert!(trusted < withdrawn, "{out}");
+    assert!(out.contains("revoked"), "{out}");
+    assert!(
+        keep.join("service/operator-token").is_file() && keep.join("synapse").is_dir(),
+        "--keep leaves the service's data and Synapse behind"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -951,6 +951,157 @@ fn rejects_client_certificate_without_enrollment_eku() {
     });
 }
 
+/// The operator issues an agency's enrollment-client certificate over the
+/// API for a key the agency made; it authenticates the agency at once,
+/// and revoking it cuts the agency off on the next request. Bad requests
+/// are refused: no token, unknown or suspended authority, an unreadable
+/// or unsupported key, a lifetime out of range.
+#[test]
+fn operator_issues_and_revokes_enrollment_clients() {
+    run(async {
+        let s = shared().await;
+        let token = s.svc.operator_token().await;
+        let http = s.svc.public_client();
+        let operator_post = |path: String, bearer: Option<String>, body: Value| {
+            let http = http.clone();
+            async move {
+                s.svc
+                    .request(
+                        &http,
+                        reqwest::Method::POST,
+                        &path,
+                        bearer.as_deref(),
+                        Some(("application/json", body.to_string().into_bytes())),
+                    )
+                    .await
+            }
+        };
+        let record = record("DE-BE-0077", "Standesamt Mitte");
+        let created = operator_post(
+            "/v1/authorities".into(),
+            Some(token.clone()),
+            json!({"record": record, "servers": [s.hs.server_name()], "user_patterns": ["office.*"]}),
+        )
+        .await;
+        assert_eq!(created.0, StatusCode::OK, "{}", created.1);
+        let key = govtrust_pki::signer::FileSigner::generate(
+            govtrust_pki::signer::KeyAlgorithm::EcdsaP256,
+        )
+        .expect("key");
+        let public_key_pem =
+            govtrust::pemfile::encode("PUBLIC KEY", govtrust_pki::signer::Signer::spki_der(&key));
+        let path = format!("/v1/authorities/{}/enrollment-clients", record.id);
+        let good = json!({"public_key_pem": public_key_pem, "lifetime_days": 30});
+
+        // Refusals first.
+        assert_errcode(
+            &operator_post(path.clone(), None, good.clone()).await,
+            "GT_UNAUTHORIZED",
+        );
+        assert_errcode(
+            &operator_post(
+                "/v1/authorities/DE-NOPE/enrollment-clients".into(),
+                Some(token.clone()),
+                good.clone(),
+            )
+            .await,
+            "GT_NOT_FOUND",
+        );
+        for bad in [
+            json!({"public_key_pem": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}),
+            json!({"public_key_pem": "not PEM"}),
+            json!({"public_key_pem": public_key_pem, "lifetime_days": 0}),
+            json!({"public_key_pem": public_key_pem, "lifetime_days": 399}),
+        ] {
+            assert_errcode(
+                &operator_post(path.clone(), Some(token.clone()), bad).await,
+                "GT_INVALID_PARAM",
+            );
+        }
+        // An RSA key is outside the profile.
+        let rsa = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .output()
+            .expect("openssl genpkey");
+        let mut pubout = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl pkey");
+        std::io::Write::write_all(pubout.stdin.as_mut().expect("stdin"), &rsa.stdout)
+            .expect("write key");
+        let rsa_pub = pubout.wait_with_output().expect("openssl pkey -pubout");
+        assert_errcode(
+            &operator_post(
+                path.clone(),
+                Some(token.clone()),
+                json!({"public_key_pem": String::from_utf8_lossy(&rsa_pub.stdout)}),
+            )
+            .await,
+            "GT_INVALID_PARAM",
+        );
+
+        // Issued, it authenticates the agency.
+        let issued = operator_post(path.clone(), Some(token.clone()), good.clone()).await;
+        assert_eq!(issued.0, StatusCode::OK, "{}", issued.1);
+        let serial = issued.1["serial"].as_str().expect("serial").to_owned();
+        let identity = format!(
+            "{}{}",
+            issued.1["chain_pem"].as_str().expect("chain_pem"),
+            key.to_pem(None).expect("PEM").as_str()
+        );
+        let agency_http = s.svc.client_with_identity(Some(identity.as_bytes()));
+        let dev = s.fake_device(OFFICE, OFFICE_PW).await;
+        let answer = s
+            .svc
+            .post(
+                &agency_http,
+                "/v1/enrollment/challenge",
+                &dev.challenge_request("device"),
+            )
+            .await;
+        assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+
+        // Revoked, the same connection pool is refused on the next request.
+        let revoked = operator_post(
+            format!("/v1/certificates/{serial}/revoke"),
+            Some(token.clone()),
+            json!({"reason": "key_compromise"}),
+        )
+        .await;
+        assert_eq!(revoked.0, StatusCode::OK, "{}", revoked.1);
+        let answer = s
+            .svc
+            .post(
+                &agency_http,
+                "/v1/enrollment/challenge",
+                &dev.challenge_request("device"),
+            )
+            .await;
+        assert_errcode(&answer, "GT_CLIENT_CERT_REJECTED");
+
+        // A suspended authority gets no new client certificate.
+        let suspended = operator_post(
+            format!("/v1/authorities/{}/suspend", record.id),
+            Some(token.clone()),
+            json!({}),
+        )
+        .await;
+        assert_eq!(suspended.0, StatusCode::OK, "{}", suspended.1);
+        assert_errcode(
+            &operator_post(path, Some(token), good).await,
+            "GT_AUTHORITY_SUSPENDED",
+        );
+    });
+}
+
 // ----- 3. homeserver outage --------------------------------------------------
 
 /// The homeserver stops between challenge and enrollment: the enrollment

@@ -168,6 +168,7 @@ pub fn enrollment_client(
     crl_url: Option<&str>,
 ) -> Result<CertificateTemplate, Error> {
     const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+    check_client_key(&spki)?;
     end_entity(
         DistinguishedName::from_authority(authority)?.to_der(),
         spki,
@@ -179,6 +180,39 @@ pub fn enrollment_client(
             ext::extended_key_usage(&[oid::EKU_ENROLLMENT_CLIENT, CLIENT_AUTH]),
         ],
     )
+}
+
+/// An agency authenticates with a key of the profile's algorithms (ECDSA
+/// P-256 or P-384, Ed25519), like every other key in the hierarchy: the
+/// service's TLS stack would accept RSA, but the profile does not, and an
+/// operator should learn that at issuance rather than at an audit.
+fn check_client_key(spki: &[u8]) -> Result<(), Error> {
+    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
+    const ED25519: &str = "1.3.101.112";
+    let (rest, info) = SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| Error::InvalidRequest(format!("public key is not a valid SPKI: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::InvalidRequest(
+            "public key: trailing bytes after the SPKI".into(),
+        ));
+    }
+    let algorithm = info.algorithm.algorithm.to_id_string();
+    let curve = info
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    match (algorithm.as_str(), curve.as_deref()) {
+        (EC_PUBLIC_KEY, Some(P256 | P384)) | (ED25519, None) => Ok(()),
+        _ => Err(Error::InvalidRequest(format!(
+            "enrollment-client keys must be ECDSA P-256, P-384 or Ed25519; got algorithm {algorithm}{}",
+            curve.map(|c| format!(" with parameters {c}")).unwrap_or_default()
+        ))),
+    }
 }
 
 /// A TLS server certificate for the service's HTTPS endpoint.

@@ -29,20 +29,15 @@
 //! (`ServicePki::issue`, i.e. `IssuingCa::issue_attestation`, in a tight
 //! loop on one thread) and print the ratio enrollments/s ÷ raw issuance/s.
 //!
-//! Synapse for `full` mode is launched here rather than through the test
-//! fixture (`tests/support/synapse.rs`): test code cannot be part of the
-//! shipped binary, and a bench binary under `benches/` could not share this
-//! command's service-mode code path and flags. The launcher is small: the
-//! Python from `scripts/synapse-setup.sh` (or `--synapse-python`), a config
-//! with every rate limit raised, cheap bcrypt (logins are set-up, not the
-//! measurement) and WARNING-level logging, and a stdin watchdog so the
-//! server dies with the bench.
+//! Synapse for `full` mode comes from [`crate::synapse`], the launcher the
+//! demo and the tests use too, with WARNING-level logging so that log
+//! lines do not count as homeserver CPU.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as ProcessCommand, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,6 +65,7 @@ use crate::service::keys::{KeyAnswer, KeySource};
 use crate::service::pki::ServicePki;
 use crate::service::state::AppState;
 use crate::storage::{AuditEntry, Authority, AuthorityStatus, Store, StoreOptions};
+use crate::synapse::{HomeserverApi, Synapse, SynapseOptions};
 
 /// Service-mode target: sustained enrollments per second …
 const TARGET_RATE: f64 = 1000.0;
@@ -350,12 +346,23 @@ pub struct Report {
     pub raw_issuance: RawIssuance,
     /// enrollments/s ÷ raw issuances/s.
     pub ratio_to_raw_issuance: f64,
-    /// CPU seconds used during the load phase, per party (service
-    /// runtime threads, client runtime threads, SQLite worker threads,
-    /// other threads of this process, and Synapse when the bench started it).
+    /// CPU seconds used during the load phase, per party: this process's
+    /// service runtime threads, client runtime threads, SQLite worker
+    /// threads and other threads; Synapse when the bench started it; the
+    /// PostgreSQL server processes; every other process on the machine;
+    /// and time stolen by the hypervisor.
     pub cpu_s: BTreeMap<String, f64>,
+    /// CPU milliseconds per successful enrollment, all parties of the
+    /// enrollment together (service, clients, database, homeserver).
+    pub cpu_ms_per_enrollment: f64,
+    /// cores ÷ CPU per enrollment: the rate this machine could sustain if
+    /// the enrollment's parties had every core to themselves. Robust to
+    /// other load on the machine, unlike the measured rate.
+    pub cpu_bound_per_s: f64,
     /// Cores available to this process.
     pub cores: usize,
+    /// 1-minute load average when the run started (other work on the host).
+    pub load_average_at_start: Option<f64>,
     /// Service mode: the target and whether it was met.
     pub target: Option<Target>,
     /// Full mode: the homeserver side.
@@ -396,7 +403,6 @@ impl Report {
             "  ratio         {:.3} (enrollments/s ÷ raw issuances/s)",
             self.ratio_to_raw_issuance
         );
-        let total: f64 = self.cpu_s.values().sum();
         let parts: Vec<String> = self
             .cpu_s
             .iter()
@@ -404,12 +410,18 @@ impl Report {
             .collect();
         let _ = writeln!(
             s,
-            "  CPU (load)    {} = {:.2} s of {:.2} s available ({} cores × {:.2} s)",
+            "  CPU (load)    seconds: {}; {:.2} s available ({} cores × {:.2} s; load average {} at start)",
             parts.join(", "),
-            total,
             self.cores as f64 * self.elapsed_s,
             self.cores,
-            self.elapsed_s
+            self.elapsed_s,
+            self.load_average_at_start
+                .map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}"))
+        );
+        let _ = writeln!(
+            s,
+            "  CPU/enrol     {:.3} ms (enrollment parties together) => CPU-bound ceiling {:.0} enrollments/s on {} cores",
+            self.cpu_ms_per_enrollment, self.cpu_bound_per_s, self.cores
         );
         if let Some(t) = &self.target {
             let _ = writeln!(
@@ -904,9 +916,9 @@ struct LoadResult {
 async fn drive(
     work: Vec<(ServiceClient, Vec<BenchDevice>)>,
     wait_for_event_ms: Option<u64>,
-    synapse_pid: Option<u32>,
+    probe: CpuProbe,
 ) -> Result<LoadResult> {
-    let cpu_before = CpuSnapshot::take(synapse_pid);
+    let cpu_before = CpuSnapshot::take(probe);
     let start = Instant::now();
     let tasks: Vec<_> = work
         .into_iter()
@@ -920,7 +932,7 @@ async fn drive(
         errors.extend(outcome.errors);
     }
     let elapsed = start.elapsed();
-    let cpu = CpuSnapshot::take(synapse_pid).since(&cpu_before);
+    let cpu = CpuSnapshot::take(probe).since(&cpu_before);
     Ok(LoadResult {
         elapsed,
         samples,
@@ -934,14 +946,28 @@ async fn drive(
 /// Clock ticks of /proc's utime and stime (USER_HZ, 100 on Linux).
 const USER_HZ: f64 = 100.0;
 
-/// CPU ticks per thread of this process (by name) and of Synapse.
+/// Which processes besides this one take part in an enrollment.
+#[derive(Clone, Copy, Debug)]
+struct CpuProbe {
+    /// Synapse, when the bench started it.
+    synapse_pid: Option<u32>,
+    /// Count the PostgreSQL server processes (every `postgres` process on
+    /// the host: other users of the server are counted too).
+    postgres: bool,
+}
+
+/// CPU ticks per thread of this process (by name), of Synapse, of the
+/// PostgreSQL server, and of the whole machine.
 struct CpuSnapshot {
     threads: HashMap<String, (String, u64)>,
     synapse: Option<u64>,
+    postgres: Option<u64>,
+    /// Busy (not idle, not iowait) ticks of all CPUs, and steal ticks.
+    machine: Option<(u64, u64)>,
 }
 
 impl CpuSnapshot {
-    fn take(synapse_pid: Option<u32>) -> CpuSnapshot {
+    fn take(probe: CpuProbe) -> CpuSnapshot {
         let mut threads = HashMap::new();
         if let Ok(entries) = std::fs::read_dir("/proc/self/task") {
             for entry in entries.flatten() {
@@ -957,13 +983,18 @@ impl CpuSnapshot {
         }
         CpuSnapshot {
             threads,
-            synapse: synapse_pid
+            synapse: probe
+                .synapse_pid
                 .and_then(|pid| stat_ticks(Path::new(&format!("/proc/{pid}/stat")))),
+            postgres: probe.postgres.then(postgres_ticks),
+            machine: machine_ticks(),
         }
     }
 
-    /// CPU seconds per party since `before`.
+    /// CPU seconds per party since `before`: this process's threads by
+    /// role, Synapse, PostgreSQL, and everything else on the machine.
     fn since(&self, before: &CpuSnapshot) -> BTreeMap<String, f64> {
+        let secs = |now: u64, then: u64| now.saturating_sub(then) as f64 / USER_HZ;
         let mut out = BTreeMap::new();
         for (tid, (name, ticks)) in &self.threads {
             let earlier = before.threads.get(tid).map_or(0, |(_, t)| *t);
@@ -974,16 +1005,79 @@ impl CpuSnapshot {
             } else if name.starts_with("sqlx-sqlite") {
                 "sqlite workers"
             } else {
-                "other"
+                "other threads"
             };
-            *out.entry(party.to_owned()).or_insert(0.0) +=
-                ticks.saturating_sub(earlier) as f64 / USER_HZ;
+            *out.entry(party.to_owned()).or_insert(0.0) += secs(*ticks, earlier);
         }
         if let (Some(now), Some(then)) = (self.synapse, before.synapse) {
-            out.insert("synapse".into(), now.saturating_sub(then) as f64 / USER_HZ);
+            out.insert("synapse".into(), secs(now, then));
+        }
+        if let (Some(now), Some(then)) = (self.postgres, before.postgres) {
+            out.insert("postgres".into(), secs(now, then));
+        }
+        if let (Some((busy, steal)), Some((busy0, steal0))) = (self.machine, before.machine) {
+            let ours: f64 = out.values().sum();
+            out.insert(
+                "other processes".into(),
+                (secs(busy, busy0) - ours).max(0.0),
+            );
+            out.insert("stolen (hypervisor)".into(), secs(steal, steal0));
         }
         out
     }
+}
+
+/// Parties that take part in an enrollment (everything but other processes
+/// and stolen time).
+fn enrollment_cpu(cpu: &BTreeMap<String, f64>) -> f64 {
+    cpu.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "other processes" | "stolen (hypervisor)"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Ticks of every process named `postgres`.
+fn postgres_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(|e| stat_ticks(&e.path().join("stat")))
+        .sum()
+}
+
+/// (busy, steal) ticks summed over all CPUs, from /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
+    Some((busy, *v.get(7)?))
+}
+
+/// The 1-minute load average, for the record.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// utime + stime from a /proc stat file.
@@ -997,240 +1091,58 @@ fn stat_ticks(path: &Path) -> Option<u64> {
     Some(utime + stime)
 }
 
-// ----- Synapse ---------------------------------------------------------------
+// ----- homeserver ---------------------------------------------------------------
 
-/// Starts Synapse with the config path as its argument, and exits (taking
-/// Synapse with it, as it is the same process) when stdin reaches EOF.
-const LAUNCHER: &str = r#"
-import os, sys, threading, runpy
-def _watch():
-    try:
-        sys.stdin.buffer.read()
-    finally:
-        os._exit(0)
-threading.Thread(target=_watch, daemon=True).start()
-sys.argv = ["synapse.app.homeserver", "--config-path", sys.argv[1]]
-runpy.run_module("synapse.app.homeserver", run_name="__main__", alter_sys=True)
-"#;
-
-/// Synapse's request rate limiters, all raised far out of the way: the
-/// bench logs in devices and uploads keys much faster than people do.
-const RATE_LIMITED: &[&str] = &[
-    "rc_message",
-    "rc_registration",
-    "rc_login.address",
-    "rc_login.account",
-    "rc_login.failed_attempts",
-    "rc_admin_redaction",
-    "rc_joins.local",
-    "rc_joins.remote",
-    "rc_joins_per_room",
-    "rc_key_requests",
-    "rc_3pid_validation",
-    "rc_invites.per_room",
-    "rc_invites.per_user",
-    "rc_invites.per_issuer",
-    "rc_third_party_invite",
-    "rc_media_create",
-    "rc_presence.per_user",
-    "rc_delayed_event_mgmt",
-    "rc_room_creation",
-    "rc_reports",
-    "rc_user_directory",
-    "rc_profile",
-];
-
-/// The homeserver of a `full` run.
+/// The homeserver of a `full` run: one the bench started, or one given.
 struct Homeserver {
-    base: url::Url,
-    shared_secret: String,
-    http: reqwest::Client,
-    child: Option<Child>,
-    log: Option<PathBuf>,
-}
-
-impl Drop for Homeserver {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            drop(child.stdin.take());
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn http_client() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?)
+    api: HomeserverApi,
+    local: Option<Synapse>,
 }
 
 impl Homeserver {
     fn connect(base: url::Url, shared_secret: String) -> Result<Homeserver> {
         Ok(Homeserver {
-            base,
-            shared_secret,
-            http: http_client()?,
-            child: None,
-            log: None,
+            api: HomeserverApi::new(base, shared_secret)?,
+            local: None,
         })
     }
 
     /// Starts a throwaway Synapse in `dir` on a free loopback port.
-    async fn launch(python: Option<&Path>, dir: &Path, rng: &SystemRandom) -> Result<Homeserver> {
-        let python = match python {
-            Some(p) => p.to_path_buf(),
-            None => synapse_python().await?,
-        };
-        std::fs::create_dir_all(dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let shared_secret = random_hex(rng, 32)?;
-        std::fs::write(
-            dir.join("homeserver.yaml"),
-            synapse_config(dir, port, &shared_secret, rng)?,
-        )?;
-        std::fs::write(dir.join("log.config"), synapse_log_config(dir))?;
-        let mut seed = [0u8; 32];
-        rng.fill(&mut seed)
-            .map_err(|_| anyhow!("system randomness unavailable"))?;
-        std::fs::write(
-            dir.join("signing.key"),
-            format!("ed25519 a_bench {}\n", STANDARD_NO_PAD.encode(seed)),
-        )?;
-        let log = dir.join("synapse.log");
-        let out = std::fs::File::create(dir.join("synapse.out"))?;
-        let child = ProcessCommand::new(&python)
-            .arg("-c")
-            .arg(LAUNCHER)
-            .arg(dir.join("homeserver.yaml"))
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting Synapse with {}", python.display()))?;
-        let mut hs = Homeserver {
-            base: format!("http://127.0.0.1:{port}/").parse()?,
-            shared_secret,
-            http: http_client()?,
-            child: Some(child),
-            log: Some(log),
-        };
-        hs.wait_until_up().await?;
-        Ok(hs)
+    async fn launch(python: Option<&Path>, dir: &Path) -> Result<Homeserver> {
+        let synapse = Synapse::start_with(SynapseOptions {
+            dir: Some(dir.to_path_buf()),
+            python: python.map(Path::to_path_buf),
+            venv: None,
+            quiet: true,
+        })
+        .await?;
+        Ok(Homeserver {
+            api: synapse.api().clone(),
+            local: Some(synapse),
+        })
     }
 
     fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    fn url(&self, path: &str) -> Result<url::Url> {
-        Ok(self.base.join(path.trim_start_matches('/'))?)
-    }
-
-    fn tail(&self) -> String {
-        let Some(log) = &self.log else {
-            return String::new();
-        };
-        let mut text =
-            std::fs::read_to_string(log.with_file_name("synapse.out")).unwrap_or_default();
-        text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    async fn wait_until_up(&mut self) -> Result<()> {
-        let url = self.url("/_matrix/client/versions")?;
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    bail!(
-                        "Synapse exited ({status}) during start-up:\n{}",
-                        self.tail()
-                    );
-                }
-            }
-            if let Ok(resp) = self.http.get(url.clone()).send().await {
-                if resp.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("Synapse did not answer within 90 s:\n{}", self.tail());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Registers a user with the shared-secret admin API; returns its ID.
-    async fn register(&self, localpart: &str, password: &str) -> Result<String> {
-        let url = self.url("/_synapse/admin/v1/register")?;
-        let nonce: Value = self.http.get(url.clone()).send().await?.json().await?;
-        let nonce = nonce["nonce"]
-            .as_str()
-            .context("registration: no nonce")?
-            .to_owned();
-        let message = [
-            nonce.as_bytes(),
-            localpart.as_bytes(),
-            password.as_bytes(),
-            b"notadmin",
-        ]
-        .join(&0u8);
-        let key = ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            self.shared_secret.as_bytes(),
-        );
-        let mac = govtrust_pki::hex(ring::hmac::sign(&key, &message).as_ref());
-        let resp = self
-            .http
-            .post(url)
-            .json(&json!({
-                "nonce": nonce,
-                "username": localpart,
-                "password": password,
-                "admin": false,
-                "mac": mac,
-            }))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("registering {localpart}: {status} {body}");
-        }
-        body["user_id"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("registering {localpart}: no user_id in {body}"))
+        self.local.as_ref().and_then(Synapse::pid)
     }
 
     /// Logs `device` in (creating it) and uploads its signed keys.
     async fn add_device(&self, password: &str, device: &BenchDevice) -> Result<()> {
-        let resp = self
-            .http
-            .post(self.url("/_matrix/client/v3/login")?)
-            .json(&json!({
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": device.user_id},
-                "password": password,
-                "device_id": device.device_id,
-                "initial_device_display_name": "govtrust bench device",
-            }))
-            .send()
+        let (status, body) = self
+            .api
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/login",
+                None,
+                Some(&json!({
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": device.user_id},
+                    "password": password,
+                    "device_id": device.device_id,
+                    "initial_device_display_name": "govtrust bench device",
+                })),
+            )
             .await?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             bail!(
                 "login {} {}: {status} {body}",
@@ -1241,16 +1153,16 @@ impl Homeserver {
         let token = body["access_token"]
             .as_str()
             .context("login: no access_token")?;
-        let resp = self
-            .http
-            .post(self.url("/_matrix/client/v3/keys/upload")?)
-            .bearer_auth(token)
-            .json(&json!({ "device_keys": device.keys_json }))
-            .send()
+        let (status, body) = self
+            .api
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/keys/upload",
+                Some(token),
+                Some(&json!({ "device_keys": device.keys_json })),
+            )
             .await?;
-        let status = resp.status();
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
             bail!(
                 "/keys/upload {} {}: {status} {body}",
                 device.user_id,
@@ -1259,124 +1171,6 @@ impl Homeserver {
         }
         Ok(())
     }
-}
-
-/// The Python that `scripts/synapse-setup.sh` of this source tree prepares.
-async fn synapse_python() -> Result<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/synapse-setup.sh");
-    if !script.exists() {
-        bail!(
-            "{} not found: give --synapse-python, or --homeserver and --registration-shared-secret",
-            script.display()
-        );
-    }
-    let out = tokio::process::Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
-    }
-    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if python.is_empty() {
-        bail!("{} printed no interpreter", script.display());
-    }
-    Ok(PathBuf::from(python))
-}
-
-fn synapse_config(
-    dir: &Path,
-    port: u16,
-    shared_secret: &str,
-    rng: &SystemRandom,
-) -> Result<String> {
-    let d = dir.display();
-    let mut yaml = format!(
-        r#"server_name: "localhost"
-public_baseurl: "http://127.0.0.1:{port}/"
-pid_file: "{d}/homeserver.pid"
-listeners:
-  - port: {port}
-    bind_addresses: ["127.0.0.1"]
-    type: http
-    tls: false
-    x_forwarded: false
-    resources:
-      - names: [client]
-        compress: false
-database:
-  name: sqlite3
-  args:
-    database: "{d}/homeserver.db"
-log_config: "{d}/log.config"
-media_store_path: "{d}/media"
-signing_key_path: "{d}/signing.key"
-report_stats: false
-enable_metrics: false
-enable_registration: false
-registration_shared_secret: "{shared_secret}"
-macaroon_secret_key: "{macaroon}"
-form_secret: "{form}"
-bcrypt_rounds: 4
-trusted_key_servers: []
-suppress_key_server_warning: true
-url_preview_enabled: false
-presence:
-  enabled: false
-"#,
-        macaroon = random_hex(rng, 32)?,
-        form = random_hex(rng, 32)?,
-    );
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for key in RATE_LIMITED {
-        let (top, sub) = match key.split_once('.') {
-            Some((t, s)) => (t, Some(s)),
-            None => (*key, None),
-        };
-        match groups.iter_mut().find(|(t, _)| *t == top) {
-            Some((_, subs)) => subs.extend(sub),
-            None => groups.push((top, sub.into_iter().collect())),
-        }
-    }
-    for (top, subs) in groups {
-        if subs.is_empty() {
-            let _ = writeln!(yaml, "{top}:\n  per_second: 100000\n  burst_count: 100000");
-        } else {
-            let _ = writeln!(yaml, "{top}:");
-            for sub in subs {
-                let _ = writeln!(
-                    yaml,
-                    "  {sub}:\n    per_second: 100000\n    burst_count: 100000"
-                );
-            }
-        }
-    }
-    Ok(yaml)
-}
-
-/// WARNING and up only: an INFO line per request would cost Synapse CPU
-/// that the bench would then attribute to the homeserver.
-fn synapse_log_config(dir: &Path) -> String {
-    format!(
-        r#"version: 1
-formatters:
-  precise:
-    format: '%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(message)s'
-handlers:
-  file:
-    class: logging.FileHandler
-    formatter: precise
-    filename: "{}/synapse.log"
-root:
-  level: WARNING
-  handlers: [file]
-disable_existing_loggers: false
-"#,
-        dir.display()
-    )
 }
 
 // ----- full-mode probes ----------------------------------------------------------
@@ -1465,7 +1259,9 @@ fn note(text: impl std::fmt::Display) {
 /// `govtrust bench enroll`
 pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,matrix_sdk=error,matrix_sdk_crypto=error")
+        tracing_subscriber::EnvFilter::new(
+            "warn,govtrust::service::pki=error,matrix_sdk=error,matrix_sdk_crypto=error",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -1502,7 +1298,6 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
                 client_rt.block_on(Homeserver::launch(
                     args.synapse_python.as_deref(),
                     &temp.path().join("synapse"),
-                    &rng,
                 ))?
             }
         }),
@@ -1511,11 +1306,18 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
         None => (SERVICE_MODE_SERVER.to_owned(), None),
         Some(hs) => {
             let password = random_hex(&rng, 16)?;
-            let bot_user =
-                client_rt.block_on(hs.register(&format!("govtrust-bench-{run}"), &password))?;
+            let bot_user = client_rt.block_on(hs.api.register(
+                &format!("govtrust-bench-{run}"),
+                &password,
+                false,
+            ))?;
             let server = UserId::parse(&bot_user)?.server_name().to_owned();
-            let matrix =
-                MatrixConfig::new(hs.base.clone(), bot_user, password, data_dir.join("matrix"));
+            let matrix = MatrixConfig::new(
+                hs.api.url().clone(),
+                bot_user,
+                password,
+                data_dir.join("matrix"),
+            );
             (server, Some(matrix))
         }
     };
@@ -1532,7 +1334,10 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
             ));
             client_rt.block_on(async {
                 for agency in &mut agencies {
-                    agency.user_id = hs.register(&agency.localpart, &agency.password).await?;
+                    agency.user_id = hs
+                        .api
+                        .register(&agency.localpart, &agency.password, false)
+                        .await?;
                 }
                 let jobs = agencies
                     .iter()
@@ -1602,9 +1407,13 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
         "load: {} clients, {} enrollments against {}",
         args.clients, args.enrollments, running.base
     ));
-    let synapse_pid = homeserver.as_ref().and_then(Homeserver::pid);
+    let probe = CpuProbe {
+        synapse_pid: homeserver.as_ref().and_then(Homeserver::pid),
+        postgres: storage.backend == "postgres",
+    };
+    let load_average_at_start = load_average();
     let load_started = Instant::now();
-    let load = client_rt.block_on(drive(work, wait, synapse_pid))?;
+    let load = client_rt.block_on(drive(work, wait, probe))?;
 
     let full = match (&homeserver, &bot) {
         (Some(hs), Some(bot)) => {
@@ -1620,8 +1429,8 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
             note("probing /keys/query");
             let (single, batch) = server_rt.block_on(probe_keys_query(bot, &probe_devices))?;
             Some(FullReport {
-                homeserver: hs.base.to_string(),
-                started_by_bench: hs.child.is_some(),
+                homeserver: hs.api.base_url(),
+                started_by_bench: hs.local.is_some(),
                 setup_s,
                 wait_for_event_ms: args.wait_for_event_ms,
                 outbox_pending_at_end: pending,
@@ -1658,6 +1467,11 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
         enroll.push(s.enroll);
     }
     let latency = Latency::of(total);
+    let cpu_ms = if succeeded > 0 {
+        enrollment_cpu(&load.cpu) * 1000.0 / succeeded as f64
+    } else {
+        0.0
+    };
     let report = Report {
         mode: match args.mode {
             BenchMode::Service => "service",
@@ -1677,8 +1491,15 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
         enroll_latency: Latency::of(enroll),
         raw_issuance: raw,
         ratio_to_raw_issuance: rate / raw.per_s,
+        cpu_ms_per_enrollment: cpu_ms,
+        cpu_bound_per_s: if cpu_ms > 0.0 {
+            cores as f64 * 1000.0 / cpu_ms
+        } else {
+            0.0
+        },
         cpu_s: load.cpu,
         cores,
+        load_average_at_start,
         target: (args.mode == BenchMode::Service).then_some(Target {
             min_per_s: TARGET_RATE,
             max_p99_ms: TARGET_P99_MS,

@@ -12,18 +12,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use govtrust_pki::RevocationReason;
-use govtrust_verifier::{AuthorityRecord, CrlSet, UnixTime};
+use govtrust_verifier::{AuthorityRecord, UnixTime};
+use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::auth::{authenticate_agency, token_hash, AgencyClient};
+use super::auth::{authenticate_agency_chain, token_hash, AgencyClient};
 use super::enroll::{self, ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse};
 use super::error::{ApiError, ErrorBody};
-use super::server::PeerCertificates;
+use super::server::{ConnectionAuth, PeerCertificates};
 use super::state::{AppState, Service};
 use super::tasks::{self, now_ms};
 use crate::storage::{
-    AuditEntry, Authority, AuthorityStatus, Certificate, CertificateStatus, StoreError,
+    AuditEntry, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateStatus,
+    NewCertificate, StoreError,
 };
 
 /// The router with every route and the JSON-error layers.
@@ -50,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/authorities/{id}/suspend", post(suspend_authority))
         .route("/v1/authorities/{id}/activate", post(activate_authority))
+        .route(
+            "/v1/authorities/{id}/enrollment-clients",
+            post(issue_enrollment_client),
+        )
         .route("/v1/audit/verify", get(audit_verify))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(
@@ -107,8 +113,23 @@ impl FromRequestParts<AppState> for Agency {
             .get::<PeerCertificates>()
             .cloned()
             .unwrap_or_default();
-        let client =
-            authenticate_agency(&peer.0, svc.pki.anchors(), &CrlSet::new(), UnixTime::now())?;
+        // The chain is fixed for the connection: verify its signatures on
+        // the first request, and on later ones only that the time is still
+        // within every certificate's validity (what a new validation would
+        // re-decide). Revocation and the rate limit stay per request.
+        let now = UnixTime::now();
+        let memo = parts.extensions.get::<ConnectionAuth>().cloned();
+        let client = match memo.as_ref().and_then(|m| m.0.get()?.at(now).cloned()) {
+            Some(client) => client,
+            None => {
+                let chain = authenticate_agency_chain(&peer.0, svc.pki.anchors(), now)?;
+                let client = chain.client().clone();
+                if let Some(memo) = memo {
+                    let _ = memo.0.set(chain);
+                }
+                client
+            }
+        };
         if let Some(cert) = svc
             .store
             .get_certificate(&client.certificate_serial)
@@ -703,6 +724,116 @@ async fn activate_authority(
     Ok(Json(a.into()))
 }
 
+/// Longest enrollment-client certificate the API issues: an agency's
+/// credential should be rotated at least yearly-ish, as with TLS.
+const MAX_ENROLLMENT_CLIENT_DAYS: u32 = 398;
+
+/// Request for an agency's enrollment-client certificate. The agency makes
+/// its key pair and sends only the public key: the private key never
+/// leaves the agency.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentClientRequest {
+    /// The agency's public key, PEM `PUBLIC KEY` (SubjectPublicKeyInfo):
+    /// ECDSA P-256, P-384 or Ed25519.
+    pub public_key_pem: String,
+    /// Validity in days (1–398, default 365).
+    #[serde(default)]
+    pub lifetime_days: Option<u32>,
+}
+
+/// An issued enrollment-client certificate. It is recorded like every
+/// other certificate, so `POST /v1/certificates/{serial}/revoke` takes the
+/// agency's access away at once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentClientResponse {
+    /// Serial, lower-case hex.
+    pub serial: String,
+    /// The certificate followed by its issuing CA, PEM: what the agency
+    /// presents in the TLS handshake together with its key.
+    pub chain_pem: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+}
+
+#[utoipa::path(post, path = "/v1/authorities/{id}/enrollment-clients", params(("id" = String, Path)), request_body = EnrollmentClientRequest, responses((status = 200, body = EnrollmentClientResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn issue_enrollment_client(
+    State(svc): State<AppState>,
+    Operator(op): Operator,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<EnrollmentClientRequest>,
+) -> Result<Json<EnrollmentClientResponse>, ApiError> {
+    let authority = svc
+        .store
+        .get_authority(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    if authority.status != AuthorityStatus::Active {
+        return Err(ApiError::authority_suspended(format!(
+            "authority {id} is suspended; activate it first"
+        )));
+    }
+    let days = request.lifetime_days.unwrap_or(365);
+    if !(1..=MAX_ENROLLMENT_CLIENT_DAYS).contains(&days) {
+        return Err(ApiError::invalid_param(format!(
+            "lifetime_days must be 1–{MAX_ENROLLMENT_CLIENT_DAYS}"
+        )));
+    }
+    let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(
+        request.public_key_pem.as_bytes(),
+    )
+    .map_err(|e| ApiError::invalid_param(format!("public_key_pem: {e}")))?;
+    let issued = svc
+        .pki
+        .issue_enrollment_client(
+            &authority.record,
+            spki.as_ref().to_vec(),
+            std::time::Duration::from_secs(u64::from(days) * 86_400),
+        )
+        .map_err(|e| match e {
+            govtrust_pki::Error::InvalidRequest(why) => ApiError::invalid_param(why),
+            other => ApiError::invalid_param(format!("public_key_pem: {other}")),
+        })?;
+    let serial = issued.serial_hex();
+    let now = now_ms();
+    svc.store
+        .insert_certificate(
+            NewCertificate {
+                serial: serial.clone(),
+                issuing_ca: svc.pki.issuing_id().to_owned(),
+                kind: CertificateKind::EnrollmentClient,
+                user_id: None,
+                device_id: None,
+                key: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    spki.as_ref(),
+                ),
+                authority_id: id.clone(),
+                not_before: issued.not_before.unix_timestamp() * 1000,
+                not_after: issued.not_after.unix_timestamp() * 1000,
+                der: issued.certificate().to_vec(),
+                renewed_from: None,
+                created_at: now,
+            },
+            None,
+            AuditEntry::new(
+                format!("operator:{op}"),
+                "enrollment_client.issued",
+                serial.clone(),
+                serde_json::json!({ "authority_id": id, "lifetime_days": days }),
+            ),
+        )
+        .await?;
+    Ok(Json(EnrollmentClientResponse {
+        serial,
+        chain_pem: crate::pemfile::chain_pem(&issued.chain),
+        not_after: issued
+            .not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    }))
+}
+
 #[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, description = "Audit chain report")), security(("bearer" = [])))]
 async fn audit_verify(
     State(svc): State<AppState>,
@@ -717,9 +848,9 @@ async fn audit_verify(
 #[openapi(
     info(title = "govtrust", description = "Enrollment and attestation service of the govtrust PKI for Matrix. Agency endpoints need an enrollment-client certificate (mTLS, EKU ARC.3); operator endpoints a bearer token. Errors are {\"errcode\", \"error\"}."),
     paths(healthz, readyz, metrics, openapi, roots, crl, challenge, enrollment, certificate, revoke,
-          list_authorities, get_authority, create_authority, update_authority, suspend_authority, activate_authority, audit_verify),
+          list_authorities, get_authority, create_authority, update_authority, suspend_authority, activate_authority, issue_enrollment_client, audit_verify),
     components(schemas(ErrorBody, ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse,
-                       CertificateView, RevokeRequest, RevokeResponse, AuthorityInput, AuthorityView, SuspendResponse, Readiness)),
+                       CertificateView, RevokeRequest, RevokeResponse, AuthorityInput, AuthorityView, SuspendResponse, EnrollmentClientRequest, EnrollmentClientResponse, Readiness)),
     modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;

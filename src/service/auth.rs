@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use govtrust_verifier::path::{validate_path, PathOptions};
+use govtrust_verifier::path::{validate_path, PathOptions, ValidatedPath};
 use govtrust_verifier::signature::PROFILE_ALGORITHMS;
 use govtrust_verifier::{oid, profile, CertificateDer, CrlPolicy, CrlSet, TrustAnchors, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -31,11 +31,72 @@ pub fn authenticate_agency(
     crls: &CrlSet,
     now: UnixTime,
 ) -> Result<AgencyClient, ApiError> {
+    authenticate(peer, anchors, crls, now).map(|(client, _)| client)
+}
+
+/// A successful [`authenticate_agency`] without CRLs, with the span of time
+/// in which the same chain authenticates the same way: the intersection of
+/// the validity periods of every certificate on the validated path, root
+/// included. Nothing else in that decision depends on the time, so the
+/// result may be reused for the same chain (one TLS connection) within
+/// the span; revocation and the authority's status are checked per request
+/// by the caller as before.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedChain {
+    client: AgencyClient,
+    /// Unix seconds, inclusive.
+    not_before: i64,
+    /// Unix seconds, inclusive.
+    not_after: i64,
+}
+
+impl AuthenticatedChain {
+    /// The agency, as authenticated at the time of validation.
+    pub fn client(&self) -> &AgencyClient {
+        &self.client
+    }
+
+    /// The agency, if `now` is within the span.
+    pub fn at(&self, now: UnixTime) -> Option<&AgencyClient> {
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        (self.not_before <= now && now <= self.not_after).then_some(&self.client)
+    }
+}
+
+/// [`authenticate_agency`] with no CRLs (revocation of enrollment clients
+/// is checked against the database), keeping the span in which the result
+/// holds.
+pub fn authenticate_agency_chain(
+    peer: &[CertificateDer<'static>],
+    anchors: &TrustAnchors,
+    now: UnixTime,
+) -> Result<AuthenticatedChain, ApiError> {
+    let (client, path) = authenticate(peer, anchors, &CrlSet::new(), now)?;
+    let (mut not_before, mut not_after) = (i64::MIN, i64::MAX);
+    for der in path.certificates.iter().chain(std::iter::once(&path.root)) {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| ApiError::client_cert_rejected(format!("client certificate: {e}")))?;
+        not_before = not_before.max(cert.validity().not_before.timestamp());
+        not_after = not_after.min(cert.validity().not_after.timestamp());
+    }
+    Ok(AuthenticatedChain {
+        client,
+        not_before,
+        not_after,
+    })
+}
+
+fn authenticate(
+    peer: &[CertificateDer<'static>],
+    anchors: &TrustAnchors,
+    crls: &CrlSet,
+    now: UnixTime,
+) -> Result<(AgencyClient, ValidatedPath), ApiError> {
     let (leaf, intermediates) = peer.split_first().ok_or_else(|| {
         ApiError::no_client_cert("agency endpoints need an enrollment-client certificate (mTLS)")
     })?;
     let rejected = |why: String| ApiError::client_cert_rejected(why);
-    validate_path(
+    let path = validate_path(
         anchors,
         leaf,
         intermediates,
@@ -63,10 +124,13 @@ pub fn authenticate_agency(
     }
     let record = profile::authority_record(&cert)
         .map_err(|e| rejected(format!("client certificate subject: {e}")))?;
-    Ok(AgencyClient {
-        authority_id: record.id,
-        certificate_serial: govtrust_pki::hex(cert.raw_serial()),
-    })
+    Ok((
+        AgencyClient {
+            authority_id: record.id,
+            certificate_serial: govtrust_pki::hex(cert.raw_serial()),
+        },
+        path,
+    ))
 }
 
 /// SHA-256 of a bearer token, hex: only this is stored.

@@ -2,7 +2,7 @@
 //! client's certificate chain handed to each request.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::auth::AuthenticatedChain;
+
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,6 +24,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// if none). Only the `Agency` extractor may draw conclusions from it.
 #[derive(Clone, Debug, Default)]
 pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+/// Per connection: the agency authentication of its peer chain, once made
+/// (see [`super::auth::AuthenticatedChain`]), so that requests on a
+/// keep-alive connection do not re-verify the same chain's signatures.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionAuth(pub Arc<OnceLock<AuthenticatedChain>>);
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -67,9 +75,11 @@ pub async fn serve(
                     .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
                     .unwrap_or_default(),
             ));
+            let auth = ConnectionAuth::default();
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(peer.clone());
+                    request.extensions_mut().insert(auth.clone());
                     app.clone().oneshot(request)
                 },
             );

@@ -474,13 +474,10 @@ async fn apply(
             Ok(Outcome::Done)
         }
         Op::Supersede { serial } => {
-            let res = sqlx::query(
-                "UPDATE certificates SET status = 'superseded' \
-                 WHERE serial = $1 AND status = 'valid'",
-            )
-            .bind(serial.as_str())
-            .execute(&mut *conn)
-            .await?;
+            let res = sqlx::query(SUPERSEDE_SQL)
+                .bind(serial.as_str())
+                .execute(&mut *conn)
+                .await?;
             Ok(if res.rows_affected() == 0 {
                 Outcome::Unchanged
             } else {
@@ -588,14 +585,20 @@ async fn apply(
     }
 }
 
+/// Marks a valid certificate superseded. The status test is spelt "neither
+/// revoked nor superseded" (the same as "valid", given the CHECK) on
+/// purpose: `status = 'valid'` would let PostgreSQL pick the partial index
+/// `certificates_renewal_due` (all valid certificates) over the primary key
+/// in a plan cached while the table was small.
+const SUPERSEDE_SQL: &str = "UPDATE certificates SET status = 'superseded' \
+     WHERE serial = $1 AND status NOT IN ('revoked', 'superseded')";
+
 /// Marks the certificate a renewal replaces as superseded (if still valid).
 async fn supersede_renewed(conn: &mut AnyConnection, serial: &str) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE certificates SET status = 'superseded' WHERE serial = $1 AND status = 'valid'",
-    )
-    .bind(serial)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(SUPERSEDE_SQL)
+        .bind(serial)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

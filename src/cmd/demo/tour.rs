@@ -1,5 +1,6 @@
-//! `govtrust demo`: a narrated tour of the PKI in a temporary directory —
-//! the same code paths the individual commands run.
+//! `govtrust demo --offline`: a narrated tour of the PKI alone (no
+//! homeserver, no service) in a temporary directory — the same code paths
+//! the individual CLI commands run. It also regenerates certs-example/.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,9 +18,7 @@ const SERVER: &str = "id.bund.example";
 const USER: &str = "@registration.office:id.bund.example";
 const DEVICE: &str = "AGENCYDEV1";
 
-fn step(n: u32, text: &str) {
-    println!("\n== {n}. {text}");
-}
+use super::step;
 
 /// A fresh Ed25519 key standing in for a Matrix device or master key.
 fn matrix_key() -> Result<Ed25519Key> {
@@ -28,8 +27,8 @@ fn matrix_key() -> Result<Ed25519Key> {
     Ok(Ed25519Key::from_bytes(raw))
 }
 
-/// Runs the tour.
-pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
+/// Runs the offline tour.
+pub fn tour(args: &DemoArgs) -> Result<ExitCode> {
     let temp;
     let base: PathBuf = match &args.keep {
         Some(dir) => {
