@@ -364,3 +364,41 @@ pub fn assert_errcode(answer: &(StatusCode, Value), code: &str) {
         .1;
     assert_eq!(status.as_u16(), documented, "HTTP status of {code}: {body}");
 }
+
+impl TestService {
+    /// The service's active issuing CA with its key, loaded from the data
+    /// directory (the same key the service signs with): for certificates
+    /// the API would not issue, such as one that has already expired, or
+    /// CRLs with chosen dates.
+    pub fn issuing_ca(&self) -> govtrust_pki::IssuingCa<Box<dyn Signer>> {
+        govtrust::cadir::CaDir::open(&self.svc.config.ca_dir())
+            .expect("CA directory")
+            .issuing_ca(self.svc.pki.issuing_id())
+            .expect("issuing CA")
+    }
+
+    /// URL of the active issuing CA's CRL (the distribution point in every
+    /// attestation the service issues).
+    pub fn issuing_crl_url(&self) -> String {
+        format!("{}/v1/crl/{}.crl", self.base, self.svc.pki.issuing_id())
+    }
+
+    /// `POST /v1/certificates/{serial}/revoke` with the operator token;
+    /// returns the status and the JSON answer.
+    pub async fn revoke_as_operator(&self, serial: &str, reason: &str) -> (StatusCode, Value) {
+        let token = self.operator_token().await;
+        self.request(
+            &self.public_client(),
+            reqwest::Method::POST,
+            &format!("/v1/certificates/{serial}/revoke"),
+            Some(&token),
+            Some((
+                "application/json",
+                serde_json::json!({ "reason": reason })
+                    .to_string()
+                    .into_bytes(),
+            )),
+        )
+        .await
+    }
+}
