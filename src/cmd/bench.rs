@@ -1260,7 +1260,7 @@ fn note(text: impl std::fmt::Display) {
 pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,govtrust::service::pki=error,matrix_sdk=error,matrix_sdk_crypto=error",
+            "warn,govtrust::service::pki=error,matrix_sdk=off,matrix_sdk_base=off,matrix_sdk_crypto=off",
         )
     });
     let _ = tracing_subscriber::fmt()
