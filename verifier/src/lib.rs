@@ -37,6 +37,7 @@ mod crl;
 mod error;
 pub mod event;
 mod matrix_id;
+mod memo;
 pub mod oid;
 pub mod path;
 pub mod pem;
@@ -50,6 +51,7 @@ pub use authority::{
 pub use crl::{Crl, CrlPolicy, CrlSet, RevokedEntry, MAX_CRL_ENTRIES};
 pub use error::{Error, PathPosition};
 pub use matrix_id::{validate_server_name, DeviceId, Ed25519Key, UserId};
+pub use memo::{IssuerMemoStats, MAX_REMEMBERED_ISSUERS};
 pub use path::TrustAnchors;
 pub use profile::{Expected, Subject};
 pub use rustls_pki_types::{CertificateDer, UnixTime};

@@ -29,11 +29,13 @@ pub struct TrustAnchors {
 }
 
 #[derive(Debug)]
-struct Root {
-    der: CertificateDer<'static>,
-    subject: Vec<u8>,
-    spki: Vec<u8>,
-    usage: CaUsage,
+pub(crate) struct Root {
+    pub(crate) der: CertificateDer<'static>,
+    /// Subject Name, DER content octets (as rustls-webpki compares names).
+    pub(crate) subject: Vec<u8>,
+    /// SubjectPublicKeyInfo, full DER.
+    pub(crate) spki: Vec<u8>,
+    pub(crate) usage: CaUsage,
     /// notBefore and notAfter, seconds since the Unix epoch.
     not_before: i64,
     not_after: i64,
@@ -42,7 +44,7 @@ struct Root {
 impl Root {
     /// The checks rustls-webpki leaves out for a trust anchor: the root
     /// must be a CA that may sign certificates, valid at `time`.
-    fn check(&self, time: UnixTime) -> Result<(), webpki::Error> {
+    pub(crate) fn check(&self, time: UnixTime) -> Result<(), webpki::Error> {
         if !(self.usage.is_ca && self.usage.can_sign_certs) {
             return Err(webpki::Error::EndEntityUsedAsCa);
         }
@@ -117,6 +119,33 @@ impl TrustAnchors {
             .iter()
             .find(|r| r.spki == spki.as_ref() && r.subject == anchor.subject.as_ref())
     }
+
+    /// The pinned root at `index` (as returned by
+    /// [`TrustAnchors::sole_issuer_of`]).
+    pub(crate) fn root(&self, index: usize) -> Option<&Root> {
+        self.roots.get(index)
+    }
+
+    /// For a CA certificate named `subject` and issued by `issuer` (DER
+    /// content octets): the index of the one pinned root path building can
+    /// take as its issuer, if exactly one root is named `issuer`, that root
+    /// has no name constraints, and no root is named `subject` (so no path
+    /// can skip the CA). `None` otherwise.
+    pub(crate) fn sole_issuer_of(&self, subject: &[u8], issuer: &[u8]) -> Option<usize> {
+        if self.roots.iter().any(|r| r.subject == subject) {
+            return None;
+        }
+        let mut named = self
+            .roots
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.subject == issuer);
+        let (index, _) = named.next()?;
+        if named.next().is_some() || self.anchors[index].name_constraints.is_some() {
+            return None;
+        }
+        Some(index)
+    }
 }
 
 /// Everything path validation depends on besides the certificates.
@@ -164,10 +193,7 @@ pub fn validate_path(
     // Run inside path building, so that a candidate path failing them lets
     // rustls-webpki try the next candidate.
     let extra_checks = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
-        let leaf_usage = CaUsage::of_der(&path.end_entity().der())?;
-        if leaf_usage.asserts_key_cert_sign && !leaf_usage.is_ca {
-            return Err(webpki::Error::CaUsedAsEndEntity);
-        }
+        check_end_entity_usage(&path.end_entity().der())?;
         for ca in path.intermediate_certificates() {
             if !CaUsage::of_der(&ca.der())?.can_sign_certs {
                 return Err(webpki::Error::EndEntityUsedAsCa);
@@ -244,16 +270,26 @@ pub fn validate_path(
     })
 }
 
+/// A leaf that asserts keyCertSign is a CA (RFC 5280 4.2.1.9): rejected
+/// as one, even without basicConstraints cA.
+pub(crate) fn check_end_entity_usage(der: &[u8]) -> Result<(), webpki::Error> {
+    let leaf_usage = CaUsage::of_der(der)?;
+    if leaf_usage.asserts_key_cert_sign && !leaf_usage.is_ca {
+        return Err(webpki::Error::CaUsedAsEndEntity);
+    }
+    Ok(())
+}
+
 /// What a certificate's basic constraints and key usage permit (absent key
 /// usage permits everything, RFC 5280 4.2.1.3).
 #[derive(Clone, Copy, Debug)]
-struct CaUsage {
+pub(crate) struct CaUsage {
     /// basicConstraints is present with cA true.
     is_ca: bool,
     /// Key usage is absent or asserts keyCertSign.
-    can_sign_certs: bool,
+    pub(crate) can_sign_certs: bool,
     /// Key usage is absent or asserts cRLSign.
-    can_sign_crls: bool,
+    pub(crate) can_sign_crls: bool,
     /// Key usage is present and asserts keyCertSign.
     asserts_key_cert_sign: bool,
 }
@@ -278,7 +314,7 @@ impl CaUsage {
 
     /// Decodes `der`; inside path building, a certificate rustls-webpki
     /// accepted but x509-parser cannot read is reported as bad DER.
-    fn of_der(der: &[u8]) -> Result<Self, webpki::Error> {
+    pub(crate) fn of_der(der: &[u8]) -> Result<Self, webpki::Error> {
         let (_, cert) = X509Certificate::from_der(der).map_err(|_| webpki::Error::BadDer)?;
         CaUsage::of(&cert).map_err(|_| webpki::Error::BadDer)
     }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::event::{AttestationContent, MAX_CHAIN_LEN};
+use crate::memo::{IssuerMemo, IssuerMemoStats};
 use crate::path::{validate_path, PathOptions, TrustAnchors};
 use crate::profile::{self, Expected, Subject};
 use crate::signature::PROFILE_ALGORITHMS;
@@ -36,11 +37,20 @@ pub struct VerifiedAttestation {
 
 /// Verifies govtrust attestations against pinned roots under a CRL policy.
 ///
-/// Build one per set of roots and reuse it: it holds the parsed anchors.
+/// Build one per set of roots and reuse it: it holds the parsed anchors,
+/// and it remembers the issuing CAs it has fully validated (at most
+/// [`MAX_REMEMBERED_ISSUERS`](crate::MAX_REMEMBERED_ISSUERS)), so that a
+/// later chain through the same issuing-CA certificate (byte for byte)
+/// costs one signature check, the leaf's, instead of two. Everything that
+/// depends on the leaf, the expectation, the CRLs or the validation time
+/// is checked on every call, and whenever that shorter check does not
+/// accept, the full validation runs and gives the verdict: the memo never
+/// changes a verdict or a reason.
 #[derive(Debug)]
 pub struct Verifier {
     anchors: TrustAnchors,
     crl_policy: CrlPolicy,
+    issuers: IssuerMemo,
 }
 
 impl Verifier {
@@ -49,12 +59,18 @@ impl Verifier {
         Verifier {
             anchors,
             crl_policy,
+            issuers: IssuerMemo::default(),
         }
     }
 
     /// The pinned roots.
     pub fn anchors(&self) -> &TrustAnchors {
         &self.anchors
+    }
+
+    /// How the issuing-CA memo has been used (for metrics and tests).
+    pub fn issuer_memo_stats(&self) -> IssuerMemoStats {
+        self.issuers.stats()
     }
 
     /// Applies the acceptance rule of the profile to `chain` (leaf first,
@@ -75,6 +91,30 @@ impl Verifier {
         }
         let leaf = parse(leaf_der, "attestation certificate")?;
         let authority = profile::check_leaf(&leaf, expected)?;
+        let verdict = move |issuer: String, root: String| VerifiedAttestation {
+            user_id: expected.user_id.clone(),
+            subject: expected.subject.clone(),
+            key: expected.key,
+            authority,
+            serial: leaf.raw_serial_as_string().replace(':', ""),
+            not_after: leaf.validity().not_after.timestamp(),
+            issuer,
+            root,
+        };
+
+        if let [ica] = intermediates {
+            if let Some(Some(ok)) = self.issuers.try_verify(
+                &self.anchors,
+                leaf_der,
+                ica,
+                expected,
+                crls,
+                &self.crl_policy,
+                time,
+            ) {
+                return Ok(verdict(ok.issuer, ok.root));
+            }
+        }
 
         let path = validate_path(
             &self.anchors,
@@ -91,17 +131,20 @@ impl Verifier {
         let issuer = parse(path.leaf_issuer(), "issuing CA certificate")?;
         profile::check_issuer(&issuer, expected)?;
         let root = parse(&path.root, "root certificate")?;
+        let root_subject = root.subject().to_string();
 
-        Ok(VerifiedAttestation {
-            user_id: expected.user_id.clone(),
-            subject: expected.subject.clone(),
-            key: expected.key,
-            authority,
-            serial: leaf.raw_serial_as_string().replace(':', ""),
-            not_after: leaf.validity().not_after.timestamp(),
-            issuer: issuer.subject().to_string(),
-            root: root.subject().to_string(),
-        })
+        if let [ica] = intermediates {
+            self.issuers.remember(
+                &self.anchors,
+                ica,
+                &path,
+                &issuer,
+                expected.subject.eku(),
+                &root_subject,
+                time,
+            );
+        }
+        Ok(verdict(issuer.subject().to_string(), root_subject))
     }
 
     /// Verifies the content of an `io.govtrust.attestation` state event:
