@@ -249,11 +249,86 @@ fn main() {
 
     #[cfg(feature = "service")]
     enrollment_seeds();
+    authority_import_seeds();
 
     println!(
         "seeds: event_json {}, chain_verify {}, crl_parse {}",
         ev.count, ch.count, cr.count
     );
+}
+
+/// `authority_import`: `govtrust authority import` files, CSV (the
+/// operations guide's example, quoting, CRLF, a column subset) and JSON (the
+/// API's objects), each with valid rows and rows that fail validation.
+fn authority_import_seeds() {
+    let mut ai = Out::new("authority_import");
+    const HEADER: &str =
+        "id,name,unit,street,postal_code,locality,state,country,servers,user_patterns,contact";
+    ai.put(
+        "valid.csv",
+        format!(
+            "{HEADER}\n\
+             DE-HH-02000000-BA-MITTE,Bezirksamt Hamburg-Mitte,Kundenzentrum,Caffamacherreihe 1-3,20355,Hamburg,Hamburg,DE,id.bund.example,bot.hh-mitte;office.hh-*,it@hamburg-mitte.example\n\
+             DE-BE-11000000-BA-NK,Bezirksamt Neukölln,Bürgeramt,Donaustraße 29,12043,Berlin,Berlin,DE,id.bund.example;matrix.bund.example,office-*,\n"
+        )
+        .as_bytes(),
+    );
+    ai.put(
+        "quoted-crlf-subset.csv",
+        "user_patterns , id,name,servers,contact\r\n\
+          \"office;*-bot\",DE-1,\"Amt \"\"Nord\"\", Kiel\",\" id.bund.example ; \",\"a@b.example\"\r\n\
+          \r\n\
+          office,DE-2,Amt Süd,matrix.bund.example:8448,\r\n"
+            .as_bytes(),
+    );
+    ai.put(
+        "invalid-rows.csv",
+        format!(
+            "{HEADER}\n\
+             DE-NONAME,,,,,,,,id.bund.example,office,\n\
+             DE-LOWER,Amt,,,,,,de,id.bund.example,office,\n\
+             DE-SERVER,Amt,,,,,,,id..bund.example,office,\n\
+             DE-PATTERN,Amt,,,,,,,id.bund.example,of:fice,\n\
+             DE-EMPTY,Amt,,,,,,,;,office,\n\
+             DE-CONTACT,Amt,,,,,,,id.bund.example,office,\"line\nbreak\"\n\
+             too,few,fields\n"
+        )
+        .as_bytes(),
+    );
+    ai.put("unknown-column.csv", b"id,name,colour\nDE-1,Amt,blue\n");
+    ai.put(
+        "valid.json",
+        br#"[
+  {"record": {"id": "DE-HH-02000000-BA-MITTE", "name": "Bezirksamt Hamburg-Mitte", "unit": "Kundenzentrum",
+              "street": "Caffamacherreihe 1-3", "postal_code": "20355", "locality": "Hamburg",
+              "state": "Hamburg", "country": "DE"},
+   "servers": ["id.bund.example"], "user_patterns": ["bot.hh-mitte", "office.hh-*"],
+   "contact": "it@hamburg-mitte.example"},
+  {"record": {"id": "DE-BE-1", "name": "Bezirksamt Neuk\u00f6lln"}, "servers": ["matrix.bund.example", "[::1]:8448"],
+   "user_patterns": ["*"], "contact": null}
+]
+"#,
+    );
+    ai.put(
+        "invalid-rows.json",
+        br#"[
+  {"record": {"id": "DE-1", "name": " Amt"}, "servers": ["id.bund.example"], "user_patterns": ["office"]},
+  {"record": {"id": "DE-2", "name": "Amt", "country": "DEU"}, "servers": ["id.bund.example"], "user_patterns": ["office"]},
+  {"record": {"id": "DE-3", "name": "Amt"}, "servers": [], "user_patterns": ["office"]},
+  {"record": {"id": "DE-4", "name": "Amt"}, "servers": ["id.bund.example"], "user_patterns": ["of fice"]},
+  {"record": {"id": "DE-5", "name": "Amt"}, "servers": ["id.bund.example"], "user_patterns": ["o"], "contact": "a\u0007"},
+  {"record": {"id": "DE-6", "name": "Amt", "colour": "blue"}, "servers": ["x"], "user_patterns": ["o"]},
+  {"record": {"id": "DE-7", "name": "Amt"}, "servers": "id.bund.example", "user_patterns": ["o"]},
+  {"record": {"id": 8}, "servers": ["x"], "user_patterns": ["o"], "extra": true},
+  [], null, 7
+]
+"#,
+    );
+    ai.put(
+        "not-an-array.json",
+        br#"{"record": {"id": "DE-1", "name": "Amt"}}"#,
+    );
+    println!("seeds: authority_import {}", ai.count);
 }
 
 /// `enrollment_json`: request bodies of both enrollment calls, and

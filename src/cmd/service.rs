@@ -4,16 +4,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::{AgencyEnrollArgs, ConfigArgs, ImportArgs, ServeArgs};
 use crate::output::Output;
-use crate::service::api::AuthorityInput;
+use crate::service::authority_import::{self, RowError};
 use crate::service::config::Config;
 use crate::service::tasks::now_ms;
-use crate::storage::{AuditEntry, AuthorityStatus, Store, StoreError};
+use crate::storage::{AuditEntry, Authority, Store, StoreError};
 
 /// Loads the configuration a command runs with.
 pub fn load_config(args: &ConfigArgs) -> Result<Config> {
@@ -98,14 +98,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// One row's fate in an import.
-#[derive(Serialize)]
-struct RowError {
-    row: usize,
-    id: Option<String>,
-    error: String,
-}
-
 #[derive(Serialize)]
 struct ImportReport {
     rows: usize,
@@ -114,101 +106,14 @@ struct ImportReport {
     errors: Vec<RowError>,
 }
 
-/// Parses the import file into rows (each a result of its own).
-fn read_rows(path: &Path, format: Option<&str>) -> Result<Vec<Result<AuthorityInput, String>>> {
-    let format = format
-        .map(str::to_ascii_lowercase)
-        .or_else(|| {
-            path.extension()
-                .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        })
-        .unwrap_or_default();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    match format.as_str() {
-        "json" => {
-            let values: Vec<serde_json::Value> = serde_json::from_str(&text)
-                .context("the JSON file must be an array of authorities")?;
-            Ok(values
-                .into_iter()
-                .map(|v| serde_json::from_value::<AuthorityInput>(v).map_err(|e| e.to_string()))
-                .collect())
-        }
-        "csv" => {
-            let mut reader = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .from_reader(text.as_bytes());
-            let headers = reader.headers()?.clone();
-            const COLUMNS: [&str; 11] = [
-                "id",
-                "name",
-                "unit",
-                "street",
-                "postal_code",
-                "locality",
-                "state",
-                "country",
-                "servers",
-                "user_patterns",
-                "contact",
-            ];
-            if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(h)) {
-                bail!(
-                    "unknown CSV column {unknown:?}; columns are {}",
-                    COLUMNS.join(",")
-                );
-            }
-            Ok(reader
-                .records()
-                .map(|record| {
-                    let record = record.map_err(|e| e.to_string())?;
-                    let get = |name: &str| {
-                        headers
-                            .iter()
-                            .position(|h| h == name)
-                            .and_then(|i| record.get(i))
-                            .filter(|v| !v.is_empty())
-                            .map(str::to_owned)
-                    };
-                    let list = |name: &str| {
-                        get(name)
-                            .map(|v| {
-                                v.split(';')
-                                    .map(|s| s.trim().to_owned())
-                                    .filter(|s| !s.is_empty())
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    Ok(AuthorityInput {
-                        record: govtrust_verifier::AuthorityRecord {
-                            id: get("id").unwrap_or_default(),
-                            name: get("name").unwrap_or_default(),
-                            unit: get("unit"),
-                            street: get("street"),
-                            postal_code: get("postal_code"),
-                            locality: get("locality"),
-                            state: get("state"),
-                            country: get("country"),
-                        },
-                        servers: list("servers"),
-                        user_patterns: list("user_patterns"),
-                        contact: get("contact"),
-                    })
-                })
-                .collect())
-        }
-        other => bail!(
-            "cannot tell the format of {} ({other:?}); use --format json or csv",
-            path.display()
-        ),
-    }
-}
-
 /// `govtrust authority import FILE`
 pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
-    let rows = read_rows(&args.file, args.format.as_deref())?;
+    let format = authority_import::Format::detect(&args.file, args.format.as_deref())?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let rows =
+        authority_import::parse(&bytes, format).with_context(|| args.file.display().to_string())?;
     let report = runtime()?.block_on(async {
         let store = Store::connect(&config.database_url()).await?;
         let progress = ProgressBar::new(rows.len() as u64);
@@ -223,15 +128,10 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
             errors: Vec::new(),
         };
         for (index, row) in rows.into_iter().enumerate() {
-            let row_no = index + 1;
-            match import_row(&store, row).await {
+            match import_row(&store, index + 1, row).await {
                 Ok(true) => report.created += 1,
                 Ok(false) => report.updated += 1,
-                Err((id, error)) => report.errors.push(RowError {
-                    row: row_no,
-                    id,
-                    error,
-                }),
+                Err(e) => report.errors.push(e),
             }
             progress.inc(1);
         }
@@ -263,26 +163,29 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
     })
 }
 
-/// Stores one row; `Ok(true)` created, `Ok(false)` updated.
+/// Stores one parsed and validated row; `Ok(true)` created, `Ok(false)`
+/// updated (keeping the existing status and creation time).
 async fn import_row(
     store: &Store,
-    row: Result<AuthorityInput, String>,
-) -> Result<bool, (Option<String>, String)> {
-    let input = row.map_err(|e| (None, e))?;
-    let id = input.record.id.clone();
-    let fail = |e: String| (Some(id.clone()), e);
+    row: usize,
+    parsed: Result<Authority, RowError>,
+) -> Result<bool, RowError> {
+    let mut authority = parsed?;
+    let id = authority.record.id.clone();
+    let fail = |error: String| RowError {
+        row,
+        id: Some(id.clone()),
+        error,
+    };
     let existing = store
         .get_authority(&id)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let authority = input
-        .into_authority(
-            existing
-                .as_ref()
-                .map_or(AuthorityStatus::Active, |a| a.status),
-            existing.as_ref().map_or(now_ms(), |a| a.created_at),
-        )
-        .map_err(|e| fail(e.error))?;
+    if let Some(existing) = &existing {
+        authority.status = existing.status;
+        authority.created_at = existing.created_at;
+    }
+    authority.updated_at = now_ms();
     let audit = |action: &str| {
         AuditEntry::new(
             "operator:import",

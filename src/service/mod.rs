@@ -3,11 +3,13 @@
 //! Layout follows the roles: [`config`] (TOML + environment), [`pki`] (the
 //! CAs), [`auth`] and [`policy`] (who may do what), [`enroll`] (the
 //! enrollment flow), [`api`] and [`server`] (HTTPS), [`tasks`] (outbox
-//! publisher, CRLs, renewal), [`keys`] (homeserver key lookups), with
+//! publisher, CRLs, renewal), [`keys`] (homeserver key lookups),
+//! [`authority_import`] (the `authority import` file format), with
 //! storage in [`crate::storage`] and Matrix in [`crate::matrix`].
 
 pub mod api;
 pub mod auth;
+pub mod authority_import;
 pub mod config;
 pub mod enroll;
 pub mod error;
