@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, TrustDecision};
-use govtrust_verifier::{AuthorityRecord, TrustAnchors};
+use govtrust_verifier::TrustAnchors;
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::Client;
@@ -59,20 +59,6 @@ pub fn live(args: &DemoArgs) -> Result<ExitCode> {
         .build()?;
     runtime.block_on(run(args))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The authority record citizens will see as the badge.
-fn berlin() -> AuthorityRecord {
-    AuthorityRecord {
-        id: "DE-BE-11000000-BA-NK".into(),
-        name: "Registration Office Berlin".into(),
-        unit: None,
-        street: Some("Donaustraße 29".into()),
-        postal_code: Some("12043".into()),
-        locality: Some("Berlin".into()),
-        state: Some("Berlin".into()),
-        country: Some("DE".into()),
-    }
 }
 
 /// Prints a timed line under the current step.
@@ -179,7 +165,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
         3,
         "The operator registers the agency and issues its enrollment-client certificate",
     );
-    let record = berlin();
+    let record = super::berlin();
     operator
         .post(
             "/v1/authorities",

@@ -7,6 +7,7 @@ mod tour;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use govtrust_verifier::AuthorityRecord;
 
 use crate::cli::DemoArgs;
 
@@ -22,4 +23,18 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
 /// Prints a numbered step heading of the narration.
 fn step(n: u32, text: &str) {
     println!("\n== {n}. {text}");
+}
+
+/// The authority record both demos certify: what citizens see as the badge.
+fn berlin() -> AuthorityRecord {
+    AuthorityRecord {
+        id: "DE-BE-11000000-BA-NK".into(),
+        name: "Registration Office Berlin".into(),
+        unit: None,
+        street: Some("Donaustraße 29".into()),
+        postal_code: Some("12043".into()),
+        locality: Some("Berlin".into()),
+        state: Some("Berlin".into()),
+        country: Some("DE".into()),
+    }
 }

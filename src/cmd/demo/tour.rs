@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
-use govtrust_verifier::{AuthorityRecord, Ed25519Key, Subject};
+use govtrust_verifier::{Ed25519Key, Subject};
 
 use crate::cadir::CaDir;
 use crate::cli::{AttestationArgs, CaInitArgs, DemoArgs, DirArg, RevokeArgs, VerifyArgs};
@@ -60,16 +60,7 @@ pub fn tour(args: &DemoArgs) -> Result<ExitCode> {
         2,
         "The agency's authority record (what citizens will see as the verified badge)",
     );
-    let authority = AuthorityRecord {
-        id: "DE-BE-11000000-BA-NK".into(),
-        name: "Registration Office Berlin".into(),
-        unit: None,
-        street: Some("Donaustraße 29".into()),
-        postal_code: Some("12043".into()),
-        locality: Some("Berlin".into()),
-        state: Some("Berlin".into()),
-        country: Some("DE".into()),
-    };
+    let authority = super::berlin();
     let authority_file = base.join("authority.json");
     std::fs::write(&authority_file, serde_json::to_string_pretty(&authority)?)?;
     println!("{}", serde_json::to_string_pretty(&authority)?);
