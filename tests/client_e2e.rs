@@ -53,7 +53,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use synapse::Synapse;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use url::Url;
@@ -340,12 +339,11 @@ async fn share_encrypted_room(agency: &Client, citizen: &Client) {
         .expect("citizen joins");
 }
 
-/// Waits for a decision about `(user, device)` that satisfies `want`,
-/// looking at the latest known decision first and then at the stream.
+/// Waits (at most [`WAIT`]) for a decision about `(user, device)` that
+/// satisfies `want`, and logs it.
 async fn wait_for(
     t0: Instant,
     agent: &AutoTrustAgent,
-    rx: &mut broadcast::Receiver<TrustDecision>,
     user: &str,
     device: Option<&str>,
     what: &str,
@@ -353,35 +351,17 @@ async fn wait_for(
 ) -> TrustDecision {
     let user_id = OwnedUserId::try_from(user).expect("user");
     let device_id = device.map(OwnedDeviceId::from);
-    let matches = |d: &TrustDecision| {
-        d.user_id == user_id && d.device_id.as_deref() == device_id.as_deref() && want(d)
-    };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(d) = agent.decision_for(&user_id, device_id.as_deref()) {
-            if matches(&d) {
-                step(t0, &format!("{what}: {d}"));
-                return d;
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out waiting for {what}; latest: {:?}",
-            agent.decision_for(&user_id, device_id.as_deref())
-        );
-        match tokio::time::timeout(left.min(Duration::from_millis(500)), rx.recv()).await {
-            Ok(Ok(d)) => {
-                eprintln!("           decision: {d}");
-                if matches(&d) {
-                    step(t0, &format!("{what}: {d}"));
-                    return d;
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("decision stream closed"),
-        }
-    }
+    let d = agent
+        .wait_for_decision(&user_id, device_id.as_deref(), WAIT, want)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what}; latest: {:?}",
+                agent.decision_for(&user_id, device_id.as_deref())
+            )
+        });
+    step(t0, &format!("{what}: {d}"));
+    d
 }
 
 async fn local_trust(citizen: &Client, user: &str, device: &str) -> (LocalTrust, bool) {
@@ -570,14 +550,12 @@ async fn citizen_client_trusts_attested_agency_devices() {
     )
     .await
     .expect("start agent");
-    let mut rx = agent.subscribe();
     step(t0, "agent started");
 
     // 1. Device A is verified automatically, with its authority record.
     let decision = wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_a.as_str()),
         "A trusted",
@@ -639,7 +617,6 @@ async fn citizen_client_trusts_attested_agency_devices() {
     let rogue_decision = wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_b.as_str()),
         "rogue B rejected",
@@ -657,7 +634,6 @@ async fn citizen_client_trusts_attested_agency_devices() {
     let expired = wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_c.as_str()),
         "C withdrawn at expiry",
@@ -688,7 +664,6 @@ async fn citizen_client_trusts_attested_agency_devices() {
     wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_c.as_str()),
         "C renewed, trusted again",
@@ -731,15 +706,9 @@ async fn citizen_client_trusts_attested_agency_devices() {
         t0,
         "tax office: cross-signing, identity attested, room shared",
     );
-    let signed = wait_for(
-        t0,
-        &agent,
-        &mut rx,
-        &tax_id,
-        None,
-        "tax identity signed",
-        |d| d.action == TrustAction::SignedIdentity,
-    )
+    let signed = wait_for(t0, &agent, &tax_id, None, "tax identity signed", |d| {
+        d.action == TrustAction::SignedIdentity
+    })
     .await;
     assert_eq!(signed.authority(), Some(&tax_office()));
     let tax_user = OwnedUserId::try_from(tax_id.as_str()).expect("id");
@@ -760,7 +729,6 @@ async fn citizen_client_trusts_attested_agency_devices() {
     let via = wait_for(
         t0,
         &agent,
-        &mut rx,
         &tax_id,
         Some(tax_device.as_str()),
         "tax device trusted",
@@ -778,7 +746,6 @@ async fn citizen_client_trusts_attested_agency_devices() {
     let revoked = wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_a.as_str()),
         "A blocked",
@@ -790,22 +757,15 @@ async fn citizen_client_trusts_attested_agency_devices() {
         local_trust(&citizen, &agency_id, dev_a.as_str()).await,
         (LocalTrust::BlackListed, false)
     );
-    let identity_blocked = wait_for(
-        t0,
-        &agent,
-        &mut rx,
-        &tax_id,
-        None,
-        "tax identity blocked",
-        |d| d.action == TrustAction::Blocked,
-    )
+    let identity_blocked = wait_for(t0, &agent, &tax_id, None, "tax identity blocked", |d| {
+        d.action == TrustAction::Blocked
+    })
     .await;
     assert_eq!(identity_blocked.verdict.code(), Some("revoked"));
     assert!(identity_blocked.warning.is_some());
     wait_for(
         t0,
         &agent,
-        &mut rx,
         &tax_id,
         Some(tax_device.as_str()),
         "tax device blocked",
@@ -830,11 +790,9 @@ async fn citizen_client_trusts_attested_agency_devices() {
     )
     .await
     .expect("restart agent");
-    let mut rx = agent.subscribe();
     wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_a.as_str()),
         "A still blocked after restart",
@@ -844,7 +802,6 @@ async fn citizen_client_trusts_attested_agency_devices() {
     let b = wait_for(
         t0,
         &agent,
-        &mut rx,
         &agency_id,
         Some(dev_b.as_str()),
         "B still left alone",

@@ -61,7 +61,7 @@ use matrix_sdk::Client;
 use reqwest::{Method, StatusCode};
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, OnceCell};
+use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 use fake_device::FakeDevice;
@@ -486,12 +486,11 @@ async fn bootstrap_cross_signing(client: &Client, user: &str, password: &str) {
     }
 }
 
-/// Waits for a decision about `(user, device)` that satisfies `want`,
-/// looking at the latest known decision first and then at the stream.
+/// Waits (at most [`WAIT`]) for a decision about `(user, device)` that
+/// satisfies `want`, and logs it.
 async fn wait_for(
     t0: Instant,
     agent: &AutoTrustAgent,
-    rx: &mut broadcast::Receiver<TrustDecision>,
     user: &str,
     device: Option<&str>,
     what: &str,
@@ -499,34 +498,17 @@ async fn wait_for(
 ) -> TrustDecision {
     let user_id = OwnedUserId::try_from(user).expect("user");
     let device_id = device.map(OwnedDeviceId::from);
-    let matches = |d: &TrustDecision| {
-        d.user_id == user_id && d.device_id.as_deref() == device_id.as_deref() && want(d)
-    };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(d) = agent.decision_for(&user_id, device_id.as_deref()) {
-            if matches(&d) {
-                step(t0, &format!("{what}: {d}"));
-                return d;
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out waiting for {what}; latest: {:?}",
-            agent.decision_for(&user_id, device_id.as_deref())
-        );
-        match tokio::time::timeout(left.min(Duration::from_millis(500)), rx.recv()).await {
-            Ok(Ok(d)) => {
-                if matches(&d) {
-                    step(t0, &format!("{what}: {d}"));
-                    return d;
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("decision stream closed"),
-        }
-    }
+    let d = agent
+        .wait_for_decision(&user_id, device_id.as_deref(), WAIT, want)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what}; latest: {:?}",
+                agent.decision_for(&user_id, device_id.as_deref())
+            )
+        });
+    step(t0, &format!("{what}: {d}"));
+    d
 }
 
 /// Asserts a rejection: the expected reason code, nothing set, and the
@@ -680,7 +662,6 @@ fn enrolled_device_is_verified_within_one_sync() {
         let agent = citizen
             .start_agent(s.agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         // What an app's UI task would read: the broadcast stream only.
         let mut stream = agent.subscribe();
         let shared_at = Instant::now();
@@ -700,7 +681,6 @@ fn enrolled_device_is_verified_within_one_sync() {
         let decision = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev_a),
             "device A trusted",
@@ -771,7 +751,6 @@ fn enrolled_device_is_verified_within_one_sync() {
         let decision = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev_b),
             "device B trusted",
@@ -835,7 +814,6 @@ fn identity_attestation_trusts_cross_signed_devices() {
         let mut config = s.agent_config(&dir.path().join("citizen-agent.json"));
         config.sign_identities = true;
         let agent = citizen.start_agent(config).await;
-        let mut rx = agent.subscribe();
         let room = first
             .client()
             .create_dm(citizen.client.user_id().expect("citizen"))
@@ -850,7 +828,6 @@ fn identity_attestation_trusts_cross_signed_devices() {
         let signed = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             None,
             "agency identity signed",
@@ -911,7 +888,6 @@ fn identity_attestation_trusts_cross_signed_devices() {
         let via = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev_2),
             "new device trusted through the identity",
@@ -984,7 +960,6 @@ fn revocation_through_the_service_withdraws_trust() {
         let agent1 = c1
             .start_agent(s.agent_config(&dir.path().join("c1-agent.json")))
             .await;
-        let mut rx1 = agent1.subscribe();
         s.encrypted_room_with(&dev.access_token, &c1.client).await;
 
         // Citizen 2: the event only as the bot published it into a room it
@@ -1019,17 +994,12 @@ fn revocation_through_the_service_withdraws_trust() {
         let mut config2 = s.agent_config(&dir.path().join("c2-agent.json"));
         config2.directory_rooms = Vec::<DirectoryRoom>::new();
         let agent2 = c2.start_agent(config2).await;
-        let mut rx2 = agent2.subscribe();
         s.encrypted_room_with(&dev.access_token, &c2.client).await;
 
-        for (c, agent, rx, who) in [
-            (&c1, &agent1, &mut rx1, "citizen 1"),
-            (&c2, &agent2, &mut rx2, "citizen 2"),
-        ] {
+        for (c, agent, who) in [(&c1, &agent1, "citizen 1"), (&c2, &agent2, "citizen 2")] {
             let d = wait_for(
                 t0,
                 agent,
-                rx,
                 &agency_id,
                 Some(&dev.device_id),
                 &format!("{who}: trusted"),
@@ -1082,7 +1052,6 @@ fn revocation_through_the_service_withdraws_trust() {
         let d = wait_for(
             t0,
             &agent2,
-            &mut rx2,
             &agency_id,
             Some(&dev.device_id),
             "citizen 2: blocked after the CRL refresh",
@@ -1110,7 +1079,6 @@ fn revocation_through_the_service_withdraws_trust() {
         let d = wait_for(
             t0,
             &agent1,
-            &mut rx1,
             &agency_id,
             Some(&dev.device_id),
             "citizen 1: blocked after the state change",
@@ -1144,13 +1112,11 @@ fn never_enrolled_device_stays_unverified() {
         let agent = citizen
             .start_agent(s.agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&enrolled.access_token, &citizen.client)
             .await;
         wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&enrolled.device_id),
             "enrolled sibling trusted",
@@ -1207,7 +1173,6 @@ fn attestation_copied_to_another_device_is_rejected() {
         let agent = citizen
             .start_agent(s.default_agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&genuine.access_token, &citizen.client)
             .await;
         let room = s
@@ -1238,7 +1203,6 @@ fn attestation_copied_to_another_device_is_rejected() {
         wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&genuine.device_id),
             "the genuine device trusted",
@@ -1252,7 +1216,6 @@ fn attestation_copied_to_another_device_is_rejected() {
             let d = wait_for(
                 t0,
                 &agent,
-                &mut rx,
                 &agency_id,
                 Some(device),
                 &format!("copy for {device} rejected"),
@@ -1290,7 +1253,6 @@ fn attestation_copied_to_another_user_is_rejected() {
         let agent = citizen
             .start_agent(s.default_agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         let room = s
             .encrypted_room_with(&mallory.access_token, &citizen.client)
             .await;
@@ -1322,7 +1284,6 @@ fn attestation_copied_to_another_user_is_rejected() {
             let d = wait_for(
                 t0,
                 &agent,
-                &mut rx,
                 &mallory_id,
                 Some(device),
                 &format!("copy for Mallory's {device} rejected"),
@@ -1362,13 +1323,11 @@ fn chain_to_another_root_is_rejected() {
         let agent = citizen
             .start_agent(s.agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&dev.access_token, &citizen.client)
             .await;
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev.device_id),
             "rogue chain rejected",
@@ -1413,13 +1372,11 @@ fn certificate_key_differs_from_crypto_store_key() {
         let agent = citizen
             .start_agent(s.agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&dev.access_token, &citizen.client)
             .await;
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev.device_id),
             "attestation for another key rejected",
@@ -1526,7 +1483,6 @@ fn member_cannot_publish_and_forgery_is_rejected() {
         let agent = citizen
             .start_agent(s.default_agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&genuine.access_token, &citizen.client)
             .await;
         let room = s
@@ -1539,7 +1495,6 @@ fn member_cannot_publish_and_forgery_is_rejected() {
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&victim.device_id),
             "forged attestation rejected",
@@ -1587,13 +1542,11 @@ fn expired_certificate_is_rejected() {
         let agent = citizen
             .start_agent(s.agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&dev.access_token, &citizen.client)
             .await;
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev.device_id),
             "expired attestation rejected",
@@ -1659,13 +1612,11 @@ fn stale_crl_is_rejected_under_require_fresh() {
         assert_eq!(config.crl_policy, CrlPolicy::REQUIRE_FRESH);
         config.crl_fetcher = Some(fetcher.clone());
         let agent = citizen.start_agent(config).await;
-        let mut rx = agent.subscribe();
         s.encrypted_room_with(&dev.access_token, &citizen.client)
             .await;
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&dev.device_id),
             "attestation with a stale CRL rejected",
@@ -1718,11 +1669,9 @@ fn trust_set_by_the_citizen_is_never_changed() {
         let agent = citizen
             .start_agent(s.agent_config(&dir.path().join("citizen-agent.json")))
             .await;
-        let mut rx = agent.subscribe();
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&blocked.device_id),
             "valid attestation, device blocked by hand",
@@ -1754,7 +1703,6 @@ fn trust_set_by_the_citizen_is_never_changed() {
         let d = wait_for(
             t0,
             &agent,
-            &mut rx,
             &agency_id,
             Some(&by_hand.device_id),
             "invalid attestation for the hand-verified device",

@@ -23,7 +23,6 @@ use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::Client;
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::step;
@@ -260,13 +259,9 @@ async fn run(args: &DemoArgs) -> Result<()> {
     config.refresh_interval = DEMO_REFRESH;
     config.crl_refresh_interval = DEMO_REFRESH;
     let agent = AutoTrustAgent::start(citizen.clone(), config).await?;
-    let mut decisions = agent.subscribe();
     let agency_id = OwnedUserId::try_from(agency_user.as_str())?;
     agent.check_user(&agency_id).await?;
-    let trusted = wait_for(&agent, &mut decisions, &agency_id, &agency_device, |d| {
-        d.is_trusted()
-    })
-    .await?;
+    let trusted = wait_for(&agent, &agency_id, &agency_device, |d| d.is_trusted()).await?;
     clock.say(format!("agent: {trusted}"));
     let verified = is_verified(&citizen, &agency_id, &agency_device).await?;
     clock.say(format!(
@@ -294,7 +289,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
         "POST /v1/certificates/{}/revoke: the CRL at {service_url}/v1/crl/ lists it, the state event says revoked",
         enrolled.serial
     ));
-    let withdrawn = wait_for(&agent, &mut decisions, &agency_id, &agency_device, |d| {
+    let withdrawn = wait_for(&agent, &agency_id, &agency_device, |d| {
         !d.is_trusted() && d.verdict.code().is_some()
     })
     .await?;
@@ -425,38 +420,25 @@ where
     Ok(())
 }
 
-/// The first decision about `(user, device)` satisfying `want`: the
-/// latest one known, else the next ones from the stream.
+/// The first decision about `(user, device)` satisfying `want`, within
+/// [`WAIT`].
 async fn wait_for(
     agent: &AutoTrustAgent,
-    rx: &mut broadcast::Receiver<TrustDecision>,
     user: &OwnedUserId,
     device: &OwnedDeviceId,
     want: impl Fn(&TrustDecision) -> bool,
 ) -> Result<TrustDecision> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(d) = agent.decision_for(user, Some(device)) {
-            if want(&d) {
-                return Ok(d);
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!(
-                "no such decision within {WAIT:?}; the latest: {}",
-                agent
-                    .decision_for(user, Some(device))
-                    .map_or_else(|| "none".to_owned(), |d| d.to_string())
-            );
-        }
-        match tokio::time::timeout(left.min(Duration::from_millis(500)), rx.recv()).await {
-            Ok(Ok(d)) if d.user_id == *user && d.device_id.as_ref() == Some(device) && want(&d) => {
-                return Ok(d)
-            }
-            Ok(Err(broadcast::error::RecvError::Closed)) => bail!("the agent stopped"),
-            _ => {}
-        }
+    match agent
+        .wait_for_decision(user, Some(device), WAIT, want)
+        .await
+    {
+        Some(d) => Ok(d),
+        None => bail!(
+            "no such decision within {WAIT:?}; the latest: {}",
+            agent
+                .decision_for(user, Some(device))
+                .map_or_else(|| "none".to_owned(), |d| d.to_string())
+        ),
     }
 }
 

@@ -522,6 +522,41 @@ impl AutoTrustAgent {
         self.inner.last.lock().ok()?.get(&key).cloned()
     }
 
+    /// Waits until the decision about one device (`Some(device)`) or
+    /// identity (`None`) satisfies `want`, and returns it; `None` after
+    /// `timeout`. For a UI step ("wait until the agency's device is
+    /// verified") and for tests: the latest decision counts too, so a
+    /// decision made before the call is not missed.
+    pub async fn wait_for_decision(
+        &self,
+        user: &RumaUserId,
+        device: Option<&matrix_sdk::ruma::DeviceId>,
+        timeout: Duration,
+        want: impl Fn(&TrustDecision) -> bool,
+    ) -> Option<TrustDecision> {
+        // Subscribe before looking at the latest decision: anything made
+        // after the look arrives on the stream.
+        let mut rx = self.subscribe();
+        if let Some(d) = self.decision_for(user, device).filter(|d| want(d)) {
+            return Some(d);
+        }
+        let about = |d: &TrustDecision| *d.user_id == *user && d.device_id.as_deref() == device;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(d)) if about(&d) && want(&d) => return Some(d),
+                Ok(Ok(_)) => {}
+                // Missed decisions: the latest one is what counts.
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    if let Some(d) = self.decision_for(user, device).filter(|d| want(d)) {
+                        return Some(d);
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
+            }
+        }
+    }
+
     /// Fetches `user`'s devices and identity from the homeserver (even if
     /// the client shares no encrypted room with them) and checks them now,
     /// e.g. before showing a room with that user.
