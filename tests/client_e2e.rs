@@ -22,9 +22,12 @@
 //! 6. a restarted agent (same store) keeps all of it and still leaves the
 //!    hand-verified device alone.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/synapse.rs"]
 mod synapse;
 
+use harness::{bootstrap_cross_signing, login, spawn_sync, step};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,9 +46,7 @@ use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, TrustAction, TrustDe
 use govtrust_verifier::event::state_key;
 use govtrust_verifier::{AuthorityRecord, DeviceId, Ed25519Key, Subject, TrustAnchors, UserId};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::encryption::LocalTrust;
-use matrix_sdk::ruma::api::client::uiaa;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::Client;
 use rustls::pki_types::pem::PemObject;
@@ -63,10 +64,6 @@ const TAX_PW: &str = "tax-password";
 const CITIZEN_PW: &str = "citizen-password";
 /// How long any one expected decision may take.
 const WAIT: Duration = Duration::from_secs(60);
-
-fn step(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
-}
 
 fn berlin() -> AuthorityRecord {
     AuthorityRecord {
@@ -265,65 +262,12 @@ fn serve_crls(
     })
 }
 
-/// Keeps a client syncing through errors.
-fn spawn_sync(client: Client) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let settings = SyncSettings::default().timeout(Duration::from_secs(2));
-            if client.sync_once(settings).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    })
-}
-
-/// A logged-in matrix-sdk client with its own store; its first sync
-/// uploads real device keys.
-async fn client(hs: &Synapse, user: &str, password: &str, store: &Path) -> Client {
-    let client = Client::builder()
-        .homeserver_url(hs.base_url())
-        .sqlite_store(store, None)
-        .build()
-        .await
-        .expect("client");
-    client
-        .matrix_auth()
-        .login_username(user, password)
-        .initial_device_display_name("e2e")
-        .send()
-        .await
-        .expect("login");
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await
-        .expect("first sync");
-    client
-}
-
 fn device_of(client: &Client) -> OwnedDeviceId {
     client.device_id().expect("device").to_owned()
 }
 
 async fn ed25519(client: &Client) -> String {
     client.encryption().ed25519_key().await.expect("device key")
-}
-
-async fn bootstrap_cross_signing(client: &Client, user: &str, password: &str) {
-    if let Err(e) = client.encryption().bootstrap_cross_signing(None).await {
-        let response = e
-            .as_uiaa_response()
-            .unwrap_or_else(|| panic!("bootstrap_cross_signing: {e}"));
-        let mut auth = uiaa::Password::new(
-            uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(user.to_owned())),
-            password.to_owned(),
-        );
-        auth.session = response.session.clone();
-        client
-            .encryption()
-            .bootstrap_cross_signing(Some(uiaa::AuthData::Password(auth)))
-            .await
-            .expect("bootstrap_cross_signing with password");
-    }
 }
 
 /// The agency invites the citizen into an encrypted DM and the citizen
@@ -484,9 +428,9 @@ async fn citizen_client_trusts_attested_agency_devices() {
     step(t0, "bot and directory room");
 
     // Agency devices: A attested, B verified by hand only, C short-lived.
-    let agency_a = client(&hs, &agency_id, AGENCY_PW, &tmp.path().join("a")).await;
-    let agency_b = client(&hs, &agency_id, AGENCY_PW, &tmp.path().join("b")).await;
-    let agency_c = client(&hs, &agency_id, AGENCY_PW, &tmp.path().join("c")).await;
+    let agency_a = login(&hs.base_url(), &agency_id, AGENCY_PW, &tmp.path().join("a")).await;
+    let agency_b = login(&hs.base_url(), &agency_id, AGENCY_PW, &tmp.path().join("b")).await;
+    let agency_c = login(&hs.base_url(), &agency_id, AGENCY_PW, &tmp.path().join("c")).await;
     let (dev_a, dev_b, dev_c) = (
         device_of(&agency_a),
         device_of(&agency_b),
@@ -508,8 +452,14 @@ async fn citizen_client_trusts_attested_agency_devices() {
 
     // The citizen shares an encrypted room with the agency and verifies
     // device B by hand.
-    let citizen = client(&hs, &citizen_id, CITIZEN_PW, &tmp.path().join("citizen")).await;
-    let citizen_sync = spawn_sync(citizen.clone());
+    let citizen = login(
+        &hs.base_url(),
+        &citizen_id,
+        CITIZEN_PW,
+        &tmp.path().join("citizen"),
+    )
+    .await;
+    let citizen_sync = spawn_sync(citizen.clone(), Duration::from_secs(2), None);
     share_encrypted_room(&agency_a, &citizen).await;
     let deadline = Instant::now() + WAIT;
     let agency_user = OwnedUserId::try_from(agency_id.as_str()).expect("id");
@@ -678,7 +628,7 @@ async fn citizen_client_trusts_attested_agency_devices() {
     // 4. Identity attestation: the tax office has cross-signing; the
     //    citizen too, so the agent signs the tax office's master key.
     bootstrap_cross_signing(&citizen, &citizen_id, CITIZEN_PW).await;
-    let tax = client(&hs, &tax_id, TAX_PW, &tmp.path().join("tax")).await;
+    let tax = login(&hs.base_url(), &tax_id, TAX_PW, &tmp.path().join("tax")).await;
     bootstrap_cross_signing(&tax, &tax_id, TAX_PW).await;
     let tax_device = device_of(&tax);
     let master = tax

@@ -24,15 +24,17 @@
 
 #[path = "support/fake_device.rs"]
 mod fake_device;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/service.rs"]
 mod service;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::future::Future;
+use harness::{bootstrap_cross_signing, enc, login, run, spawn_sync, step};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -53,9 +55,7 @@ use govtrust_verifier::{
     CertificateDer, CrlPolicy, DeviceId, Ed25519Key, Expected, Subject, TrustAnchors, UnixTime,
     UserId, Verifier,
 };
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::encryption::LocalTrust;
-use matrix_sdk::ruma::api::client::uiaa;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 use matrix_sdk::Client;
 use reqwest::{Method, StatusCode};
@@ -83,28 +83,6 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
 /// stays at its default of 10 minutes, so anything within this bound was
 /// triggered by the sync, not by a timer.
 const ONE_SYNC_CYCLE: Duration = Duration::from_secs(15);
-
-/// The runtime every test blocks on (shared fixture tasks live here).
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-});
-
-fn run<F: Future>(test: F) -> F::Output {
-    RUNTIME.block_on(test)
-}
-
-/// Logs a step with the time since `t0` (visible with `--nocapture`).
-fn step(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
-}
-
-fn enc(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
-}
 
 /// The Synapse, service and authority every test shares.
 struct Shared {
@@ -360,9 +338,15 @@ struct Citizen {
 impl Citizen {
     async fn new(s: &Shared, localpart: &str, store: &Path) -> Citizen {
         let user_id = s.register(localpart, CITIZEN_PW).await;
-        let client = sdk_client(s, &user_id, CITIZEN_PW, &store.join(localpart)).await;
+        let client = login(
+            &s.hs.base_url(),
+            &user_id,
+            CITIZEN_PW,
+            &store.join(localpart),
+        )
+        .await;
         let syncs = Arc::new(AtomicUsize::new(0));
-        let sync_task = spawn_sync(client.clone(), syncs.clone());
+        let sync_task = spawn_sync(client.clone(), SYNC_TIMEOUT, Some(syncs.clone()));
         Citizen {
             client,
             user_id,
@@ -429,60 +413,6 @@ impl Citizen {
 impl Drop for Citizen {
     fn drop(&mut self) {
         self.sync_task.abort();
-    }
-}
-
-/// Keeps a client syncing through errors; counts completed sync cycles.
-fn spawn_sync(client: Client, syncs: Arc<AtomicUsize>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let settings = SyncSettings::default().timeout(SYNC_TIMEOUT);
-            if client.sync_once(settings).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            } else {
-                syncs.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    })
-}
-
-/// A logged-in matrix-sdk client with its own store, after a first sync.
-async fn sdk_client(s: &Shared, user: &str, password: &str, store: &Path) -> Client {
-    let client = Client::builder()
-        .homeserver_url(s.hs.base_url())
-        .sqlite_store(store, None)
-        .build()
-        .await
-        .expect("client");
-    client
-        .matrix_auth()
-        .login_username(user, password)
-        .initial_device_display_name("e2e")
-        .send()
-        .await
-        .expect("login");
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await
-        .expect("first sync");
-    client
-}
-
-async fn bootstrap_cross_signing(client: &Client, user: &str, password: &str) {
-    if let Err(e) = client.encryption().bootstrap_cross_signing(None).await {
-        let response = e
-            .as_uiaa_response()
-            .unwrap_or_else(|| panic!("bootstrap_cross_signing: {e}"));
-        let mut auth = uiaa::Password::new(
-            uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(user.to_owned())),
-            password.to_owned(),
-        );
-        auth.session = response.session.clone();
-        client
-            .encryption()
-            .bootstrap_cross_signing(Some(uiaa::AuthData::Password(auth)))
-            .await
-            .expect("bootstrap_cross_signing with password");
     }
 }
 
@@ -862,8 +792,14 @@ fn identity_attestation_trusts_cross_signed_devices() {
 
         // A new agency device, signed by the agency's self-signing key
         // (from the first device), never enrolled.
-        let second = sdk_client(s, &agency_id, AGENCY_PW, &dir.path().join("agency-2")).await;
-        let second_sync = spawn_sync(second.clone(), Arc::new(AtomicUsize::new(0)));
+        let second = login(
+            &s.hs.base_url(),
+            &agency_id,
+            AGENCY_PW,
+            &dir.path().join("agency-2"),
+        )
+        .await;
+        let second_sync = spawn_sync(second.clone(), SYNC_TIMEOUT, None);
         let dev_2 = second.device_id().expect("device id").to_string();
         let deadline = Instant::now() + WAIT;
         let on_first = loop {

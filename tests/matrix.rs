@@ -5,24 +5,24 @@
 //! sequence: each step builds on the rooms, devices and keys of the ones
 //! before, and starting Synapse once keeps the run short.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::path::Path;
+use harness::{enc, login, spawn_sync, step};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use govtrust_verifier::event::{state_key, AttestationContent, AttestationKind, EVENT_TYPE};
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::uiaa;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
 use matrix_sdk::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use synapse::Synapse;
-use tokio::task::JoinHandle;
 use url::Url;
 
 use govtrust::matrix::{Bot, ChallengeReceiver, MatrixConfig, MatrixError, CHALLENGE_EVENT_TYPE};
@@ -30,52 +30,6 @@ use govtrust::matrix::{Bot, ChallengeReceiver, MatrixConfig, MatrixError, CHALLE
 const BOT_PW: &str = "bot-password";
 const AGENCY_PW: &str = "agency-password";
 const CITIZEN_PW: &str = "citizen-password";
-
-/// Logs a step with the time since the start, so slow steps show up in
-/// `--nocapture` output.
-fn step(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
-}
-
-fn enc(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
-}
-
-/// Keeps a test client syncing through errors (e.g. a homeserver restart),
-/// which `Client::sync` would return on.
-fn spawn_sync(client: Client) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let settings = SyncSettings::default().timeout(Duration::from_secs(5));
-            if client.sync_once(settings).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    })
-}
-
-/// An agency device: a plain matrix-sdk 0.18 client with its own store,
-/// whose first sync uploads real device keys.
-async fn agency_client(hs: &Synapse, user: &str, password: &str, store: &Path) -> Client {
-    let client = Client::builder()
-        .homeserver_url(hs.base_url())
-        .sqlite_store(store, None)
-        .build()
-        .await
-        .expect("agency client");
-    client
-        .matrix_auth()
-        .login_username(user, password)
-        .initial_device_display_name("agency bot")
-        .send()
-        .await
-        .expect("agency login");
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await
-        .expect("agency first sync");
-    client
-}
 
 fn sample_content(user: &str, device: &str, key: &Ed25519Key) -> AttestationContent {
     AttestationContent {
@@ -129,8 +83,14 @@ async fn bot_against_synapse() {
     let bot_device = bot.device_id().expect("bot device");
     step(t0, "bot connected");
 
-    let agency = agency_client(&hs, &agency_id, AGENCY_PW, &tmp.path().join("agency")).await;
-    let agency_sync = spawn_sync(agency.clone());
+    let agency = login(
+        &hs.base_url(),
+        &agency_id,
+        AGENCY_PW,
+        &tmp.path().join("agency"),
+    )
+    .await;
+    let agency_sync = spawn_sync(agency.clone(), Duration::from_secs(5), None);
     let agency_device = agency.device_id().expect("agency device").to_string();
     step(t0, "agency client logged in");
 
@@ -447,7 +407,7 @@ async fn device_keys(
             .await
             .map(|k| k.to_base64())
     );
-    assert_eq!(queried.display_name.as_deref(), Some("agency bot"));
+    assert_eq!(queried.display_name.as_deref(), Some("e2e"));
 
     let missing = DeviceId::parse("NOSUCHDEVICE").expect("id");
     assert!(bot

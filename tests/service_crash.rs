@@ -11,9 +11,12 @@
 
 #[path = "support/fake_device.rs"]
 mod fake_device;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/synapse.rs"]
 mod synapse;
 
+use harness::step;
 use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -35,10 +38,6 @@ const AGENCY_PW: &str = "agency-password";
 const DEVICES: usize = 16;
 /// Successful enrollments before the kill.
 const KILL_AFTER: usize = 40;
-
-fn step(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

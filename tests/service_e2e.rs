@@ -15,13 +15,14 @@
 
 #[path = "support/fake_device.rs"]
 mod fake_device;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/service.rs"]
 mod service;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::future::Future;
-use std::sync::LazyLock;
+use harness::{bootstrap_cross_signing, enc, run, step};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -35,7 +36,6 @@ use govtrust_verifier::{
     CertificateDer, CrlPolicy, CrlSet, DeviceId, Expected, Subject, TrustAnchors, UnixTime, UserId,
     Verifier,
 };
-use matrix_sdk::ruma::api::client::uiaa;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
@@ -54,28 +54,6 @@ const CITIZEN_PW: &str = "citizen-password";
 /// A server name the shared authority's record lists but the development
 /// issuing CA (ARC.11: only the fixture's server name) does not.
 const FOREIGN_SERVER: &str = "other.example";
-
-/// The runtime every test blocks on (shared fixture tasks live here).
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-});
-
-fn run<F: Future>(test: F) -> F::Output {
-    RUNTIME.block_on(test)
-}
-
-/// Logs a step with the time since `t0` (visible with `--nocapture`).
-fn step(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
-}
-
-fn enc(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
-}
 
 /// The Synapse, service and authority every test shares.
 struct Shared {
@@ -232,25 +210,6 @@ fn verifier(svc: &TestService) -> Verifier {
         TrustAnchors::from_der([svc.svc.pki.root().clone()]).expect("anchors"),
         CrlPolicy::REQUIRE_FRESH,
     )
-}
-
-/// Bootstraps cross-signing on `client`, answering the password UIA.
-async fn bootstrap_cross_signing(client: &matrix_sdk::Client, user: &str, password: &str) {
-    if let Err(e) = client.encryption().bootstrap_cross_signing(None).await {
-        let Some(response) = e.as_uiaa_response() else {
-            panic!("bootstrap_cross_signing: {e}");
-        };
-        let mut auth = uiaa::Password::new(
-            uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(user.to_owned())),
-            password.to_owned(),
-        );
-        auth.session = response.session.clone();
-        client
-            .encryption()
-            .bootstrap_cross_signing(Some(uiaa::AuthData::Password(auth)))
-            .await
-            .expect("bootstrap_cross_signing with password");
-    }
 }
 
 // ----- 1. end to end ---------------------------------------------------------
