@@ -27,7 +27,7 @@ mod harness;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use harness::{bootstrap_cross_signing, login, spawn_sync, step};
+use harness::{bootstrap_cross_signing, login, spawn_sync, step, wait_for, WAIT};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -42,7 +42,7 @@ use govtrust_pki::{
     AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate, RootCa,
     Validity,
 };
-use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, TrustAction, TrustDecision, Verdict};
+use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, TrustAction, Verdict};
 use govtrust_verifier::event::state_key;
 use govtrust_verifier::{AuthorityRecord, DeviceId, Ed25519Key, Subject, TrustAnchors, UserId};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -62,9 +62,6 @@ const BOT_PW: &str = "bot-password";
 const AGENCY_PW: &str = "agency-password";
 const TAX_PW: &str = "tax-password";
 const CITIZEN_PW: &str = "citizen-password";
-/// How long any one expected decision may take.
-const WAIT: Duration = Duration::from_secs(60);
-
 fn berlin() -> AuthorityRecord {
     AuthorityRecord {
         id: "DE-BE-11000000-BA-NK".into(),
@@ -281,31 +278,6 @@ async fn share_encrypted_room(agency: &Client, citizen: &Client) {
         .join_room_by_id(room.room_id())
         .await
         .expect("citizen joins");
-}
-
-/// Waits (at most [`WAIT`]) for a decision about `(user, device)` that
-/// satisfies `want`, and logs it.
-async fn wait_for(
-    t0: Instant,
-    agent: &AutoTrustAgent,
-    user: &str,
-    device: Option<&str>,
-    what: &str,
-    want: impl Fn(&TrustDecision) -> bool,
-) -> TrustDecision {
-    let user_id = OwnedUserId::try_from(user).expect("user");
-    let device_id = device.map(OwnedDeviceId::from);
-    let d = agent
-        .wait_for_decision(&user_id, device_id.as_deref(), WAIT, want)
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "timed out waiting for {what}; latest: {:?}",
-                agent.decision_for(&user_id, device_id.as_deref())
-            )
-        });
-    step(t0, &format!("{what}: {d}"));
-    d
 }
 
 async fn local_trust(citizen: &Client, user: &str, device: &str) -> (LocalTrust, bool) {

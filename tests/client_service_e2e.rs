@@ -31,7 +31,7 @@ mod service;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use harness::{bootstrap_cross_signing, enc, login, run, spawn_sync, step};
+use harness::{bootstrap_cross_signing, enc, login, run, spawn_sync, step, wait_for, WAIT};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ use govtrust_verifier::{
     UserId, Verifier,
 };
 use matrix_sdk::encryption::LocalTrust;
-use matrix_sdk::ruma::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
 use matrix_sdk::Client;
 use reqwest::{Method, StatusCode};
 use ring::signature::Ed25519KeyPair;
@@ -73,8 +73,6 @@ const BOT_PW: &str = "bot-password";
 const AGENCY_PW: &str = "agency-password";
 const CITIZEN_PW: &str = "citizen-password";
 const MALLORY_PW: &str = "mallory-password";
-/// How long any one expected decision or state may take.
-const WAIT: Duration = Duration::from_secs(60);
 /// Long-poll timeout of the citizens' sync loops: one sync cycle.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
 /// What "within one sync cycle" allows on a loaded 2-core machine: the
@@ -414,31 +412,6 @@ impl Drop for Citizen {
     fn drop(&mut self) {
         self.sync_task.abort();
     }
-}
-
-/// Waits (at most [`WAIT`]) for a decision about `(user, device)` that
-/// satisfies `want`, and logs it.
-async fn wait_for(
-    t0: Instant,
-    agent: &AutoTrustAgent,
-    user: &str,
-    device: Option<&str>,
-    what: &str,
-    want: impl Fn(&TrustDecision) -> bool,
-) -> TrustDecision {
-    let user_id = OwnedUserId::try_from(user).expect("user");
-    let device_id = device.map(OwnedDeviceId::from);
-    let d = agent
-        .wait_for_decision(&user_id, device_id.as_deref(), WAIT, want)
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "timed out waiting for {what}; latest: {:?}",
-                agent.decision_for(&user_id, device_id.as_deref())
-            )
-        });
-    step(t0, &format!("{what}: {d}"));
-    d
 }
 
 /// Asserts a rejection: the expected reason code, nothing set, and the

@@ -15,10 +15,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use govtrust_verifier::agent::{AutoTrustAgent, TrustDecision};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::uiaa;
+use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::Client;
 use tokio::task::JoinHandle;
+
+/// How long any one expected event (a decision, a state event) may take.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// The runtime every test of a file blocks on, so that a fixture shared
 /// through a static (its background tasks) outlives each test.
@@ -106,4 +111,29 @@ pub async fn bootstrap_cross_signing(client: &Client, user: &str, password: &str
             .await
             .expect("bootstrap_cross_signing with password");
     }
+}
+
+/// Waits (at most [`WAIT`]) for a decision about `(user, device)` that
+/// satisfies `want`, and logs it.
+pub async fn wait_for(
+    t0: Instant,
+    agent: &AutoTrustAgent,
+    user: &str,
+    device: Option<&str>,
+    what: &str,
+    want: impl Fn(&TrustDecision) -> bool,
+) -> TrustDecision {
+    let user_id = OwnedUserId::try_from(user).expect("user");
+    let device_id = device.map(OwnedDeviceId::from);
+    let d = agent
+        .wait_for_decision(&user_id, device_id.as_deref(), WAIT, want)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what}; latest: {:?}",
+                agent.decision_for(&user_id, device_id.as_deref())
+            )
+        });
+    step(t0, &format!("{what}: {d}"));
+    d
 }
