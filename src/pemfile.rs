@@ -29,6 +29,20 @@ pub fn chain_pem(chain: &[CertificateDer<'_>]) -> String {
     chain.iter().map(|c| cert_pem(c)).collect()
 }
 
+/// What an mTLS client presents (reqwest's `Identity::from_pem`, the
+/// agency's `ServiceClient`): its certificate chain, PEM, followed by its
+/// unencrypted PKCS#8 key.
+pub fn client_identity(
+    chain_pem: &str,
+    key: &govtrust_pki::signer::FileSigner,
+) -> Result<zeroize::Zeroizing<String>> {
+    let key = key.to_pem(None)?;
+    Ok(zeroize::Zeroizing::new(format!(
+        "{chain_pem}{}",
+        key.as_str()
+    )))
+}
+
 /// Reads all certificates (PEM or DER) from a file.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

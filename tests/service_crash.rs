@@ -275,11 +275,9 @@ agency_burst = 100000
             govtrust_pki::Validity::from_now(Duration::from_secs(3600)),
         )
         .expect("enrollment client");
-    let identity = format!(
-        "{}{}",
-        govtrust::pemfile::chain_pem(&issued.chain),
-        key.to_pem(None).expect("PEM").as_str()
-    );
+    let identity =
+        govtrust::pemfile::client_identity(&govtrust::pemfile::chain_pem(&issued.chain), &key)
+            .expect("client identity");
     let mtls = https_client(&root_pem, Some(identity.as_bytes()));
 
     let http = reqwest::Client::new();

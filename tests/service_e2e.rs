@@ -868,11 +868,9 @@ fn rejects_client_certificate_from_another_root() {
                 govtrust_pki::Validity::from_now(Duration::from_secs(3600)),
             )
             .expect("foreign enrollment client");
-        let identity = format!(
-            "{}{}",
-            govtrust::pemfile::chain_pem(&issued.chain),
-            key.to_pem(None).expect("PEM").as_str()
-        );
+        let identity =
+            govtrust::pemfile::client_identity(&govtrust::pemfile::chain_pem(&issued.chain), &key)
+                .expect("client identity");
         let http = s.svc.client_with_identity(Some(identity.as_bytes()));
         let dev = s.fake_device(OFFICE, OFFICE_PW).await;
         let answer = s
@@ -1011,11 +1009,11 @@ fn operator_issues_and_revokes_enrollment_clients() {
         let issued = operator_post(path.clone(), Some(token.clone()), good.clone()).await;
         assert_eq!(issued.0, StatusCode::OK, "{}", issued.1);
         let serial = issued.1["serial"].as_str().expect("serial").to_owned();
-        let identity = format!(
-            "{}{}",
+        let identity = govtrust::pemfile::client_identity(
             issued.1["chain_pem"].as_str().expect("chain_pem"),
-            key.to_pem(None).expect("PEM").as_str()
-        );
+            &key,
+        )
+        .expect("client identity");
         let agency_http = s.svc.client_with_identity(Some(identity.as_bytes()));
         let dev = s.fake_device(OFFICE, OFFICE_PW).await;
         let answer = s

@@ -749,9 +749,9 @@ async fn start_service(
             key.spki_der().to_vec(),
             Duration::from_secs(86_400),
         )?;
-        let mut identity = crate::pemfile::chain_pem(&issued.chain);
-        identity.push_str(&key.to_pem(None)?);
-        identities.push(identity);
+        let identity =
+            crate::pemfile::client_identity(&crate::pemfile::chain_pem(&issued.chain), &key)?;
+        identities.push(identity.as_str().to_owned());
     }
 
     let base: url::Url = format!("https://{}/", svc.config.listen).parse()?;

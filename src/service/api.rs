@@ -783,17 +783,11 @@ async fn issue_enrollment_client(
         request.public_key_pem.as_bytes(),
     )
     .map_err(|e| ApiError::invalid_param(format!("public_key_pem: {e}")))?;
-    let issued = svc
-        .pki
-        .issue_enrollment_client(
-            &authority.record,
-            spki.as_ref().to_vec(),
-            std::time::Duration::from_secs(u64::from(days) * 86_400),
-        )
-        .map_err(|e| match e {
-            govtrust_pki::Error::InvalidRequest(why) => ApiError::invalid_param(why),
-            other => ApiError::invalid_param(format!("public_key_pem: {other}")),
-        })?;
+    let issued = svc.pki.issue_enrollment_client(
+        &authority.record,
+        spki.as_ref().to_vec(),
+        std::time::Duration::from_secs(u64::from(days) * 86_400),
+    )?;
     let serial = issued.serial_hex();
     let now = now_ms();
     svc.store

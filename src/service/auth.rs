@@ -198,6 +198,65 @@ mod tests {
         assert!(limiter.check("b").is_ok(), "buckets are per agency");
     }
 
+    /// The per-connection memo must stop answering once any certificate of
+    /// the path is outside its validity (here the one-hour client
+    /// certificate), and before the path's start.
+    #[test]
+    fn a_remembered_chain_holds_only_within_every_validity() {
+        use govtrust_pki::der::DistinguishedName;
+        use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+        use govtrust_pki::{IssuingCa, RootCa, Validity};
+
+        let day = Duration::from_secs(86_400);
+        let root = RootCa::create(
+            &DistinguishedName::ca("Memo Root", None).expect("dn"),
+            FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("key"),
+            Validity::from_now(day * 365),
+        )
+        .expect("root");
+        let ica_key = FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let ica_cert = root
+            .issue_issuing_ca(
+                &DistinguishedName::ca("Memo Issuing CA", None).expect("dn"),
+                ica_key.spki_der().to_vec(),
+                &["localhost".to_owned()],
+                Validity::from_now(day * 100),
+                None,
+            )
+            .expect("issuing CA");
+        let ica = IssuingCa::load(ica_cert, root.certificate().der().clone(), ica_key, None)
+            .expect("load");
+        let record = govtrust_verifier::AuthorityRecord {
+            id: "DE-MEMO-1".into(),
+            name: "Memo Office".into(),
+            ..Default::default()
+        };
+        let client_key = FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let issued = ica
+            .issue_enrollment_client(
+                &record,
+                client_key.spki_der().to_vec(),
+                Validity::from_now(Duration::from_secs(3600)),
+            )
+            .expect("client certificate");
+        let anchors = TrustAnchors::from_der([root.certificate().der().clone()]).expect("anchors");
+        let now = UnixTime::now();
+        let chain = authenticate_agency_chain(&issued.chain, &anchors, now).expect("valid chain");
+        let at = |secs: u64| UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        assert_eq!(
+            chain.at(now).map(|c| c.authority_id.as_str()),
+            Some("DE-MEMO-1")
+        );
+        assert!(
+            chain.at(at(now.as_secs() + 2 * 3600)).is_none(),
+            "client certificate expired"
+        );
+        assert!(
+            chain.at(at(now.as_secs() - 86_400)).is_none(),
+            "before every notBefore"
+        );
+    }
+
     #[test]
     fn token_hash_is_stable_hex() {
         assert_eq!(token_hash("x").len(), 64);

@@ -385,10 +385,7 @@ pub async fn enroll(
         key,
         authority: authority.record.clone(),
     };
-    let issued = svc.pki.issue(&attestation).map_err(|e| match e {
-        govtrust_pki::Error::InvalidRequest(why) => ApiError::invalid_param(why),
-        other => ApiError::from_internal(&other.into()),
-    })?;
+    let issued = svc.pki.issue(&attestation)?;
     let state_key = state_key(&user, &subject);
     let content = issued.attestation_content(&attestation);
     let attested_device = (request.kind == Kind::Device).then(|| device.to_string());

@@ -70,6 +70,18 @@ errcodes! {
     internal => (INTERNAL_SERVER_ERROR, "GT_INTERNAL"),
 }
 
+impl From<govtrust_pki::Error> for ApiError {
+    /// A request the CA refuses (a key outside the profile, a record it
+    /// cannot encode) is the client's error; anything else (a signer or
+    /// self-check failure) is ours, logged and hidden.
+    fn from(e: govtrust_pki::Error) -> Self {
+        match e {
+            govtrust_pki::Error::InvalidRequest(why) => ApiError::invalid_param(why),
+            other => ApiError::from_internal(&other.into()),
+        }
+    }
+}
+
 impl ApiError {
     /// Logs an unexpected failure and hides its detail from the client.
     pub fn from_internal(err: &anyhow::Error) -> Self {

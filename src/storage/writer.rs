@@ -402,7 +402,7 @@ async fn apply(
             // statement: one round trip on the serialised path instead of
             // three. Same effect as the SQLite arm.
             let c = cert;
-            let row = sqlx::query(
+            let row = bind_certificate(sqlx::query(
                 "WITH c AS (INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, \
                  key, authority_id, not_before, not_after, der, status, renewed_from, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12) \
@@ -413,19 +413,7 @@ async fn apply(
                  s AS (UPDATE outbox SET state = 'superseded', superseded_by = (SELECT id FROM o) \
                  WHERE state_key = $14 AND state = 'pending' AND id < (SELECT id FROM o)) \
                  SELECT COUNT(*) AS inserted FROM c",
-            )
-            .bind(c.serial.as_str())
-            .bind(c.issuing_ca.as_str())
-            .bind(c.kind.as_str())
-            .bind(c.user_id.as_deref())
-            .bind(c.device_id.as_deref())
-            .bind(c.key.as_str())
-            .bind(c.authority_id.as_str())
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(c.der.as_slice())
-            .bind(c.renewed_from.as_deref())
-            .bind(c.created_at)
+            ), c)
             .bind(outbox.as_ref().map(|o| o.kind.as_str()))
             .bind(outbox.as_ref().map(|o| o.state_key.as_str()))
             .bind(outbox.as_ref().map(|o| o.content.as_str()))
@@ -442,24 +430,15 @@ async fn apply(
         }
         Op::IssueCertificate { cert, outbox } => {
             let c = cert;
-            let res = sqlx::query(
-                "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
+            let res = bind_certificate(
+                sqlx::query(
+                    "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
                  authority_id, not_before, not_after, der, status, renewed_from, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12) \
                  ON CONFLICT (serial) DO NOTHING",
+                ),
+                c,
             )
-            .bind(c.serial.as_str())
-            .bind(c.issuing_ca.as_str())
-            .bind(c.kind.as_str())
-            .bind(c.user_id.as_deref())
-            .bind(c.device_id.as_deref())
-            .bind(c.key.as_str())
-            .bind(c.authority_id.as_str())
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(c.der.as_slice())
-            .bind(c.renewed_from.as_deref())
-            .bind(c.created_at)
             .execute(&mut *conn)
             .await?;
             if res.rows_affected() == 0 {
@@ -583,6 +562,27 @@ async fn apply(
         }
         Op::AuditOnly => Ok(Outcome::Done),
     }
+}
+
+/// Binds $1–$12 of an insert into `certificates`, in the column order both
+/// backends' statements use.
+fn bind_certificate<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    c: &'q NewCertificate,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(c.serial.as_str())
+        .bind(c.issuing_ca.as_str())
+        .bind(c.kind.as_str())
+        .bind(c.user_id.as_deref())
+        .bind(c.device_id.as_deref())
+        .bind(c.key.as_str())
+        .bind(c.authority_id.as_str())
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(c.der.as_slice())
+        .bind(c.renewed_from.as_deref())
+        .bind(c.created_at)
 }
 
 /// Marks a valid certificate superseded. The status test is spelt "neither

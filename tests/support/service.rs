@@ -225,11 +225,11 @@ impl TestService {
             .pki
             .issue_enrollment_client(record, key.spki_der().to_vec(), Duration::from_secs(3600))
             .expect("enrollment-client certificate");
-        let identity_pem = format!(
-            "{}{}",
-            govtrust::pemfile::chain_pem(&issued.chain),
-            key.to_pem(None).expect("key PEM").as_str()
-        );
+        let identity_pem =
+            govtrust::pemfile::client_identity(&govtrust::pemfile::chain_pem(&issued.chain), &key)
+                .expect("client identity")
+                .as_str()
+                .to_owned();
         Agency {
             record: record.clone(),
             identity_pem,

@@ -203,7 +203,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
     let agency_service = ServiceClient::new(
         format!("{service_url}/").parse()?,
         root_pem.as_bytes(),
-        format!("{chain_pem}{}", agency_key.to_pem(None)?.as_str()).as_bytes(),
+        crate::pemfile::client_identity(chain_pem, &agency_key)?.as_bytes(),
     )?;
 
     step(
