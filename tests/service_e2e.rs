@@ -29,8 +29,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use govtrust::agency::{enroll_device, enroll_identity};
 use govtrust::matrix::{Bot, ChallengeReceiver, MatrixConfig};
-use govtrust::service::enroll::{ChallengeRequest, EnrollRequest, Kind, Proof};
 use govtrust::storage::CertificateStatus;
+use govtrust_api::enrollment::{ChallengeRequest, EnrollRequest, Kind, Proof};
 use govtrust_verifier::event::{state_key, AttestationContent, EVENT_TYPE};
 use govtrust_verifier::{
     CertificateDer, CrlPolicy, CrlSet, DeviceId, Expected, Subject, TrustAnchors, UnixTime, UserId,
@@ -720,7 +720,8 @@ fn rejects_failed_proof_of_possession() {
 }
 
 /// The agency reports another key than the one the homeserver serves for
-/// the device.
+/// the device: no certificate, and the challenge stays usable for the
+/// right key.
 #[test]
 fn rejects_key_mismatch() {
     run(async {
@@ -747,6 +748,11 @@ fn rejects_key_mismatch() {
             .await
             .expect("store")
             .is_none());
+        // The refused attempt left the challenge usable for the right key.
+        let (status, body) = s
+            .post("/v1/enrollment", &dev.enroll_request(&challenge, Some(0)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     });
 }
 

@@ -17,8 +17,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures::FutureExt as _;
 use govtrust::storage::{
     sha256_hex, AuditEntry, Authority, AuthorityStatus, Backend, CertificateKind,
-    CertificateStatus, Challenge, ChallengeOutcome, NewCertificate, NewOutboxItem, OperatorToken,
-    OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
+    CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate, NewOutboxItem,
+    OperatorToken, OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
 };
 use govtrust_verifier::AuthorityRecord;
 use rand::Rng as _;
@@ -31,6 +31,8 @@ const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const DAY: i64 = 86_400_000;
 const CA: &str = "issuing-ca-1";
 const AUTH: &str = "DE-BE-11000000-BA-NK";
+/// The Ed25519 key (base64) the fixtures' challenges and certificates bind.
+const KEY: &str = "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ";
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -169,6 +171,10 @@ both_backends!(
     authority_crud,
     challenge_consume,
     challenge_consume_races,
+    concurrent_challenge_inserts,
+    enrollment_consumes_its_challenge,
+    enrollment_races_on_one_challenge,
+    agency_standing,
     issuance_is_atomic,
     failing_change_does_not_disturb_its_batch,
     renewal_claims,
@@ -233,7 +239,7 @@ fn device_cert(serial: &str, user: &str, device: &str, not_after: i64) -> NewCer
         kind: CertificateKind::Device,
         user_id: Some(user.to_owned()),
         device_id: Some(device.to_owned()),
-        key: "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ".to_owned(),
+        key: KEY.to_owned(),
         authority_id: AUTH.to_owned(),
         not_before: T0,
         not_after,
@@ -397,8 +403,8 @@ fn challenge(id: &str, expires_at: i64) -> Challenge {
         device_id: "DEVICE1".to_owned(),
         kind: CertificateKind::Device,
         proof: "to_device".to_owned(),
-        key: "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ".to_owned(),
-        device_key: "c29tZSBlZDI1NTE5IGtleSBieXRlcyBoZXJlIQ".to_owned(),
+        key: KEY.to_owned(),
+        device_key: KEY.to_owned(),
         created_at: T0,
         expires_at,
         used_at: None,
@@ -428,7 +434,14 @@ async fn challenge_consume(db: Db) {
             let store = store.clone();
             async move {
                 store
-                    .consume_challenge(id, auth, u, dev, now)
+                    .consume_challenge(ChallengeClaim {
+                        id: id.to_owned(),
+                        authority_id: auth.to_owned(),
+                        user_id: u.to_owned(),
+                        device_id: dev.to_owned(),
+                        key: KEY.to_owned(),
+                        now,
+                    })
                     .await
                     .expect("consume")
             }
@@ -498,7 +511,6 @@ async fn challenge_consume(db: Db) {
 async fn challenge_consume_races(db: Db) {
     let a = with_authority(&db).await;
     let b = db.open().await;
-    let user = "@office.one:id.bund.example";
     for i in 0..20 {
         a.insert_challenge(&challenge(&format!("race{i}"), T0 + 60_000))
             .await
@@ -512,7 +524,7 @@ async fn challenge_consume_races(db: Db) {
             for i in 0..20 {
                 let id = format!("race{i}");
                 let outcome = store
-                    .consume_challenge(&id, AUTH, user, "DEVICE1", T0 + 1)
+                    .consume_challenge(claim(&id, "DEVICE1", T0 + 1))
                     .await
                     .expect("consume");
                 match outcome {
@@ -533,6 +545,256 @@ async fn challenge_consume_races(db: Db) {
         wins,
         (0..20).collect::<Vec<_>>(),
         "each challenge consumed exactly once"
+    );
+}
+
+/// Challenges inserted at once share the writer's batches (one multi-row
+/// insert): each still gets its own answer, an id given twice is stored
+/// once and the second caller hears `Duplicate`, and a bad row fails alone.
+async fn concurrent_challenge_inserts(db: Db) {
+    let store = with_authority(&db).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = challenge(&format!("bulk{}", i % 20), T0 + 60_000);
+            if i == 7 {
+                c.id = "bulk-bad".to_owned();
+                c.authority_id = "DE-NONE".to_owned();
+            }
+            (c.id.clone(), store.insert_challenge(&c).await)
+        }));
+    }
+    let mut stored = HashSet::new();
+    let mut duplicates = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            (id, Ok(())) => assert!(stored.insert(id.clone()), "{id} stored twice"),
+            (_, Err(StoreError::Duplicate { .. })) => duplicates += 1,
+            (id, Err(StoreError::Constraint(_))) => assert_eq!(id, "bulk-bad"),
+            (id, Err(e)) => panic!("{id}: {e}"),
+        }
+    }
+    assert_eq!(stored.len(), 20, "every distinct good id once");
+    assert_eq!(
+        duplicates, 19,
+        "every repeat but the one replaced by the bad row"
+    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM challenges").await, 20);
+}
+
+fn claim(id: &str, device: &str, now: i64) -> ChallengeClaim {
+    ChallengeClaim {
+        id: id.to_owned(),
+        authority_id: AUTH.to_owned(),
+        user_id: "@office.one:id.bund.example".to_owned(),
+        device_id: device.to_owned(),
+        key: KEY.to_owned(),
+        now,
+    }
+}
+
+/// An enrollment stores its certificate only by consuming its challenge,
+/// in one transaction: a refused claim writes nothing (no certificate, no
+/// audit entry, no outbox item, challenge untouched), and a certificate
+/// that cannot be stored gives the challenge back.
+async fn enrollment_consumes_its_challenge(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    for id in ["e1", "e2", "e3"] {
+        store
+            .insert_challenge(&challenge(id, T0 + 60_000))
+            .await
+            .expect("insert");
+    }
+    let enroll = |claim: ChallengeClaim, serial: String| {
+        let store = store.clone();
+        async move {
+            store
+                .enroll_certificate(
+                    claim,
+                    device_cert(&serial, user, "DEVICE1", T0 + DAY),
+                    Some(attestation(user, "DEVICE1", &serial)),
+                    audit("certificate.issued", &serial),
+                )
+                .await
+        }
+    };
+    let traces = || async {
+        (
+            count(&store, "SELECT COUNT(*) FROM certificates").await,
+            count(&store, "SELECT COUNT(*) FROM audit_log").await,
+            count(&store, "SELECT COUNT(*) FROM outbox").await,
+        )
+    };
+
+    let first = random_serial();
+    let seq = enroll(claim("e1", "DEVICE1", T0 + 1), first.clone())
+        .await
+        .expect("store")
+        .expect("challenge accepted");
+    assert_eq!(seq, 2, "after the authority's entry");
+    let used = store.get_challenge("e1").await.expect("get").expect("e1");
+    assert_eq!(used.used_at, Some(T0 + 1), "consumed with the issuance");
+    let before = traces().await;
+
+    for (claim, refused) in [
+        (
+            claim("e1", "DEVICE1", T0 + 2),
+            ChallengeOutcome::AlreadyUsed,
+        ),
+        (
+            claim("e2", "DEVICE2", T0 + 2),
+            ChallengeOutcome::WrongBinding,
+        ),
+        (
+            claim("e3", "DEVICE1", T0 + 60_000),
+            ChallengeOutcome::Expired,
+        ),
+        (claim("none", "DEVICE1", T0 + 2), ChallengeOutcome::Unknown),
+        (
+            ChallengeClaim {
+                key: "another key".to_owned(),
+                ..claim("e2", "DEVICE1", T0 + 2)
+            },
+            ChallengeOutcome::KeyMismatch,
+        ),
+    ] {
+        let id = claim.id.clone();
+        let outcome = enroll(claim, random_serial()).await.expect("store");
+        assert_eq!(outcome, Err(refused), "claim on {id}");
+        assert_eq!(
+            traces().await,
+            before,
+            "a refused claim on {id} wrote something"
+        );
+    }
+    for id in ["e2", "e3"] {
+        let c = store.get_challenge(id).await.expect("get").expect(id);
+        assert_eq!(c.used_at, None, "a refused claim consumed {id}");
+    }
+
+    // The serial exists: the certificate is refused and e2 stays usable.
+    let dup = enroll(claim("e2", "DEVICE1", T0 + 2), first).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
+    assert_eq!(traces().await, before);
+    let e2 = store.get_challenge("e2").await.expect("get").expect("e2");
+    assert_eq!(e2.used_at, None, "the challenge was not given back");
+    let outcome = enroll(claim("e2", "DEVICE1", T0 + 3), random_serial())
+        .await
+        .expect("store");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(assert_chain_ok(&store).await, 3);
+}
+
+/// Many enrollments racing on one challenge through two stores: exactly
+/// one certificate is stored, every other caller hears `AlreadyUsed`.
+async fn enrollment_races_on_one_challenge(db: Db) {
+    let a = with_authority(&db).await;
+    let b = db.open().await;
+    let user = "@office.one:id.bund.example";
+    for i in 0..10 {
+        a.insert_challenge(&challenge(&format!("race{i}"), T0 + 60_000))
+            .await
+            .expect("insert");
+    }
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut wins = Vec::new();
+            for i in 0..10 {
+                let serial = random_serial();
+                let outcome = store
+                    .enroll_certificate(
+                        claim(&format!("race{i}"), "DEVICE1", T0 + 1),
+                        device_cert(&serial, user, "DEVICE1", T0 + DAY),
+                        None,
+                        audit("certificate.issued", &serial),
+                    )
+                    .await
+                    .expect("store");
+                match outcome {
+                    Ok(_) => wins.push(i),
+                    Err(ChallengeOutcome::AlreadyUsed) => {}
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            }
+            wins
+        }));
+    }
+    let mut wins = Vec::new();
+    for t in tasks {
+        wins.extend(t.await.expect("task"));
+    }
+    wins.sort_unstable();
+    assert_eq!(
+        wins,
+        (0..10).collect::<Vec<_>>(),
+        "one certificate per challenge"
+    );
+    assert_eq!(count(&a, "SELECT COUNT(*) FROM certificates").await, 10);
+    assert_eq!(assert_chain_ok(&a).await, 11);
+}
+
+/// The one query every agency request makes: its authority as stored now,
+/// and its client certificate's status.
+async fn agency_standing(db: Db) {
+    let store = with_authority(&db).await;
+    let serial = random_serial();
+    let standing = store
+        .agency_standing(AUTH, &serial, None)
+        .await
+        .expect("standing");
+    assert_eq!(standing.authority, Some(authority(AUTH)));
+    assert_eq!(standing.client_status, None, "not issued here");
+
+    let none = store
+        .agency_standing("DE-NONE", &serial, None)
+        .await
+        .expect("standing");
+    assert_eq!(none.authority, None);
+
+    store
+        .insert_certificate(
+            device_cert(&serial, "@office.one:id.bund.example", "D1", T0 + DAY),
+            None,
+            audit("certificate.issued", &serial),
+        )
+        .await
+        .expect("issue");
+    let valid = store
+        .agency_standing("DE-NONE", &serial, None)
+        .await
+        .expect("standing");
+    assert_eq!(valid.client_status, Some(CertificateStatus::Valid));
+    store
+        .revoke(
+            &serial,
+            "keyCompromise",
+            T0 + 1,
+            None,
+            audit("certificate.revoked", &serial),
+        )
+        .await
+        .expect("revoke");
+    store
+        .set_authority_status(
+            AUTH,
+            AuthorityStatus::Suspended,
+            T0 + 2,
+            audit("authority.suspended", AUTH),
+        )
+        .await
+        .expect("suspend");
+    let after = store
+        .agency_standing(AUTH, &serial, None)
+        .await
+        .expect("standing");
+    assert_eq!(after.client_status, Some(CertificateStatus::Revoked));
+    assert_eq!(
+        after.authority.map(|a| a.status),
+        Some(AuthorityStatus::Suspended)
     );
 }
 

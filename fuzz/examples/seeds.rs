@@ -247,7 +247,6 @@ fn main() {
         }
     }
 
-    #[cfg(feature = "service")]
     enrollment_seeds();
     authority_import_seeds();
 
@@ -333,7 +332,6 @@ fn authority_import_seeds() {
 
 /// `enrollment_json`: request bodies of both enrollment calls, and
 /// `/keys/query` device objects (self-signed with a fixed seed).
-#[cfg(feature = "service")]
 fn enrollment_seeds() {
     use serde_json::{json, Map, Value};
     let mut en = Out::new("enrollment_json");
@@ -371,7 +369,7 @@ fn enrollment_seeds() {
         Value::Object(m) => m,
         _ => unreachable!(),
     };
-    let bytes = govtrust::matrix::keys::signing_bytes(&obj).expect("canonical");
+    let bytes = govtrust_api::keys::signing_bytes(&obj).expect("canonical");
     let sig = STANDARD.encode(pair.sign(&bytes));
     obj.insert(
         "signatures".into(),

@@ -1,7 +1,7 @@
 //! The file `govtrust authority import FILE` reads (an operator's export
 //! from the official authority register, possibly tampered with on the
 //! way), as JSON and as CSV, through the CLI's own parser and validation:
-//! `govtrust::service::authority_import::parse`.
+//! `govtrust_api::import::parse`.
 //!
 //! Properties besides "no panic": one result per row, numbered in order
 //! (checked against an independent row count: the JSON array's length, and
@@ -10,13 +10,10 @@
 //! (`AuthorityInput::into_authority`) again unchanged and survives a JSON
 //! export and re-import; CSV cells and list items come out trimmed and
 //! non-empty; non-UTF-8 is refused as a whole.
-//!
-//! Needs the service library: built only with `--features service`.
 #![no_main]
 
-use govtrust::service::api::AuthorityInput;
-use govtrust::service::authority_import::{parse, Format, RowError};
-use govtrust::storage::{Authority, AuthorityStatus};
+use govtrust_api::authority::{Authority, AuthorityInput, AuthorityStatus};
+use govtrust_api::import::{parse, Format, RowError};
 use libfuzzer_sys::fuzz_target;
 use serde::de::IgnoredAny;
 
@@ -46,12 +43,12 @@ fn accepted(a: &Authority, format: Format) {
     assert!(!a.servers.is_empty() && !a.user_patterns.is_empty());
     // The service's validation, once more: it accepts the row unchanged.
     let again = input(a)
-        .into_authority(AuthorityStatus::Active, 0)
+        .into_authority(AuthorityStatus::Active, 0, 0)
         .expect("an accepted row passes the registry validation");
     same_fields(a, &again);
     // Exported as JSON (the API's objects) and imported, it is the same row.
     let json = serde_json::to_vec(&[input(a)]).expect("serialises");
-    let rows = parse(&json, Format::Json).expect("an exported row re-imports");
+    let rows = parse(&json, Format::Json, 0).expect("an exported row re-imports");
     assert_eq!(rows.len(), 1);
     same_fields(a, rows[0].as_ref().expect("an exported row is accepted"));
     if format == Format::Csv {
@@ -100,7 +97,7 @@ fn expected_rows(text: &str, format: Format) -> Option<usize> {
 fuzz_target!(|data: &[u8]| {
     let text = std::str::from_utf8(data).ok();
     for format in [Format::Json, Format::Csv] {
-        let Ok(rows) = parse(data, format) else {
+        let Ok(rows) = parse(data, format, 0) else {
             continue;
         };
         let text = text.expect("a non-UTF-8 file is refused as a whole");

@@ -6,14 +6,15 @@
 //! plus the `/keys/query` device objects a homeserver (untrusted) serves
 //! and the canonical JSON their signatures are checked over.
 //!
-//! Needs the service library: built only with `--features service`.
+//! All of it lives in the pure crate `govtrust-api`, which the service
+//! calls: the target exercises the service's own code, in a small build.
 #![no_main]
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
-use govtrust::matrix::keys::{signing_bytes, QueriedDevice};
-use govtrust::service::enroll::{ChallengeRequest, EnrollRequest};
-use govtrust::service::policy::{check_user, glob_match, validate_pattern};
+use govtrust_api::enrollment::{ChallengeRequest, EnrollRequest};
+use govtrust_api::keys::{signing_bytes, QueriedDevice};
+use govtrust_api::policy::{check_user, glob_match, validate_pattern};
 use govtrust_verifier::{DeviceId, Ed25519Key, UserId};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};

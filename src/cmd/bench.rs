@@ -1,5 +1,6 @@
 //! `govtrust bench enroll`: a load test of the enrollment API over real
-//! HTTPS (mTLS, HTTP/2 keep-alive), driven by N concurrent agency clients,
+//! HTTPS (mTLS, HTTP/1.1 keep-alive, the agency client `ServiceClient`),
+//! driven by N concurrent agency clients,
 //! each enrolling its devices one after the other (a closed loop: the
 //! concurrency is N).
 //!
@@ -56,16 +57,16 @@ use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
 use crate::agency::ServiceClient;
-use crate::matrix::keys::signing_bytes;
 use crate::matrix::{Bot, MatrixConfig, QueriedDevice};
 use crate::output::Output;
 use crate::service::config::Config;
-use crate::service::enroll::{ChallengeRequest, EnrollRequest, Kind, Proof};
 use crate::service::keys::{KeyAnswer, KeySource};
 use crate::service::pki::ServicePki;
 use crate::service::state::AppState;
 use crate::storage::{AuditEntry, Authority, AuthorityStatus, Store, StoreOptions};
 use crate::synapse::{HomeserverApi, Synapse, SynapseOptions};
+use govtrust_api::enrollment::{ChallengeRequest, EnrollRequest, Kind, Proof};
+use govtrust_api::keys::signing_bytes;
 
 /// Service-mode target: sustained enrollments per second …
 const TARGET_RATE: f64 = 1000.0;

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use govtrust_api::import::{self as authority_import, RowError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::{AgencyEnrollArgs, ConfigArgs, ImportArgs, ServeArgs};
 use crate::output::Output;
-use crate::service::authority_import::{self, RowError};
 use crate::service::config::Config;
 use crate::service::tasks::now_ms;
 use crate::storage::{AuditEntry, Authority, Store, StoreError};
@@ -112,8 +112,8 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
     let format = authority_import::Format::detect(&args.file, args.format.as_deref())?;
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let rows =
-        authority_import::parse(&bytes, format).with_context(|| args.file.display().to_string())?;
+    let rows = authority_import::parse(&bytes, format, now_ms())
+        .with_context(|| args.file.display().to_string())?;
     let report = runtime()?.block_on(async {
         let store = Store::connect(&config.database_url()).await?;
         let progress = ProgressBar::new(rows.len() as u64);

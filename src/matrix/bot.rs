@@ -32,8 +32,8 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::agency::{EnrollmentChallengeEventContent, CHALLENGE_EVENT_TYPE, MAX_CHALLENGE_LEN};
-use super::keys::{QueriedDevice, QueriedIdentity};
 use super::{MatrixConfig, MatrixError, Result};
+use super::{QueriedDevice, QueriedIdentity};
 
 /// File in the store directory that holds the bot's session (user ID,
 /// device ID, access token), so restarts re-use the same device.

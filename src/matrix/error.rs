@@ -97,6 +97,16 @@ fn is_transient_http(e: &matrix_sdk::HttpError) -> bool {
     }
 }
 
+impl From<govtrust_api::Error> for MatrixError {
+    /// The contract's checks refuse only what the homeserver served.
+    fn from(e: govtrust_api::Error) -> Self {
+        match e {
+            govtrust_api::Error::InvalidKeys(why) => MatrixError::InvalidKeys(why),
+            other => MatrixError::InvalidKeys(other.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for MatrixError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -5,13 +5,12 @@
 //!
 //! The homeserver is untrusted for integrity (see DESIGN.md): everything
 //! here that the enrollment decision rests on is checked from signatures
-//! ([`keys`]), never taken from the homeserver's word. Room state written by
+//! (`govtrust_api::keys`), never taken from the homeserver's word. Room state written by
 //! the bot is transport only; clients verify the certificate chain.
 
 pub mod agency;
 mod bot;
 mod error;
-pub mod keys;
 
 use std::path::PathBuf;
 
@@ -20,7 +19,7 @@ use url::Url;
 pub use agency::{ChallengeReceiver, EnrollmentChallengeEventContent, CHALLENGE_EVENT_TYPE};
 pub use bot::Bot;
 pub use error::MatrixError;
-pub use keys::{QueriedDevice, QueriedIdentity};
+pub use govtrust_api::keys::{QueriedDevice, QueriedIdentity};
 
 /// Default localpart of the directory room's alias
 /// (`#govtrust-directory:<server_name>`).

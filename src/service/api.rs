@@ -3,29 +3,32 @@
 //! logic lives in [`super::enroll`], background work in [`super::tasks`].
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use govtrust_pki::RevocationReason;
-use govtrust_verifier::{AuthorityRecord, UnixTime};
+use govtrust_verifier::AuthorityRecord;
 use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::auth::{authenticate_agency_chain, token_hash, AgencyClient};
-use super::enroll::{self, ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse};
+use super::caller::{Agency, AgencyIdentity, Caller, Operator};
+use super::enroll;
 use super::error::{ApiError, ErrorBody};
-use super::server::{ConnectionAuth, PeerCertificates};
 use super::state::{AppState, Service};
 use super::tasks::{self, now_ms};
+use govtrust_api::authority::AuthorityInput;
+use govtrust_api::enrollment::{
+    ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse,
+};
+
 use crate::storage::{
-    AuditEntry, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateStatus,
-    NewCertificate, StoreError,
+    AuditEntry, Authority, AuthorityStatus, Certificate, CertificateKind, NewCertificate,
+    StoreError,
 };
 
 /// The router with every route and the JSON-error layers.
@@ -98,119 +101,6 @@ where
             }
             Err(e) => Err(ApiError::bad_json(e.body_text())),
         }
-    }
-}
-
-/// An authenticated, active-or-not agency (mTLS) within its rate limit.
-pub struct Agency(pub AgencyClient);
-
-impl FromRequestParts<AppState> for Agency {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<PeerCertificates>()
-            .cloned()
-            .unwrap_or_default();
-        // The chain is fixed for the connection: verify its signatures on
-        // the first request, and on later ones only that the time is still
-        // within every certificate's validity (what a new validation would
-        // re-decide). Revocation and the rate limit stay per request.
-        let now = UnixTime::now();
-        let memo = parts.extensions.get::<ConnectionAuth>().cloned();
-        let client = match memo.as_ref().and_then(|m| m.0.get()?.at(now).cloned()) {
-            Some(client) => client,
-            None => {
-                let chain = authenticate_agency_chain(&peer.0, svc.pki.anchors(), now)?;
-                let client = chain.client().clone();
-                if let Some(memo) = memo {
-                    let _ = memo.0.set(chain);
-                }
-                client
-            }
-        };
-        if let Some(cert) = svc
-            .store
-            .get_certificate(&client.certificate_serial)
-            .await?
-        {
-            if cert.status == CertificateStatus::Revoked {
-                return Err(ApiError::client_cert_rejected(
-                    "client certificate is revoked (revoked)",
-                ));
-            }
-        }
-        svc.limiter.check(&client.authority_id).map_err(|wait| {
-            ApiError::rate_limited(format!(
-                "rate limit exceeded; retry in {} ms",
-                wait.as_millis()
-            ))
-        })?;
-        Ok(Agency(client))
-    }
-}
-
-/// An operator, by bearer token.
-pub struct Operator(pub String);
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("operator endpoints need Authorization: Bearer <token>")
-            })?;
-        let operator = svc
-            .store
-            .find_operator_by_token_hash(&token_hash(token.trim()))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown operator token"))?;
-        Ok(Operator(operator.name))
-    }
-}
-
-/// Either party: an agency (limited to its own authority) or an operator.
-pub enum Caller {
-    /// An agency client.
-    Agency(AgencyClient),
-    /// An operator.
-    Operator(String),
-}
-
-impl Caller {
-    fn actor(&self) -> String {
-        match self {
-            Caller::Agency(a) => format!("agency:{}", a.authority_id),
-            Caller::Operator(o) => format!("operator:{o}"),
-        }
-    }
-
-    fn may_see(&self, cert: &Certificate) -> bool {
-        match self {
-            Caller::Agency(a) => a.authority_id == cert.authority_id,
-            Caller::Operator(_) => true,
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
-        if parts.headers.contains_key(AUTHORIZATION) {
-            return Operator::from_request_parts(parts, svc)
-                .await
-                .map(|o| Caller::Operator(o.0));
-        }
-        Agency::from_request_parts(parts, svc)
-            .await
-            .map(|a| Caller::Agency(a.0))
     }
 }
 
@@ -347,7 +237,7 @@ async fn crl(State(svc): State<AppState>, Path(name): Path<String>) -> Result<Re
     security(("mtls" = [])))]
 async fn challenge(
     State(svc): State<AppState>,
-    Agency(agency): Agency,
+    agency: Agency,
     ApiJson(request): ApiJson<ChallengeRequest>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
     enroll::challenge(&svc, &agency, request).await.map(Json)
@@ -358,10 +248,10 @@ async fn challenge(
     security(("mtls" = [])))]
 async fn enrollment(
     State(svc): State<AppState>,
-    Agency(agency): Agency,
+    AgencyIdentity(agency): AgencyIdentity,
     ApiJson(request): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    enroll::enroll(&svc, &agency, request).await.map(Json)
+    enroll::enroll(&svc, agency, request).await.map(Json)
 }
 
 /// A stored certificate as the API shows it.
@@ -467,65 +357,6 @@ async fn revoke(
 
 // ----- operator: authority registry ---------------------------------------
 
-/// An authority as the registry API takes and returns it.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorityInput {
-    /// The official record (subject DN of its certificates).
-    #[schema(value_type = Object)]
-    pub record: AuthorityRecord,
-    /// Matrix server names of its users.
-    pub servers: Vec<String>,
-    /// Localpart patterns (`*` wildcard) of users it may enroll.
-    pub user_patterns: Vec<String>,
-    /// Operational contact.
-    #[serde(default)]
-    pub contact: Option<String>,
-}
-
-impl AuthorityInput {
-    /// Validates and converts to a stored authority.
-    pub fn into_authority(
-        self,
-        status: AuthorityStatus,
-        created_at: i64,
-    ) -> Result<Authority, ApiError> {
-        self.record
-            .validate()
-            .map_err(|e| ApiError::invalid_param(e.to_string()))?;
-        if self.servers.is_empty() || self.user_patterns.is_empty() {
-            return Err(ApiError::invalid_param(
-                "servers and user_patterns must not be empty",
-            ));
-        }
-        for server in &self.servers {
-            govtrust_verifier::validate_server_name(server)
-                .map_err(|why| ApiError::invalid_param(format!("server {server:?}: {why}")))?;
-        }
-        for pattern in &self.user_patterns {
-            super::policy::validate_pattern(pattern).map_err(ApiError::invalid_param)?;
-        }
-        if self
-            .contact
-            .as_ref()
-            .is_some_and(|c| c.len() > 512 || c.chars().any(char::is_control))
-        {
-            return Err(ApiError::invalid_param(
-                "contact must be at most 512 printable characters",
-            ));
-        }
-        Ok(Authority {
-            record: self.record,
-            servers: self.servers,
-            user_patterns: self.user_patterns,
-            status,
-            contact: self.contact,
-            created_at,
-            updated_at: now_ms(),
-        })
-    }
-}
-
 /// An authority with its status.
 #[derive(Serialize, ToSchema)]
 pub struct AuthorityView {
@@ -588,7 +419,8 @@ async fn create_authority(
     Operator(op): Operator,
     ApiJson(input): ApiJson<AuthorityInput>,
 ) -> Result<Json<AuthorityView>, ApiError> {
-    let authority = input.into_authority(AuthorityStatus::Active, now_ms())?;
+    let now = now_ms();
+    let authority = input.into_authority(AuthorityStatus::Active, now, now)?;
     let id = authority.record.id.clone();
     svc.store
         .insert_authority(
@@ -627,7 +459,7 @@ async fn update_authority(
         .get_authority(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
-    let authority = input.into_authority(existing.status, existing.created_at)?;
+    let authority = input.into_authority(existing.status, existing.created_at, now_ms())?;
     svc.store
         .update_authority(
             authority.clone(),

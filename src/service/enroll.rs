@@ -12,138 +12,43 @@
 //! The keys are bound when the challenge is made — the moment the service
 //! encrypts to the device — so the enrollment call itself needs no
 //! homeserver: an outage between the two steps loses nothing.
+//!
+//! The challenge is consumed in the transaction that stores the
+//! certificate (`Store::enroll_certificate`): a challenge is used up
+//! exactly when a certificate is stored for it, and of concurrent uses of
+//! one challenge only one gets a certificate (the others' certificates are
+//! signed but never stored nor returned). A refused attempt (wrong proof,
+//! wrong key, wrong device) leaves the challenge usable for its device.
 
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use govtrust_api::enrollment::{
+    signing_payload, ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse, Kind,
+    Proof,
+};
+use govtrust_api::policy::{check_user, PolicyDenial};
 use govtrust_pki::AttestationRequest;
 use govtrust_verifier::event::state_key;
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::auth::AgencyClient;
+use super::caller::Agency;
 use super::error::ApiError;
-use super::policy::{check_user, PolicyDenial};
 use super::state::Service;
 use super::tasks::now_ms;
 use crate::storage::{
-    AuditEntry, Authority, AuthorityStatus, CertificateKind, Challenge, ChallengeOutcome,
-    NewCertificate, NewOutboxItem,
+    AuditEntry, Authority, AuthorityStatus, CertificateKind, Challenge, ChallengeClaim,
+    ChallengeOutcome, NewCertificate, NewOutboxItem,
 };
 
-/// Which key an enrollment attests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// The device's own Ed25519 key.
-    Device,
-    /// The user's cross-signing master key.
-    Identity,
-}
-
-impl Kind {
-    fn storage(self) -> CertificateKind {
-        match self {
-            Kind::Device => CertificateKind::Device,
-            Kind::Identity => CertificateKind::Identity,
-        }
+/// The kind of certificate an enrollment of `kind` stores.
+fn certificate_kind(kind: Kind) -> CertificateKind {
+    match kind {
+        Kind::Device => CertificateKind::Device,
+        Kind::Identity => CertificateKind::Identity,
     }
-}
-
-/// How the agency proves it controls the device.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Proof {
-    /// The service sends a secret Olm-encrypted to exactly that device; the
-    /// agency returns it. Works with stock matrix-sdk 0.18.
-    #[default]
-    ToDevice,
-    /// The service returns a nonce; the device signs the signing payload
-    /// with its Ed25519 key (Matrix signing rules: canonical JSON).
-    Signature,
-}
-
-impl Proof {
-    fn as_str(self) -> &'static str {
-        match self {
-            Proof::ToDevice => "to_device",
-            Proof::Signature => "signature",
-        }
-    }
-}
-
-/// `POST /v1/enrollment/challenge`
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChallengeRequest {
-    /// Device or identity attestation.
-    pub kind: Kind,
-    /// The agency's Matrix user.
-    pub user_id: String,
-    /// The device that receives (or signs) the challenge. For identity
-    /// enrollment: a device of the user signed by its self-signing key.
-    pub device_id: String,
-    /// Proof of possession method.
-    #[serde(default)]
-    pub proof: Proof,
-}
-
-/// Answer to a challenge request.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct ChallengeResponse {
-    /// The proof method in force.
-    pub proof: Proof,
-    /// Milliseconds since the Unix epoch after which the challenge is void.
-    pub expires_at: i64,
-    /// With `signature` proof: the object the device signs (canonical JSON,
-    /// Matrix signing rules), containing the nonce. Absent for `to_device`,
-    /// where the secret only ever travels to the device.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signing_payload: Option<serde_json::Value>,
-}
-
-/// `POST /v1/enrollment`
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    /// Device or identity attestation.
-    pub kind: Kind,
-    /// The agency's Matrix user.
-    pub user_id: String,
-    /// The device the challenge went to.
-    pub device_id: String,
-    /// The key to attest (device key or master key), standard base64.
-    pub key: String,
-    /// The secret the device received (`to_device`) or the nonce (`signature`).
-    pub challenge: String,
-    /// With `signature` proof: the device's Ed25519 signature over the
-    /// signing payload, base64.
-    #[serde(default)]
-    pub signature: Option<String>,
-    /// Wait up to this many milliseconds for the state event to be
-    /// published, to return its event ID (default 3000, at most 10000).
-    #[serde(default)]
-    pub wait_for_event_ms: Option<u64>,
-}
-
-/// A successful enrollment.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct EnrollResponse {
-    /// Certificate serial, hex.
-    pub serial: String,
-    /// The chain, leaf first, standard base64 DER (as in the state event).
-    pub chain: Vec<String>,
-    /// The chain as PEM.
-    pub chain_pem: String,
-    /// RFC 3339 end of validity.
-    pub not_after: String,
-    /// State key of the `io.govtrust.attestation` event.
-    pub state_key: String,
-    /// The event ID once published; `null` if publication is pending
-    /// (the outbox retries until the homeserver takes it).
-    pub event_id: Option<String>,
 }
 
 fn param(e: impl std::fmt::Display) -> ApiError {
@@ -151,21 +56,16 @@ fn param(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// The authority behind an agency client, which must exist and be active.
-pub async fn active_authority(svc: &Service, agency: &AgencyClient) -> Result<Authority, ApiError> {
-    let authority = svc
-        .store
-        .get_authority(&agency.authority_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::unknown_authority(format!(
-                "authority {} is not registered with this service",
-                agency.authority_id
-            ))
-        })?;
+pub fn active_authority(agency: &Agency) -> Result<&Authority, ApiError> {
+    let id = &agency.client.authority_id;
+    let authority = agency.authority.as_ref().ok_or_else(|| {
+        ApiError::unknown_authority(format!(
+            "authority {id} is not registered with this service"
+        ))
+    })?;
     if authority.status != AuthorityStatus::Active {
         return Err(ApiError::authority_suspended(format!(
-            "authority {} is suspended",
-            agency.authority_id
+            "authority {id} is suspended"
         )));
     }
     Ok(authority)
@@ -212,28 +112,17 @@ fn challenge_id(secret: &str) -> String {
     govtrust_pki::hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
 }
 
-/// The object a device signs for `signature` proof.
-pub fn signing_payload(svc: &Service, nonce: &str, user: &str, device: &str) -> serde_json::Value {
-    serde_json::json!({
-        "type": "io.govtrust.enrollment",
-        "challenge": nonce,
-        "user_id": user,
-        "device_id": device,
-        "service": svc.config.public_base(),
-    })
-}
-
 /// Step 1: checks the request, binds the keys the homeserver serves now,
 /// and delivers (or returns) the challenge.
 pub async fn challenge(
     svc: &Service,
-    agency: &AgencyClient,
+    agency: &Agency,
     request: ChallengeRequest,
 ) -> Result<ChallengeResponse, ApiError> {
     let user = UserId::parse(&request.user_id).map_err(param)?;
     let device = DeviceId::parse(&request.device_id).map_err(param)?;
-    let authority = active_authority(svc, agency).await?;
-    permit(svc, &authority, &user)?;
+    let authority = active_authority(agency)?;
+    permit(svc, authority, &user)?;
 
     let answer = svc.keys.lookup(&user, &device).await?;
     let queried = answer.device.ok_or_else(|| {
@@ -275,7 +164,7 @@ pub async fn challenge(
             authority_id: authority.record.id.clone(),
             user_id: user.to_string(),
             device_id: device.to_string(),
-            kind: request.kind.storage(),
+            kind: certificate_kind(request.kind),
             proof: request.proof.as_str().to_owned(),
             key: attested.to_base64(),
             device_key: queried.ed25519.to_base64(),
@@ -292,13 +181,14 @@ pub async fn challenge(
         let delivered = svc.keys.deliver(&user, &device, &secret).await;
         if !matches!(&delivered, Ok(olm_key) if *olm_key == queried.ed25519) {
             svc.store
-                .consume_challenge(
-                    &id,
-                    &authority.record.id,
-                    user.as_str(),
-                    device.as_str(),
-                    now_ms(),
-                )
+                .consume_challenge(ChallengeClaim {
+                    id,
+                    authority_id: authority.record.id.clone(),
+                    user_id: user.to_string(),
+                    device_id: device.to_string(),
+                    key: attested.to_base64(),
+                    now: now_ms(),
+                })
                 .await?;
             delivered?;
             return Err(ApiError::key_mismatch(
@@ -309,15 +199,21 @@ pub async fn challenge(
     Ok(ChallengeResponse {
         proof: request.proof,
         expires_at,
-        signing_payload: (request.proof == Proof::Signature)
-            .then(|| signing_payload(svc, &secret, user.as_str(), device.as_str())),
+        signing_payload: (request.proof == Proof::Signature).then(|| {
+            signing_payload(
+                &svc.config.public_base(),
+                &secret,
+                user.as_str(),
+                device.as_str(),
+            )
+        }),
     })
 }
 
 /// Step 2: checks the proof and the key, issues, stores and queues the event.
 pub async fn enroll(
     svc: &Service,
-    agency: &AgencyClient,
+    client: AgencyClient,
     request: EnrollRequest,
 ) -> Result<EnrollResponse, ApiError> {
     let started = Instant::now();
@@ -329,50 +225,29 @@ pub async fn enroll(
             "challenge must be 1 to 256 characters",
         ));
     }
-    let authority = active_authority(svc, agency).await?;
-    permit(svc, &authority, &user)?;
-
     let id = challenge_id(&request.challenge);
-    let stored = svc.store.get_challenge(&id).await?.ok_or_else(|| {
+    let (agency, stored) = Agency::resolve(svc, client, Some(&id)).await?;
+    let authority = active_authority(&agency)?;
+    permit(svc, authority, &user)?;
+
+    let claim = ChallengeClaim {
+        id,
+        authority_id: authority.record.id.clone(),
+        user_id: user.to_string(),
+        device_id: device.to_string(),
+        key: key.to_base64(),
+        now: now_ms(),
+    };
+    let stored = stored.ok_or_else(|| {
         ApiError::proof_failed("no challenge with that secret was sent: proof of possession failed")
     })?;
-    if stored.kind != request.kind.storage() {
+    if stored.kind != certificate_kind(request.kind) {
         return Err(ApiError::challenge_mismatch(
             "the challenge was made for another kind of attestation",
         ));
     }
     if stored.proof == Proof::Signature.as_str() {
         verify_signature(svc, &stored, &request)?;
-    }
-    match svc
-        .store
-        .consume_challenge(
-            &id,
-            &authority.record.id,
-            user.as_str(),
-            device.as_str(),
-            now_ms(),
-        )
-        .await?
-    {
-        ChallengeOutcome::Ok => {}
-        ChallengeOutcome::Unknown => return Err(ApiError::challenge_unknown("no such challenge")),
-        ChallengeOutcome::Expired => {
-            return Err(ApiError::challenge_expired("the challenge has expired"))
-        }
-        ChallengeOutcome::AlreadyUsed => {
-            return Err(ApiError::challenge_used("the challenge was already used"))
-        }
-        ChallengeOutcome::WrongBinding => {
-            return Err(ApiError::challenge_mismatch(
-                "the challenge was issued for another authority, user or device",
-            ))
-        }
-    }
-    if stored.key != key.to_base64() {
-        return Err(ApiError::key_mismatch(
-            "the reported key is not the key the homeserver served for this device when the challenge was made",
-        ));
     }
 
     let subject = match request.kind {
@@ -393,7 +268,7 @@ pub async fn enroll(
         .store
         .find_live_certificate(
             user.as_str(),
-            request.kind.storage(),
+            certificate_kind(request.kind),
             attested_device.as_deref(),
             now_ms(),
         )
@@ -405,12 +280,14 @@ pub async fn enroll(
         content: serde_json::to_value(&content).unwrap_or_default(),
     });
     let outbox_queued = outbox.is_some();
-    svc.store
-        .insert_certificate(
+    let consumed = svc
+        .store
+        .enroll_certificate(
+            claim,
             NewCertificate {
                 serial: serial.clone(),
                 issuing_ca: svc.pki.issuing_id().to_owned(),
-                kind: request.kind.storage(),
+                kind: certificate_kind(request.kind),
                 user_id: Some(user.to_string()),
                 device_id: attested_device,
                 key: key.to_base64(),
@@ -423,7 +300,7 @@ pub async fn enroll(
             },
             outbox,
             AuditEntry::new(
-                format!("agency:{}", agency.authority_id),
+                format!("agency:{}", agency.client.authority_id),
                 "certificate.issued",
                 serial.clone(),
                 serde_json::json!({
@@ -431,11 +308,12 @@ pub async fn enroll(
                     "user_id": user.as_str(),
                     "device_id": device.as_str(),
                     "key": key.to_base64(),
-                    "client_certificate": agency.certificate_serial,
+                    "client_certificate": agency.client.certificate_serial,
                 }),
             ),
         )
         .await?;
+    challenge_usable(consumed.err().unwrap_or(ChallengeOutcome::Ok))?;
     svc.metrics
         .issuance_latency
         .observe(started.elapsed().as_secs_f64());
@@ -463,6 +341,24 @@ pub async fn enroll(
     })
 }
 
+/// The API error for a challenge that cannot be consumed.
+fn challenge_usable(outcome: ChallengeOutcome) -> Result<(), ApiError> {
+    match outcome {
+        ChallengeOutcome::Ok => Ok(()),
+        ChallengeOutcome::Unknown => Err(ApiError::challenge_unknown("no such challenge")),
+        ChallengeOutcome::Expired => Err(ApiError::challenge_expired("the challenge has expired")),
+        ChallengeOutcome::AlreadyUsed => {
+            Err(ApiError::challenge_used("the challenge was already used"))
+        }
+        ChallengeOutcome::WrongBinding => Err(ApiError::challenge_mismatch(
+            "the challenge was issued for another authority, user or device",
+        )),
+        ChallengeOutcome::KeyMismatch => Err(ApiError::key_mismatch(
+            "the reported key is not the key the homeserver served for this device when the challenge was made",
+        )),
+    }
+}
+
 /// Checks a `signature` proof: an Ed25519 signature by the device key bound
 /// at challenge time over the canonical JSON of the signing payload.
 fn verify_signature(
@@ -478,12 +374,12 @@ fn verify_signature(
         .decode(signature.trim_end_matches('='))
         .map_err(|_| ApiError::invalid_param("signature is not base64"))?;
     let payload = signing_payload(
-        svc,
+        &svc.config.public_base(),
         &request.challenge,
         &request.user_id,
         &request.device_id,
     );
-    let bytes = crate::matrix::keys::signing_bytes(
+    let bytes = govtrust_api::keys::signing_bytes(
         payload
             .as_object()
             .ok_or_else(|| ApiError::internal("payload"))?,

@@ -82,6 +82,14 @@ impl From<govtrust_pki::Error> for ApiError {
     }
 }
 
+impl From<govtrust_api::Error> for ApiError {
+    /// Input the contract's checks refuse is the client's error: the text
+    /// names the field.
+    fn from(e: govtrust_api::Error) -> Self {
+        ApiError::invalid_param(e.to_string())
+    }
+}
+
 impl ApiError {
     /// Logs an unexpected failure and hides its detail from the client.
     pub fn from_internal(err: &anyhow::Error) -> Self {

@@ -1,22 +1,22 @@
 //! The enrollment & attestation service (`govtrust serve`).
 //!
 //! Layout follows the roles: [`config`] (TOML + environment), [`pki`] (the
-//! CAs), [`auth`] and [`policy`] (who may do what), [`enroll`] (the
-//! enrollment flow), [`api`] and [`server`] (HTTPS), [`tasks`] (outbox
-//! publisher, CRLs, renewal), [`keys`] (homeserver key lookups),
-//! [`authority_import`] (the `authority import` file format), with
-//! storage in [`crate::storage`] and Matrix in [`crate::matrix`].
+//! CAs), [`auth`] and [`caller`] (who is calling), [`enroll`] (the enrollment flow),
+//! [`api`] and [`server`] (HTTPS), [`tasks`] (outbox publisher, CRLs,
+//! renewal), [`keys`] (homeserver key lookups), with storage in
+//! [`crate::storage`] and Matrix in [`crate::matrix`]. The request bodies,
+//! authority records, user policy and the `authority import` file format
+//! are the pure crate `govtrust_api`.
 
 pub mod api;
 pub mod auth;
-pub mod authority_import;
+pub mod caller;
 pub mod config;
 pub mod enroll;
 pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod pki;
-pub mod policy;
 pub mod server;
 pub mod state;
 pub mod tasks;

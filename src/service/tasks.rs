@@ -227,7 +227,8 @@ async fn renew_one(svc: &Service, cert: &Certificate) -> Result<bool> {
         return Ok(false);
     };
     if authority.status != AuthorityStatus::Active
-        || super::policy::check_user(&user, &authority.servers, &authority.user_patterns).is_err()
+        || govtrust_api::policy::check_user(&user, &authority.servers, &authority.user_patterns)
+            .is_err()
     {
         return Ok(false);
     }

@@ -3,64 +3,21 @@
 //! All times are unix milliseconds (`i64`): one representation that both
 //! backends store as `BIGINT` and that compares correctly in SQL.
 
-use govtrust_verifier::AuthorityRecord;
+pub use govtrust_api::authority::{Authority, AuthorityStatus};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
-/// Whether an authority may currently enroll devices.
-///
-/// Suspending (instead of deleting) keeps the certificates, audit entries and
-/// challenges that reference the authority intact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthorityStatus {
-    /// The authority may enroll and its certificates are renewed.
-    Active,
-    /// Enrollment and renewal are refused until an operator reactivates it.
-    Suspended,
-}
-
-impl AuthorityStatus {
-    /// The value stored in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-        }
-    }
-
-    /// Parses the stored value; anything else means the row is corrupt.
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "active" => Ok(Self::Active),
-            "suspended" => Ok(Self::Suspended),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown authority status {other:?}"
-            ))),
-        }
-    }
-}
-
-/// A government authority that may enroll devices, with the official record
-/// that goes into its certificates' subject DN.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Authority {
-    /// The official record (its `id` is the primary key).
-    pub record: AuthorityRecord,
-    /// Matrix server names whose users this authority may enroll.
-    pub servers: Vec<String>,
-    /// Glob-like patterns on the localpart of users it may enroll
-    /// (e.g. `office.*`); matching is the service's job, storage keeps them.
-    pub user_patterns: Vec<String>,
-    /// Active or suspended.
-    pub status: AuthorityStatus,
-    /// Free-form operational contact (mail address, ticket queue, ...).
-    pub contact: Option<String>,
-    /// When the authority was first stored (unix ms).
-    pub created_at: i64,
-    /// When it was last changed (unix ms).
-    pub updated_at: i64,
+/// What the service knows about an agency client when a request arrives:
+/// read together so that every agency request costs one round trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgencyStanding {
+    /// The client's authority, if registered.
+    pub authority: Option<Authority>,
+    /// The status of the client certificate, if this service issued it.
+    pub client_status: Option<CertificateStatus>,
+    /// The challenge asked about (an enrollment's), if it exists.
+    pub challenge: Option<Challenge>,
 }
 
 /// A proof-of-possession challenge, sent Olm-encrypted to exactly one device.
@@ -92,7 +49,28 @@ pub struct Challenge {
     pub used_at: Option<i64>,
 }
 
-/// Result of [`Store::consume_challenge`](super::Store::consume_challenge).
+/// What consuming a challenge must match: the caller's claim about whom it
+/// was sent to, checked in the same conditional `UPDATE` that consumes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeClaim {
+    /// The challenge id (the SHA-256 of its secret).
+    pub id: String,
+    /// The authority the caller acts for.
+    pub authority_id: String,
+    /// The user the caller enrolls.
+    pub user_id: String,
+    /// The device the caller says received the challenge.
+    pub device_id: String,
+    /// The key the caller wants attested (unpadded base64): it must be the
+    /// key bound when the challenge was made.
+    pub key: String,
+    /// The time of consumption (unix ms); the challenge must not have
+    /// expired by then.
+    pub now: i64,
+}
+
+/// Result of [`Store::consume_challenge`](super::Store::consume_challenge)
+/// and of the claim in [`Store::enroll_certificate`](super::Store::enroll_certificate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChallengeOutcome {
@@ -107,6 +85,9 @@ pub enum ChallengeOutcome {
     /// It exists but was issued for another authority, user or device.
     /// Such an attempt does not burn the challenge.
     WrongBinding,
+    /// It exists, is bound as claimed and usable, but the key claimed is
+    /// not the key bound when it was made. Does not burn it either.
+    KeyMismatch,
 }
 
 /// What a certificate attests.

@@ -8,9 +8,9 @@ use tokio::sync::oneshot;
 
 use super::audit::{AuditEntry, AuditRecord, AuditReport, ChainVerifier};
 use super::model::{
-    Authority, AuthorityStatus, Certificate, CertificateKind, CertificateStatus, Challenge,
-    ChallengeOutcome, NewCertificate, NewOutboxItem, OperatorToken, OutboxRecord, OutboxState,
-    Revocation, RevokeOutcome, StoredCrl,
+    AgencyStanding, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateStatus,
+    Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate, NewOutboxItem, OperatorToken,
+    OutboxRecord, OutboxState, Revocation, RevokeOutcome, StoredCrl,
 };
 use super::writer::{
     to_i64, Job, Op, Outcome, PreparedAudit, PreparedAuthority, PreparedOutbox, Reply, Work,
@@ -38,6 +38,18 @@ macro_rules! authority_cols {
     () => {
         "id, name, unit, street, postal_code, locality, state, country, servers, \
          user_patterns, status, contact, created_at, updated_at"
+    };
+}
+
+/// Columns of `challenges`, named `ch_*` so that they can sit beside
+/// another table's in one row, in the order [`challenge_from_row`] reads
+/// them.
+macro_rules! challenge_cols {
+    () => {
+        "id AS ch_id, authority_id AS ch_authority_id, user_id AS ch_user_id, \
+         device_id AS ch_device_id, created_at AS ch_created_at, expires_at AS ch_expires_at, \
+         used_at AS ch_used_at, kind AS ch_kind, proof AS ch_proof, key AS ch_key, \
+         device_key AS ch_device_key"
     };
 }
 
@@ -109,10 +121,26 @@ fn authority_from_row(row: &AnyRow) -> StoreResult<Authority> {
             .map_err(|e| StoreError::Corrupt(format!("authority servers: {e}")))?,
         user_patterns: serde_json::from_str(&patterns)
             .map_err(|e| StoreError::Corrupt(format!("authority user_patterns: {e}")))?,
-        status: AuthorityStatus::parse(&status)?,
+        status: AuthorityStatus::parse(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         contact: row.try_get("contact")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn challenge_from_row(row: &AnyRow) -> StoreResult<Challenge> {
+    Ok(Challenge {
+        id: row.try_get("ch_id")?,
+        authority_id: row.try_get("ch_authority_id")?,
+        user_id: row.try_get("ch_user_id")?,
+        device_id: row.try_get("ch_device_id")?,
+        kind: CertificateKind::parse(&row.try_get::<String, _>("ch_kind")?)?,
+        proof: row.try_get("ch_proof")?,
+        key: row.try_get("ch_key")?,
+        device_key: row.try_get("ch_device_key")?,
+        created_at: row.try_get("ch_created_at")?,
+        expires_at: row.try_get("ch_expires_at")?,
+        used_at: row.try_get("ch_used_at")?,
     })
 }
 
@@ -176,16 +204,20 @@ fn limit_i64(limit: u32) -> i64 {
 }
 
 impl Store {
-    /// Hands a change to the writer task and waits for its committed result.
+    /// Hands a change to its writer task and waits for its committed result.
     async fn submit(&self, op: Op, audit: Option<AuditEntry>, at: i64) -> StoreResult<Reply> {
         let audit = audit.map(prepare_audit).transpose()?;
+        let writers = &self.inner.writers;
+        let writer = match op {
+            Op::InsertChallenge(_) | Op::ConsumeChallenge(_) => &writers.challenges,
+            _ => &writers.audited,
+        };
         let (reply, rx) = oneshot::channel();
         let job = Job {
             work: Work { op, audit, at },
             reply,
         };
-        self.inner
-            .jobs
+        writer
             .send(job)
             .await
             .map_err(|_| StoreError::WriterClosed)?;
@@ -256,6 +288,51 @@ impl Store {
         row.as_ref().map(authority_from_row).transpose()
     }
 
+    /// Everything an agency request needs to know about its caller, in one
+    /// round trip (every agency request pays it): the authority record
+    /// (`None` if not registered), the status of the client certificate it
+    /// authenticated with (`None` if this service did not issue it), and,
+    /// for an enrollment, the challenge it answers (`None` if unknown).
+    pub async fn agency_standing(
+        &self,
+        authority_id: &str,
+        client_serial: &str,
+        challenge_id: Option<&str>,
+    ) -> StoreResult<AgencyStanding> {
+        let row = sqlx::query(concat!(
+            "SELECT client_status, ",
+            authority_cols!(),
+            ", ch.* FROM (SELECT (SELECT status FROM certificates WHERE serial = $2) \
+             AS client_status) AS s \
+             LEFT JOIN authorities ON authorities.id = $1 \
+             LEFT JOIN (SELECT ",
+            challenge_cols!(),
+            " FROM challenges WHERE id = $3) AS ch ON TRUE"
+        ))
+        .bind(authority_id)
+        .bind(client_serial)
+        .bind(challenge_id)
+        .fetch_one(self.pool())
+        .await?;
+        let client_status = row
+            .try_get::<Option<String>, _>("client_status")?
+            .map(|s| CertificateStatus::parse(&s))
+            .transpose()?;
+        let authority = match row.try_get::<Option<String>, _>("id")? {
+            Some(_) => Some(authority_from_row(&row)?),
+            None => None,
+        };
+        let challenge = match row.try_get::<Option<String>, _>("ch_id")? {
+            Some(_) => Some(challenge_from_row(&row)?),
+            None => None,
+        };
+        Ok(AgencyStanding {
+            authority,
+            client_status,
+            challenge,
+        })
+    }
+
     /// Up to `limit` authorities ordered by id, starting after `after_id`
     /// (keyset paging: pass the last id of the previous page).
     pub async fn list_authorities(
@@ -314,118 +391,48 @@ impl Store {
     // ----- challenges --------------------------------------------------
 
     /// Stores a fresh challenge. Not audited: issuing a challenge grants
-    /// nothing; the enrollment that consumes it is audited.
+    /// nothing; the enrollment that consumes it is audited. Goes through the
+    /// writer like every change, so challenges share its batched commits.
     /// [`StoreError::Duplicate`] if the id exists.
     pub async fn insert_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
-        let _gate = self.write_gate().await;
-        let res = sqlx::query(
-            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
-             kind, proof, key, device_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(challenge.id.as_str())
-        .bind(challenge.authority_id.as_str())
-        .bind(challenge.user_id.as_str())
-        .bind(challenge.device_id.as_str())
-        .bind(challenge.created_at)
-        .bind(challenge.expires_at)
-        .bind(challenge.used_at)
-        .bind(challenge.kind.as_str())
-        .bind(challenge.proof.as_str())
-        .bind(challenge.key.as_str())
-        .bind(challenge.device_key.as_str())
-        .execute(self.pool())
-        .await?;
-        if res.rows_affected() == 0 {
-            return Err(duplicate("challenge", &challenge.id));
+        let op = Op::InsertChallenge(Box::new(challenge.clone()));
+        match self.submit(op, None, challenge.created_at).await?.outcome {
+            Outcome::Duplicate => Err(duplicate("challenge", &challenge.id)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    /// Consumes a challenge if it is unused, unexpired at `now` and bound to
-    /// exactly this authority, user and device. One conditional `UPDATE`
-    /// decides, so across all replicas at most one caller ever gets
-    /// [`ChallengeOutcome::Ok`]; other outcomes are classified afterwards.
-    pub async fn consume_challenge(
-        &self,
-        id: &str,
-        authority_id: &str,
-        user_id: &str,
-        device_id: &str,
-        now: i64,
-    ) -> StoreResult<ChallengeOutcome> {
-        {
-            let _gate = self.write_gate().await;
-            let res = sqlx::query(
-                "UPDATE challenges SET used_at = $5 WHERE id = $1 AND authority_id = $2 \
-                 AND user_id = $3 AND device_id = $4 AND used_at IS NULL AND expires_at > $5",
-            )
-            .bind(id)
-            .bind(authority_id)
-            .bind(user_id)
-            .bind(device_id)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-            if res.rows_affected() == 1 {
-                return Ok(ChallengeOutcome::Ok);
-            }
-        }
-        let row = sqlx::query(
-            "SELECT authority_id, user_id, device_id, expires_at, used_at FROM challenges WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else {
-            return Ok(ChallengeOutcome::Unknown);
-        };
-        let bound_authority: String = row.try_get("authority_id")?;
-        let bound_user: String = row.try_get("user_id")?;
-        let bound_device: String = row.try_get("device_id")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        let used_at: Option<i64> = row.try_get("used_at")?;
+    /// Consumes a challenge if it is unused, unexpired at `claim.now` and
+    /// bound to exactly the claimed authority, user, device and key, without
+    /// issuing anything (burning a challenge whose delivery went wrong). One
+    /// conditional `UPDATE` decides, so across all replicas at most one
+    /// caller ever gets [`ChallengeOutcome::Ok`]; other outcomes are
+    /// classified afterwards.
+    pub async fn consume_challenge(&self, claim: ChallengeClaim) -> StoreResult<ChallengeOutcome> {
+        let now = claim.now;
         Ok(
-            if bound_authority != authority_id || bound_user != user_id || bound_device != device_id
+            match self
+                .submit(Op::ConsumeChallenge(claim), None, now)
+                .await?
+                .outcome
             {
-                ChallengeOutcome::WrongBinding
-            } else if used_at.is_some() {
-                ChallengeOutcome::AlreadyUsed
-            } else if expires_at <= now {
-                ChallengeOutcome::Expired
-            } else {
-                // Unreachable unless the row changed between the statements
-                // (e.g. purged and recreated); report it as used.
-                ChallengeOutcome::AlreadyUsed
+                Outcome::Challenge(refused) => refused,
+                _ => ChallengeOutcome::Ok,
             },
         )
     }
 
     /// The challenge with that id (for diagnostics).
     pub async fn get_challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query(
-            "SELECT id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
-             kind, proof, key, device_key FROM challenges WHERE id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            challenge_cols!(),
+            " FROM challenges WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| {
-            Ok(Challenge {
-                id: row.try_get("id")?,
-                authority_id: row.try_get("authority_id")?,
-                user_id: row.try_get("user_id")?,
-                device_id: row.try_get("device_id")?,
-                kind: CertificateKind::parse(&row.try_get::<String, _>("kind")?)?,
-                proof: row.try_get("proof")?,
-                key: row.try_get("key")?,
-                device_key: row.try_get("device_key")?,
-                created_at: row.try_get("created_at")?,
-                expires_at: row.try_get("expires_at")?,
-                used_at: row.try_get("used_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(challenge_from_row).transpose()
     }
 
     /// Deletes challenges that expired before `before`; returns how many.
@@ -453,16 +460,48 @@ impl Store {
         outbox: Option<NewOutboxItem>,
         audit: AuditEntry,
     ) -> StoreResult<u64> {
+        match self.issue(cert, outbox, audit, None).await? {
+            Ok(seq) => Ok(seq),
+            Err(outcome) => Err(StoreError::Corrupt(format!(
+                "issuance without a challenge refused by {outcome:?}"
+            ))),
+        }
+    }
+
+    /// An enrollment's write: consumes the claimed challenge and stores the
+    /// certificate (as [`Store::insert_certificate`]) in one transaction,
+    /// so a challenge is used up exactly when a certificate is stored for
+    /// it. `Ok(Err(outcome))` when the challenge is refused (unknown,
+    /// expired, already used, bound to someone else): nothing is written.
+    pub async fn enroll_certificate(
+        &self,
+        claim: ChallengeClaim,
+        cert: NewCertificate,
+        outbox: Option<NewOutboxItem>,
+        audit: AuditEntry,
+    ) -> StoreResult<Result<u64, ChallengeOutcome>> {
+        self.issue(cert, outbox, audit, Some(claim)).await
+    }
+
+    async fn issue(
+        &self,
+        cert: NewCertificate,
+        outbox: Option<NewOutboxItem>,
+        audit: AuditEntry,
+        claim: Option<ChallengeClaim>,
+    ) -> StoreResult<Result<u64, ChallengeOutcome>> {
         let serial = cert.serial.clone();
         let at = cert.created_at;
         let op = Op::IssueCertificate {
             cert: Box::new(cert),
             outbox: outbox.map(prepare_outbox).transpose()?,
+            claim,
         };
         let reply = self.submit(op, Some(audit), at).await?;
         match (reply.outcome, reply.audit_seq) {
+            (Outcome::Challenge(refused), _) => Ok(Err(refused)),
             (Outcome::Duplicate, _) => Err(duplicate("certificate", &serial)),
-            (_, Some(seq)) => Ok(seq),
+            (_, Some(seq)) => Ok(Ok(seq)),
             (_, None) => Err(StoreError::Corrupt("issuance without audit entry".into())),
         }
     }

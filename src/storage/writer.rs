@@ -5,6 +5,7 @@
 //! one op inside the batch's transaction and reports an [`Outcome`]. Only
 //! outcomes that changed something get their audit entry appended.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::audit::audit_hash;
 use super::model::{
-    Authority, AuthorityStatus, NewCertificate, OperatorToken, RevokeOutcome, StoredCrl,
+    Authority, AuthorityStatus, Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate,
+    OperatorToken, RevokeOutcome, StoredCrl,
 };
 use super::{Backend, StoreError, StoreResult, MAX_BATCH};
 
@@ -48,9 +50,16 @@ pub(super) enum Op {
         id: String,
         status: AuthorityStatus,
     },
+    /// Stores a fresh challenge (not audited).
+    InsertChallenge(Box<Challenge>),
+    /// Consumes a challenge without issuing anything (burning it).
+    ConsumeChallenge(ChallengeClaim),
+    /// Stores an issued certificate; with a claim, only if the claimed
+    /// challenge is consumed by this very op (an enrollment).
     IssueCertificate {
         cert: Box<NewCertificate>,
         outbox: Option<PreparedOutbox>,
+        claim: Option<ChallengeClaim>,
     },
     Supersede {
         serial: String,
@@ -90,6 +99,9 @@ pub(super) enum Outcome {
     Unchanged,
     /// Result of a revocation.
     Revoke(RevokeOutcome),
+    /// Not applied: the claimed challenge was not consumable (any outcome
+    /// but `Ok`). A `ConsumeChallenge` that succeeds reports `Done`.
+    Challenge(ChallengeOutcome),
 }
 
 impl Outcome {
@@ -138,21 +150,39 @@ struct Writer {
     gate: Option<Arc<Mutex<()>>>,
 }
 
-/// Starts the writer task on the current runtime; it ends when every
+/// Where to queue changes: the writer tasks of one [`super::Store`].
+pub(super) struct Writers {
+    /// Every audited change (and anything that touches audited rows).
+    pub audited: mpsc::Sender<Job>,
+    /// Challenges (stored, burnt): unaudited and independent of everything
+    /// else. On PostgreSQL they have a writer of their own, so their
+    /// commits do not queue behind the audit chain's; SQLite has one write
+    /// lock for the file, so there it is the same writer.
+    pub challenges: mpsc::Sender<Job>,
+}
+
+/// Starts the writer tasks on the current runtime; they end when every
 /// sender is dropped.
-pub(super) fn spawn(
-    pool: AnyPool,
-    backend: Backend,
-    gate: Option<Arc<Mutex<()>>>,
-) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
-    let writer = Writer {
-        pool,
-        backend,
-        gate,
+pub(super) fn spawn(pool: AnyPool, backend: Backend, gate: Option<Arc<Mutex<()>>>) -> Writers {
+    let start = |pool: AnyPool, gate: Option<Arc<Mutex<()>>>| {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
+        let writer = Writer {
+            pool,
+            backend,
+            gate,
+        };
+        tokio::spawn(writer.run(rx));
+        tx
     };
-    tokio::spawn(writer.run(rx));
-    tx
+    let audited = start(pool.clone(), gate.clone());
+    let challenges = match backend {
+        Backend::Postgres => start(pool, gate),
+        Backend::Sqlite => audited.clone(),
+    };
+    Writers {
+        audited,
+        challenges,
+    }
 }
 
 impl Writer {
@@ -220,24 +250,34 @@ impl Writer {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        let head_sql = match self.backend {
-            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
-            // Locks the head row until commit: appends from all replicas
-            // queue here. READ COMMITTED re-reads the row once it gets it.
-            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+        // A batch without audit entries (only challenges) leaves the chain
+        // head alone, and so does not queue behind other replicas' appends.
+        let (mut seq, mut hash) = if works.iter().any(|w| w.audit.is_some()) {
+            let head_sql = match self.backend {
+                Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
+                // Locks the head row until commit: appends from all replicas
+                // queue here. READ COMMITTED re-reads the row once it gets it.
+                Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            };
+            let head = sqlx::query(head_sql).fetch_one(&mut *tx).await?;
+            let head_seq: i64 = head.try_get("seq")?;
+            let seq = u64::try_from(head_seq)
+                .map_err(|_| StoreError::Corrupt(format!("audit head seq {head_seq}")))?;
+            (seq, head.try_get::<String, _>("hash")?)
+        } else {
+            (0, String::new())
         };
-        let head = sqlx::query(head_sql).fetch_one(&mut *tx).await?;
         let locked = Instant::now();
-        let head_seq: i64 = head.try_get("seq")?;
-        let mut hash: String = head.try_get("hash")?;
-        let mut seq = u64::try_from(head_seq)
-            .map_err(|_| StoreError::Corrupt(format!("audit head seq {head_seq}")))?;
         let start = seq;
 
+        let mut bulk = bulk_insert_challenges(&mut tx, works).await?;
         let mut replies = Vec::with_capacity(works.len());
         let mut entries: Vec<AuditRow<'_>> = Vec::new();
-        for work in works {
-            let outcome = apply(&mut tx, self.backend, work).await?;
+        for (index, work) in works.iter().enumerate() {
+            let outcome = match bulk.remove(&index) {
+                Some(outcome) => outcome,
+                None => apply(&mut tx, self.backend, work).await?,
+            };
             let mut audit_seq = None;
             if let (true, Some(a)) = (outcome.changed(), &work.audit) {
                 seq += 1;
@@ -261,13 +301,8 @@ impl Writer {
             }
             replies.push(Reply { outcome, audit_seq });
         }
-        insert_audit_rows(&mut tx, &entries).await?;
         if seq != start {
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(to_i64(seq)?)
-                .bind(hash.as_str())
-                .execute(&mut *tx)
-                .await?;
+            append_audit(&mut tx, self.backend, &entries, to_i64(seq)?, &hash).await?;
         }
         let worked = Instant::now();
         tx.commit()
@@ -283,6 +318,41 @@ impl Writer {
         );
         Ok(replies)
     }
+}
+
+/// Applies the batch's challenge inserts first, together (the batch's other
+/// ops cannot depend on them: a challenge's secret leaves the service only
+/// after its insert is committed). The outcome of each, by index in
+/// `works`.
+async fn bulk_insert_challenges(
+    conn: &mut AnyConnection,
+    works: &[Work],
+) -> StoreResult<HashMap<usize, Outcome>> {
+    let challenges: Vec<(usize, &Challenge)> = works
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match &w.op {
+            Op::InsertChallenge(c) => Some((i, c.as_ref())),
+            _ => None,
+        })
+        .collect();
+    if challenges.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<&Challenge> = challenges.iter().map(|(_, c)| *c).collect();
+    let mut inserted = insert_challenges(conn, &rows).await?;
+    Ok(challenges
+        .into_iter()
+        .map(|(i, c)| {
+            // An id given twice: the first one is the insert.
+            let outcome = if inserted.remove(&c.id) {
+                Outcome::Done
+            } else {
+                Outcome::Duplicate
+            };
+            (i, outcome)
+        })
+        .collect())
 }
 
 /// Whether the database refused a statement because of the data of one
@@ -397,61 +467,26 @@ async fn apply(
                     .await?;
             Ok(found(res.rows_affected()))
         }
-        Op::IssueCertificate { cert, outbox } if backend == Backend::Postgres => {
-            // Certificate, outbox item and superseding older items in one
-            // statement: one round trip on the serialised path instead of
-            // three. Same effect as the SQLite arm.
-            let c = cert;
-            let row = bind_certificate(sqlx::query(
-                "WITH c AS (INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, \
-                 key, authority_id, not_before, not_after, der, status, renewed_from, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12) \
-                 ON CONFLICT (serial) DO NOTHING RETURNING serial), \
-                 o AS (INSERT INTO outbox (kind, state_key, content, state, created_at, attempts, \
-                 next_attempt_at) SELECT $13, $14, $15, 'pending', $12, 0, $12 FROM c \
-                 WHERE $13::text IS NOT NULL RETURNING id), \
-                 s AS (UPDATE outbox SET state = 'superseded', superseded_by = (SELECT id FROM o) \
-                 WHERE state_key = $14 AND state = 'pending' AND id < (SELECT id FROM o)) \
-                 SELECT COUNT(*) AS inserted FROM c",
-            ), c)
-            .bind(outbox.as_ref().map(|o| o.kind.as_str()))
-            .bind(outbox.as_ref().map(|o| o.state_key.as_str()))
-            .bind(outbox.as_ref().map(|o| o.content.as_str()))
-            .fetch_one(&mut *conn)
-            .await?;
-            let inserted: i64 = row.try_get("inserted")?;
-            if inserted == 0 {
-                return Ok(Outcome::Duplicate);
-            }
-            if let Some(old) = &c.renewed_from {
-                supersede_renewed(conn, old).await?;
-            }
-            Ok(Outcome::Done)
+        // `run_batch` applies these in bulk (`bulk_insert_challenges`)
+        // before the batch's other ops; alone, one is a bulk of one.
+        Op::InsertChallenge(c) => {
+            let inserted = insert_challenges(conn, &[c.as_ref()]).await?;
+            Ok(if inserted.is_empty() {
+                Outcome::Duplicate
+            } else {
+                Outcome::Done
+            })
         }
-        Op::IssueCertificate { cert, outbox } => {
-            let c = cert;
-            let res = bind_certificate(
-                sqlx::query(
-                    "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
-                 authority_id, not_before, not_after, der, status, renewed_from, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12) \
-                 ON CONFLICT (serial) DO NOTHING",
-                ),
-                c,
-            )
-            .execute(&mut *conn)
-            .await?;
-            if res.rows_affected() == 0 {
-                return Ok(Outcome::Duplicate);
-            }
-            if let Some(old) = &c.renewed_from {
-                supersede_renewed(conn, old).await?;
-            }
-            if let Some(item) = outbox {
-                enqueue(conn, backend, item, at).await?;
-            }
-            Ok(Outcome::Done)
-        }
+        Op::ConsumeChallenge(claim) => Ok(if try_consume(conn, claim).await? {
+            Outcome::Done
+        } else {
+            Outcome::Challenge(refusal(conn, claim).await?)
+        }),
+        Op::IssueCertificate {
+            cert,
+            outbox,
+            claim,
+        } => issue_certificate(conn, backend, cert, outbox.as_ref(), claim.as_ref(), at).await,
         Op::Supersede { serial } => {
             let res = sqlx::query(SUPERSEDE_SQL)
                 .bind(serial.as_str())
@@ -564,6 +599,227 @@ async fn apply(
     }
 }
 
+/// Stores an issued certificate with its outbox item (superseding older
+/// pending items for the state key), supersedes the certificate it renews,
+/// and, for an enrollment, consumes the claimed challenge: all or nothing.
+///
+/// On PostgreSQL all of it is one statement (one round trip on the
+/// serialised path, where round trips are what limits throughput under
+/// load); SQLite, in process, runs the steps one by one to the same effect.
+async fn issue_certificate(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    c: &NewCertificate,
+    outbox: Option<&PreparedOutbox>,
+    claim: Option<&ChallengeClaim>,
+    at: i64,
+) -> StoreResult<Outcome> {
+    let (consumed, inserted) = match backend {
+        Backend::Postgres => {
+            let row = bind_certificate(
+                sqlx::query(
+                    "WITH ch AS (UPDATE challenges SET used_at = $16::bigint WHERE id = $17::text \
+                     AND authority_id = $18 AND user_id = $19 AND device_id = $20 AND key = $21 \
+                     AND used_at IS NULL AND expires_at > $16::bigint RETURNING id), \
+                     c AS (INSERT INTO certificates (serial, issuing_ca, kind, user_id, \
+                     device_id, key, authority_id, not_before, not_after, der, status, \
+                     renewed_from, created_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12 \
+                     WHERE $17::text IS NULL OR EXISTS (SELECT 1 FROM ch) \
+                     ON CONFLICT (serial) DO NOTHING RETURNING serial), \
+                     o AS (INSERT INTO outbox (kind, state_key, content, state, created_at, \
+                     attempts, next_attempt_at) SELECT $13, $14, $15, 'pending', $12, 0, $12 \
+                     FROM c WHERE $13::text IS NOT NULL RETURNING id), \
+                     s AS (UPDATE outbox SET state = 'superseded', superseded_by = (SELECT id FROM o) \
+                     WHERE state_key = $14 AND state = 'pending' AND id < (SELECT id FROM o)), \
+                     r AS (UPDATE certificates SET status = 'superseded' WHERE serial = $11 \
+                     AND status NOT IN ('revoked', 'superseded') AND EXISTS (SELECT 1 FROM c)) \
+                     SELECT (SELECT COUNT(*) FROM ch) AS consumed, \
+                     (SELECT COUNT(*) FROM c) AS inserted",
+                ),
+                c,
+            )
+            .bind(outbox.map(|o| o.kind.as_str()))
+            .bind(outbox.map(|o| o.state_key.as_str()))
+            .bind(outbox.map(|o| o.content.as_str()))
+            .bind(claim.map(|k| k.now))
+            .bind(claim.map(|k| k.id.as_str()))
+            .bind(claim.map(|k| k.authority_id.as_str()))
+            .bind(claim.map(|k| k.user_id.as_str()))
+            .bind(claim.map(|k| k.device_id.as_str()))
+            .bind(claim.map(|k| k.key.as_str()))
+            .fetch_one(&mut *conn)
+            .await?;
+            (
+                row.try_get::<i64, _>("consumed")? > 0,
+                row.try_get::<i64, _>("inserted")? > 0,
+            )
+        }
+        Backend::Sqlite => {
+            let consumed = match claim {
+                Some(claim) => try_consume(conn, claim).await?,
+                None => false,
+            };
+            let inserted = if claim.is_some() && !consumed {
+                false
+            } else {
+                insert_certificate_sqlite(conn, c, outbox, at).await?
+            };
+            (consumed, inserted)
+        }
+    };
+    if let Some(claim) = claim {
+        if !consumed {
+            return Ok(Outcome::Challenge(refusal(conn, claim).await?));
+        }
+    }
+    if !inserted {
+        if let Some(claim) = claim {
+            // Nothing of a refused op may remain: give the challenge back.
+            sqlx::query("UPDATE challenges SET used_at = NULL WHERE id = $1")
+                .bind(claim.id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        return Ok(Outcome::Duplicate);
+    }
+    Ok(Outcome::Done)
+}
+
+/// SQLite's steps of [`issue_certificate`] after the claim: the
+/// certificate, its outbox item, the certificate it renews. Whether the
+/// certificate was new.
+async fn insert_certificate_sqlite(
+    conn: &mut AnyConnection,
+    c: &NewCertificate,
+    outbox: Option<&PreparedOutbox>,
+    at: i64,
+) -> StoreResult<bool> {
+    let res = bind_certificate(
+        sqlx::query(
+            "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
+             authority_id, not_before, not_after, der, status, renewed_from, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12) \
+             ON CONFLICT (serial) DO NOTHING",
+        ),
+        c,
+    )
+    .execute(&mut *conn)
+    .await?;
+    if res.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if let Some(item) = outbox {
+        enqueue(conn, Backend::Sqlite, item, at).await?;
+    }
+    if let Some(old) = &c.renewed_from {
+        supersede_renewed(conn, old).await?;
+    }
+    Ok(true)
+}
+
+/// Consumes the claimed challenge if it is unused, unexpired and bound to
+/// exactly the claimed authority, user, device and key: one conditional
+/// `UPDATE`, so across all replicas at most one caller ever succeeds.
+async fn try_consume(conn: &mut AnyConnection, claim: &ChallengeClaim) -> StoreResult<bool> {
+    let res = sqlx::query(
+        "UPDATE challenges SET used_at = $5 WHERE id = $1 AND authority_id = $2 \
+         AND user_id = $3 AND device_id = $4 AND key = $6 AND used_at IS NULL \
+         AND expires_at > $5",
+    )
+    .bind(claim.id.as_str())
+    .bind(claim.authority_id.as_str())
+    .bind(claim.user_id.as_str())
+    .bind(claim.device_id.as_str())
+    .bind(claim.now)
+    .bind(claim.key.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Why a claim could not consume its challenge (after the conditional
+/// `UPDATE` matched nothing).
+async fn refusal(
+    conn: &mut AnyConnection,
+    claim: &ChallengeClaim,
+) -> StoreResult<ChallengeOutcome> {
+    let row = sqlx::query(
+        "SELECT authority_id, user_id, device_id, key, expires_at, used_at FROM challenges \
+         WHERE id = $1",
+    )
+    .bind(claim.id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(ChallengeOutcome::Unknown);
+    };
+    let bound_authority: String = row.try_get("authority_id")?;
+    let bound_user: String = row.try_get("user_id")?;
+    let bound_device: String = row.try_get("device_id")?;
+    let bound_key: String = row.try_get("key")?;
+    let expires_at: i64 = row.try_get("expires_at")?;
+    let used_at: Option<i64> = row.try_get("used_at")?;
+    Ok(
+        if bound_authority != claim.authority_id
+            || bound_user != claim.user_id
+            || bound_device != claim.device_id
+        {
+            ChallengeOutcome::WrongBinding
+        } else if used_at.is_some() {
+            ChallengeOutcome::AlreadyUsed
+        } else if expires_at <= claim.now {
+            ChallengeOutcome::Expired
+        } else if bound_key != claim.key {
+            ChallengeOutcome::KeyMismatch
+        } else {
+            // Unreachable unless the row changed between the statements
+            // (e.g. purged and recreated); report it as used.
+            ChallengeOutcome::AlreadyUsed
+        },
+    )
+}
+
+/// Stores fresh challenges with as few statements as possible; returns the
+/// ids actually inserted (an existing id is skipped, also one repeated
+/// within `challenges`).
+async fn insert_challenges(
+    conn: &mut AnyConnection,
+    challenges: &[&Challenge],
+) -> StoreResult<HashSet<String>> {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let mut inserted = HashSet::new();
+    for chunk in pow2_chunks(challenges) {
+        let sql = multi_row_sql(
+            &SQL,
+            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, \
+             expires_at, used_at, kind, proof, key, device_key) VALUES ",
+            11,
+            |_| " ON CONFLICT (id) DO NOTHING RETURNING id".to_owned(),
+            chunk.len(),
+        );
+        let mut query = sqlx::query(sql);
+        for c in chunk {
+            query = query
+                .bind(c.id.as_str())
+                .bind(c.authority_id.as_str())
+                .bind(c.user_id.as_str())
+                .bind(c.device_id.as_str())
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(c.used_at)
+                .bind(c.kind.as_str())
+                .bind(c.proof.as_str())
+                .bind(c.key.as_str())
+                .bind(c.device_key.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(inserted)
+}
+
 /// Binds $1–$12 of an insert into `certificates`, in the column order both
 /// backends' statements use.
 fn bind_certificate<'q>(
@@ -671,39 +927,49 @@ struct AuditRow<'a> {
     hash: String,
 }
 
-/// Largest number of audit rows in one `INSERT` (8 parameters each).
-const AUDIT_CHUNK: usize = 32;
+/// Largest number of rows in one multi-row `INSERT`.
+const MAX_ROWS: usize = 32;
 
-/// `INSERT INTO audit_log ... VALUES (...), (...)` for `rows` rows
-/// (a power of two up to [`AUDIT_CHUNK`]), built once per size so that
-/// only a handful of distinct statements reach the statement cache.
-fn audit_insert_sql(rows: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        (0..=AUDIT_CHUNK.trailing_zeros())
+/// Splits `items` into chunks of 32, 16, ..., 1 items: few statements, and
+/// only a handful of distinct statement texts for the statement cache.
+fn pow2_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = MAX_ROWS;
+        while n > rest.len() {
+            n /= 2;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// `{head}($1, ..., $columns), (...), ...{tail}` for `rows` rows (a chunk
+/// of [`pow2_chunks`]), built once per size into `cache`. `tail` gets the
+/// number of parameters the rows use, for parameters of its own.
+fn multi_row_sql(
+    cache: &'static OnceLock<Vec<String>>,
+    head: &str,
+    columns: usize,
+    tail: impl Fn(usize) -> String,
+    rows: usize,
+) -> &'static str {
+    let all = cache.get_or_init(|| {
+        (0..=MAX_ROWS.trailing_zeros())
             .map(|k| {
-                let n = 1usize << k;
-                let mut sql = String::from(
-                    "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ",
-                );
-                for r in 0..n {
-                    if r > 0 {
-                        sql.push_str(", ");
-                    }
-                    let p = r * 8;
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6,
-                        p + 7,
-                        p + 8
-                    ));
-                }
-                sql
+                let tuples: Vec<String> = (0..1usize << k)
+                    .map(|r| {
+                        let params: Vec<String> = (1..=columns)
+                            .map(|c| format!("${}", r * columns + c))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!("{head}{}{}", tuples.join(", "), tail(columns << k))
             })
             .collect()
     });
@@ -711,17 +977,43 @@ fn audit_insert_sql(rows: usize) -> &'static str {
     all.get(k).map_or("", String::as_str)
 }
 
-/// Inserts the batch's audit entries with as few statements as possible
-/// (chunks of 32, 16, ..., 1 rows).
-async fn insert_audit_rows(conn: &mut AnyConnection, rows: &[AuditRow<'_>]) -> StoreResult<()> {
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let mut n = AUDIT_CHUNK;
-        while n > rest.len() {
-            n /= 2;
-        }
-        let (chunk, tail) = rest.split_at(n);
-        let mut query = sqlx::query(audit_insert_sql(n));
+/// Appends the batch's audit entries and moves the chain head to `seq` /
+/// `hash`, in as few statements as possible: on PostgreSQL the head moves
+/// in the statement that inserts the last rows (one round trip less on the
+/// serialised path).
+async fn append_audit(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[AuditRow<'_>],
+    seq: i64,
+    hash: &str,
+) -> StoreResult<()> {
+    const COLUMNS: &str =
+        "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ";
+    static PLAIN: OnceLock<Vec<String>> = OnceLock::new();
+    static WITH_HEAD: OnceLock<Vec<String>> = OnceLock::new();
+    let chunks: Vec<&[AuditRow<'_>]> = pow2_chunks(rows).collect();
+    let last = chunks.len().saturating_sub(1);
+    let head_in_last = backend == Backend::Postgres && !chunks.is_empty();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let sql = if head_in_last && i == last {
+            multi_row_sql(
+                &WITH_HEAD,
+                &format!("WITH a AS ({COLUMNS}"),
+                8,
+                |used| {
+                    format!(
+                        ") UPDATE audit_head SET seq = ${}, hash = ${} WHERE id = 1",
+                        used + 1,
+                        used + 2
+                    )
+                },
+                chunk.len(),
+            )
+        } else {
+            multi_row_sql(&PLAIN, COLUMNS, 8, |_| String::new(), chunk.len())
+        };
+        let mut query = sqlx::query(sql);
         for r in chunk {
             query = query
                 .bind(r.seq)
@@ -733,8 +1025,17 @@ async fn insert_audit_rows(conn: &mut AnyConnection, rows: &[AuditRow<'_>]) -> S
                 .bind(r.prev_hash.as_str())
                 .bind(r.hash.as_str());
         }
+        if head_in_last && i == last {
+            query = query.bind(seq).bind(hash);
+        }
         query.execute(&mut *conn).await?;
-        rest = tail;
+    }
+    if !head_in_last {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(seq)
+            .bind(hash)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! device ID and an access token), uploads device keys that carry a valid
 //! self-signature made with an Ed25519 key held here (ring), and signs the
 //! service's `signing_payload` with that key (Matrix signing rules:
-//! canonical JSON via `govtrust::matrix::keys::signing_bytes`).
+//! canonical JSON via `govtrust_api::keys::signing_bytes`).
 //!
 //! Independent of the Synapse fixture (it only needs the homeserver's base
 //! URL), so the end-to-end tests, the crash test and a load benchmark can
@@ -108,7 +108,7 @@ pub fn public_b64(key: &Ed25519KeyPair) -> String {
 /// `signatures` and `unsigned`); unpadded base64.
 pub fn sign_json(key: &Ed25519KeyPair, object: &Value) -> String {
     let map = object.as_object().expect("signing a JSON object");
-    let bytes = govtrust::matrix::keys::signing_bytes(map).expect("canonical JSON");
+    let bytes = govtrust_api::keys::signing_bytes(map).expect("canonical JSON");
     STANDARD_NO_PAD.encode(key.sign(&bytes).as_ref())
 }
 

@@ -1,7 +1,7 @@
 //! The file that `govtrust authority import FILE` reads: parsing (JSON or
 //! CSV) and validation of every row into an [`Authority`], with no I/O and
-//! no database. The CLI (`crate::cmd::service`) stores what this returns;
-//! the fuzz target `authority_import` calls the same [`parse`].
+//! no database. The CLI (`govtrust authority import`) stores what this
+//! returns; the fuzz target `authority_import` calls the same [`parse`].
 //!
 //! - **JSON:** an array of the objects the registry API takes
 //!   ([`AuthorityInput`]).
@@ -15,13 +15,14 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use govtrust_verifier::AuthorityRecord;
 use serde::Serialize;
 
-use super::api::AuthorityInput;
-use super::tasks::now_ms;
-use crate::storage::{Authority, AuthorityStatus};
+use crate::authority::{Authority, AuthorityInput, AuthorityStatus};
+use crate::Error;
+
+/// Results of whole-file checks.
+type Result<T> = std::result::Result<T, Error>;
 
 /// The columns a CSV file may have (in any order, any subset).
 pub const CSV_COLUMNS: [&str; 11] = [
@@ -63,12 +64,12 @@ impl Format {
             .map(str::to_owned)
             .or_else(|| path.extension().map(|e| e.to_string_lossy().into_owned()))
             .unwrap_or_default();
-        Format::from_name(&name).with_context(|| {
-            format!(
+        Format::from_name(&name).ok_or_else(|| {
+            Error::ImportFile(format!(
                 "cannot tell the format of {} ({:?}); use --format json or csv",
                 path.display(),
                 name.to_ascii_lowercase()
-            )
+            ))
         })
     }
 }
@@ -88,9 +89,14 @@ pub struct RowError {
 ///
 /// An accepted row is the [`Authority`] that
 /// [`AuthorityInput::into_authority`] (the registry API's validation)
-/// made of it, as for a new authority: status active, created now. Storing
-/// it over an existing authority keeps that one's status and creation time.
-pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Result<Authority, RowError>>> {
+/// made of it, as for a new authority: status active, created `now` (unix
+/// ms). Storing it over an existing authority keeps that one's status and
+/// creation time.
+pub fn parse(
+    bytes: &[u8],
+    format: Format,
+    now: i64,
+) -> Result<Vec<std::result::Result<Authority, RowError>>> {
     let inputs = parse_inputs(bytes, format)?;
     Ok(inputs
         .into_iter()
@@ -104,23 +110,30 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Result<Authority, RowEr
             })?;
             let id = input.record.id.clone();
             input
-                .into_authority(AuthorityStatus::Active, now_ms())
+                .into_authority(AuthorityStatus::Active, now, now)
                 .map_err(|e| RowError {
                     row,
                     id: Some(id),
-                    error: e.error,
+                    error: e.to_string(),
                 })
         })
         .collect())
 }
 
+/// One row as the API's input object, or why it is not one.
+type RowResult = std::result::Result<AuthorityInput, String>;
+
 /// The rows as the API's input objects, before validation.
-fn parse_inputs(bytes: &[u8], format: Format) -> Result<Vec<Result<AuthorityInput, String>>> {
-    let text = std::str::from_utf8(bytes).context("the file is not UTF-8")?;
+fn parse_inputs(bytes: &[u8], format: Format) -> Result<Vec<RowResult>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::ImportFile(format!("the file is not UTF-8: {e}")))?;
     match format {
         Format::Json => {
-            let values: Vec<serde_json::Value> = serde_json::from_str(text)
-                .context("the JSON file must be an array of authorities")?;
+            let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+                Error::ImportFile(format!(
+                    "the JSON file must be an array of authorities: {e}"
+                ))
+            })?;
             Ok(values
                 .into_iter()
                 .map(|v| serde_json::from_value::<AuthorityInput>(v).map_err(|e| e.to_string()))
@@ -130,16 +143,19 @@ fn parse_inputs(bytes: &[u8], format: Format) -> Result<Vec<Result<AuthorityInpu
     }
 }
 
-fn parse_csv(text: &str) -> Result<Vec<Result<AuthorityInput, String>>> {
+fn parse_csv(text: &str) -> Result<Vec<RowResult>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let headers = reader.headers()?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::ImportFile(format!("CSV header: {e}")))?
+        .clone();
     if let Some(unknown) = headers.iter().find(|h| !CSV_COLUMNS.contains(h)) {
-        bail!(
+        return Err(Error::ImportFile(format!(
             "unknown CSV column {unknown:?}; columns are {}",
             CSV_COLUMNS.join(",")
-        );
+        )));
     }
     Ok(reader
         .records()
@@ -189,7 +205,7 @@ mod tests {
     const HEADER: &str =
         "id,name,unit,street,postal_code,locality,state,country,servers,user_patterns,contact";
 
-    fn ok(results: &[Result<Authority, RowError>]) -> Vec<&Authority> {
+    fn ok(results: &[std::result::Result<Authority, RowError>]) -> Vec<&Authority> {
         results.iter().filter_map(|r| r.as_ref().ok()).collect()
     }
 
@@ -202,7 +218,7 @@ mod tests {
              \n\
              too,few\n"
         );
-        let rows = parse(text.as_bytes(), Format::Csv).unwrap();
+        let rows = parse(text.as_bytes(), Format::Csv, 0).unwrap();
         assert_eq!(rows.len(), 3, "the empty line is no row");
         let a = rows[0].as_ref().unwrap();
         assert_eq!(a.record.name, "Bezirksamt Hamburg-Mitte");
@@ -223,10 +239,11 @@ mod tests {
         let rows = parse(
             b"user_patterns,servers,name,id\noffice,id.bund.example,Amt,DE-1\n",
             Format::Csv,
+            0,
         )
         .unwrap();
         assert_eq!(ok(&rows).len(), 1);
-        let err = parse(b"id,name,colour\n", Format::Csv).unwrap_err();
+        let err = parse(b"id,name,colour\n", Format::Csv, 0).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
     }
 
@@ -238,21 +255,21 @@ mod tests {
             {"record": {"id": "DE-3", "name": "Amt"}, "servers": ["x"], "user_patterns": ["o"], "extra": 1},
             7
         ]"#;
-        let rows = parse(text, Format::Json).unwrap();
+        let rows = parse(text, Format::Json, 0).unwrap();
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].as_ref().unwrap().record.id, "DE-1");
         assert_eq!(rows[1].as_ref().unwrap_err().id.as_deref(), Some("DE-2"));
         assert_eq!(rows[2].as_ref().unwrap_err().id, None);
         assert_eq!(rows[3].as_ref().unwrap_err().row, 4);
-        assert!(parse(br#"{"record": {}}"#, Format::Json).is_err());
+        assert!(parse(br#"{"record": {}}"#, Format::Json, 0).is_err());
     }
 
     #[test]
     fn whole_file_errors() {
-        assert!(parse(b"\xff", Format::Csv).is_err());
-        assert!(parse(b"\xff", Format::Json).is_err());
-        assert_eq!(parse(b"", Format::Csv).unwrap().len(), 0);
-        assert!(parse(b"", Format::Json).is_err());
+        assert!(parse(b"\xff", Format::Csv, 0).is_err());
+        assert!(parse(b"\xff", Format::Json, 0).is_err());
+        assert_eq!(parse(b"", Format::Csv, 0).unwrap().len(), 0);
+        assert!(parse(b"", Format::Json, 0).is_err());
     }
 
     #[test]

@@ -14,11 +14,14 @@
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use govtrust_verifier::Ed25519Key;
-use matrix_sdk::ruma::CanonicalJsonValue;
 use ring::signature::{UnparsedPublicKey, ED25519};
+use ruma_common::CanonicalJsonValue;
 use serde_json::{Map, Value};
 
-use super::{MatrixError, Result};
+use crate::Error;
+
+/// Results of this module.
+type Result<T> = std::result::Result<T, Error>;
 
 /// A device as `/keys/query` served it, with the result of checking its
 /// self-signature.
@@ -53,37 +56,32 @@ impl QueriedDevice {
     /// is an error, not merely "unsigned": a homeserver that answers for the
     /// wrong device must not get that device's key certified.
     pub fn parse(user_id: &str, device_id: &str, json: &str) -> Result<QueriedDevice> {
-        let object: Map<String, Value> = serde_json::from_str(json).map_err(|e| {
-            MatrixError::InvalidKeys(format!("device keys are not a JSON object: {e}"))
-        })?;
+        let object: Map<String, Value> = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidKeys(format!("device keys are not a JSON object: {e}")))?;
         if object.get("user_id").and_then(Value::as_str) != Some(user_id) {
-            return Err(MatrixError::InvalidKeys(format!(
+            return Err(Error::InvalidKeys(format!(
                 "device keys for {user_id} {device_id} name another user"
             )));
         }
         if object.get("device_id").and_then(Value::as_str) != Some(device_id) {
-            return Err(MatrixError::InvalidKeys(format!(
+            return Err(Error::InvalidKeys(format!(
                 "device keys for {user_id} {device_id} name another device"
             )));
         }
         let keys = object
             .get("keys")
             .and_then(Value::as_object)
-            .ok_or_else(|| MatrixError::InvalidKeys("device keys without a keys map".into()))?;
+            .ok_or_else(|| Error::InvalidKeys("device keys without a keys map".into()))?;
         let ed25519_b64 = keys
             .get(&format!("ed25519:{device_id}"))
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                MatrixError::InvalidKeys(format!("device {device_id} has no ed25519 key"))
-            })?;
+            .ok_or_else(|| Error::InvalidKeys(format!("device {device_id} has no ed25519 key")))?;
         let ed25519 = Ed25519Key::from_base64(ed25519_b64)
-            .map_err(|e| MatrixError::InvalidKeys(format!("device {device_id}: {e}")))?;
+            .map_err(|e| Error::InvalidKeys(format!("device {device_id}: {e}")))?;
         let curve25519 = keys
             .get(&format!("curve25519:{device_id}"))
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                MatrixError::InvalidKeys(format!("device {device_id} has no curve25519 key"))
-            })?
+            .ok_or_else(|| Error::InvalidKeys(format!("device {device_id} has no curve25519 key")))?
             .to_owned();
         let self_signed =
             verify_signed_json(&object, user_id, &format!("ed25519:{device_id}"), &ed25519);
@@ -133,11 +131,10 @@ impl QueriedIdentity {
     /// Parses the master and self-signing key objects served for `user_id`
     /// and checks the master key's signature on the self-signing key.
     pub fn parse(user_id: &str, master_json: &str, self_signing_json: &str) -> Result<Self> {
-        let master_obj: Map<String, Value> = serde_json::from_str(master_json).map_err(|e| {
-            MatrixError::InvalidKeys(format!("master key is not a JSON object: {e}"))
-        })?;
+        let master_obj: Map<String, Value> = serde_json::from_str(master_json)
+            .map_err(|e| Error::InvalidKeys(format!("master key is not a JSON object: {e}")))?;
         let ssk_obj: Map<String, Value> = serde_json::from_str(self_signing_json).map_err(|e| {
-            MatrixError::InvalidKeys(format!("self-signing key is not a JSON object: {e}"))
+            Error::InvalidKeys(format!("self-signing key is not a JSON object: {e}"))
         })?;
         let master = cross_signing_key(&master_obj, user_id, "master")?;
         let self_signing = cross_signing_key(&ssk_obj, user_id, "self_signing")?;
@@ -184,7 +181,7 @@ fn cross_signing_key(
     user_id: &str,
     usage: &str,
 ) -> Result<Ed25519Key> {
-    let bad = |why: &str| MatrixError::InvalidKeys(format!("{usage} key of {user_id}: {why}"));
+    let bad = |why: &str| Error::InvalidKeys(format!("{usage} key of {user_id}: {why}"));
     if object.get("user_id").and_then(Value::as_str) != Some(user_id) {
         return Err(bad("names another user"));
     }
