@@ -508,29 +508,36 @@ async fn challenge_consume(db: Db) {
     );
 }
 
-async fn challenge_consume_races(db: Db) {
-    let a = with_authority(&db).await;
+/// Inserts the challenges `race0` .. `race{n-1}` and lets `callers` tasks,
+/// alternating between two stores on the database, each make `attempt` on
+/// every one of them; returns the indices of the attempts that won, sorted,
+/// and the first store.
+async fn race_on_challenges<F, Fut>(
+    db: &Db,
+    n: usize,
+    callers: usize,
+    attempt: F,
+) -> (Store, Vec<usize>)
+where
+    F: Fn(Store, String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let a = with_authority(db).await;
     let b = db.open().await;
-    for i in 0..20 {
+    for i in 0..n {
         a.insert_challenge(&challenge(&format!("race{i}"), T0 + 60_000))
             .await
             .expect("insert");
     }
     let mut tasks = Vec::new();
-    for t in 0..16 {
+    for t in 0..callers {
         let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        let attempt = attempt.clone();
         tasks.push(tokio::spawn(async move {
             let mut wins = Vec::new();
-            for i in 0..20 {
-                let id = format!("race{i}");
-                let outcome = store
-                    .consume_challenge(claim(&id, "DEVICE1", T0 + 1))
-                    .await
-                    .expect("consume");
-                match outcome {
-                    ChallengeOutcome::Ok => wins.push(i),
-                    ChallengeOutcome::AlreadyUsed => {}
-                    other => panic!("unexpected {other:?}"),
+            for i in 0..n {
+                if attempt(store.clone(), format!("race{i}")).await {
+                    wins.push(i);
                 }
             }
             wins
@@ -541,6 +548,22 @@ async fn challenge_consume_races(db: Db) {
         wins.extend(t.await.expect("task"));
     }
     wins.sort_unstable();
+    (a, wins)
+}
+
+async fn challenge_consume_races(db: Db) {
+    let (_, wins) = race_on_challenges(&db, 20, 16, |store, id| async move {
+        match store
+            .consume_challenge(claim(&id, "DEVICE1", T0 + 1))
+            .await
+            .expect("consume")
+        {
+            ChallengeOutcome::Ok => true,
+            ChallengeOutcome::AlreadyUsed => false,
+            other => panic!("unexpected {other:?}"),
+        }
+    })
+    .await;
     assert_eq!(
         wins,
         (0..20).collect::<Vec<_>>(),
@@ -690,51 +713,32 @@ async fn enrollment_consumes_its_challenge(db: Db) {
 /// Many enrollments racing on one challenge through two stores: exactly
 /// one certificate is stored, every other caller hears `AlreadyUsed`.
 async fn enrollment_races_on_one_challenge(db: Db) {
-    let a = with_authority(&db).await;
-    let b = db.open().await;
-    let user = "@office.one:id.bund.example";
-    for i in 0..10 {
-        a.insert_challenge(&challenge(&format!("race{i}"), T0 + 60_000))
+    let (store, wins) = race_on_challenges(&db, 10, 8, |store, id| async move {
+        let serial = random_serial();
+        let user = "@office.one:id.bund.example";
+        match store
+            .enroll_certificate(
+                claim(&id, "DEVICE1", T0 + 1),
+                device_cert(&serial, user, "DEVICE1", T0 + DAY),
+                None,
+                audit("certificate.issued", &serial),
+            )
             .await
-            .expect("insert");
-    }
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            let mut wins = Vec::new();
-            for i in 0..10 {
-                let serial = random_serial();
-                let outcome = store
-                    .enroll_certificate(
-                        claim(&format!("race{i}"), "DEVICE1", T0 + 1),
-                        device_cert(&serial, user, "DEVICE1", T0 + DAY),
-                        None,
-                        audit("certificate.issued", &serial),
-                    )
-                    .await
-                    .expect("store");
-                match outcome {
-                    Ok(_) => wins.push(i),
-                    Err(ChallengeOutcome::AlreadyUsed) => {}
-                    Err(other) => panic!("unexpected {other:?}"),
-                }
-            }
-            wins
-        }));
-    }
-    let mut wins = Vec::new();
-    for t in tasks {
-        wins.extend(t.await.expect("task"));
-    }
-    wins.sort_unstable();
+            .expect("store")
+        {
+            Ok(_) => true,
+            Err(ChallengeOutcome::AlreadyUsed) => false,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    })
+    .await;
     assert_eq!(
         wins,
         (0..10).collect::<Vec<_>>(),
         "one certificate per challenge"
     );
-    assert_eq!(count(&a, "SELECT COUNT(*) FROM certificates").await, 10);
-    assert_eq!(assert_chain_ok(&a).await, 11);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 10);
+    assert_eq!(assert_chain_ok(&store).await, 11);
 }
 
 /// The one query every agency request makes: its authority as stored now,
