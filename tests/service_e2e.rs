@@ -1031,6 +1031,7 @@ fn operator_issues_and_revokes_enrollment_clients() {
             )
             .await;
         assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+        let challenge = answer.1;
 
         // Revoked, the same connection pool is refused on the next request.
         let revoked = operator_post(
@@ -1046,6 +1047,17 @@ fn operator_issues_and_revokes_enrollment_clients() {
                 &agency_http,
                 "/v1/enrollment/challenge",
                 &dev.challenge_request("device"),
+            )
+            .await;
+        assert_errcode(&answer, "GT_CLIENT_CERT_REJECTED");
+        // The enrollment endpoint reads the standing together with its
+        // challenge: refused all the same, and no certificate is issued.
+        let answer = s
+            .svc
+            .post(
+                &agency_http,
+                "/v1/enrollment",
+                &dev.enroll_request(&challenge, Some(0)),
             )
             .await;
         assert_errcode(&answer, "GT_CLIENT_CERT_REJECTED");
