@@ -1,6 +1,7 @@
-//! The HTTP API under `/v1`: routes, extractors, handlers and the OpenAPI
-//! document (`GET /v1/openapi.json`). Handlers are thin: the enrollment
-//! logic lives in [`super::enroll`], background work in [`super::tasks`].
+//! The HTTP API under `/v1`: routes, the JSON body extractor, handlers and
+//! the OpenAPI document (`GET /v1/openapi.json`). Handlers are thin: who is
+//! calling is decided in [`super::caller`], the enrollment logic lives in
+//! [`super::enroll`], background work in [`super::tasks`].
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};

@@ -1,13 +1,16 @@
 //! The enrollment flow (DESIGN.md "Enrollment flow"), agency side of the API:
 //! challenge → proof of possession → checks → issue, store, publish.
 //!
-//! Checks, in order, each with its own errcode: the authority exists and is
-//! active; the user is within its record (server and localpart pattern)
-//! and on a server the issuing CA may certify; the homeserver serves the
-//! device with a valid self-signature (and, for identities, the device ←
-//! self-signing key ← master key chain); the challenge is fresh, unused and
-//! bound to this authority, user, device, kind and key; the proof is
-//! valid; the reported key equals the key bound at challenge time.
+//! Checks, in order, each with its own errcode. Challenge: the authority
+//! exists and is active; the user is within its record (server and
+//! localpart pattern) and on a server the issuing CA may certify; the
+//! homeserver serves the device with a valid self-signature (and, for
+//! identities, the device ← self-signing key ← master key chain).
+//! Enrollment: the same authority and user checks; the challenge exists
+//! and is of the requested kind; the proof is valid; then, decided by the
+//! store when it consumes the challenge, the challenge is bound to this
+//! authority, user and device, unused, unexpired, and bound to the
+//! reported key.
 //!
 //! The keys are bound when the challenge is made — the moment the service
 //! encrypts to the device — so the enrollment call itself needs no
