@@ -80,9 +80,6 @@ pub enum Command {
     /// The agency side: enroll a Matrix device with the service.
     #[command(subcommand)]
     Agency(AgencyCommand),
-    /// Load benchmarks of the service over its real HTTPS API.
-    #[command(subcommand)]
-    Bench(crate::cmd::bench::BenchCommand),
 }
 
 /// Where the service's configuration comes from.

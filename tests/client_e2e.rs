@@ -1,7 +1,7 @@
 //! Client auto-trust, end to end: a real Synapse, the service's bot
 //! publishing attestations into the world-readable directory room, CRLs
 //! served over HTTPS from the certificates' distribution points, and a
-//! citizen's matrix-sdk client running `govtrust_verifier::agent`.
+//! citizen's matrix-sdk client running `govtrust_agent`.
 //!
 //! What it shows, in one scenario (one Synapse, steps in sequence):
 //!
@@ -35,14 +35,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use govtrust::matrix::{Bot, MatrixConfig};
+use govtrust_agent::{AgentConfig, AutoTrustAgent, TrustAction, Verdict};
 use govtrust_pki::der::DistinguishedName;
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_pki::{
     AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate, RootCa,
     Validity,
 };
-use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, TrustAction, Verdict};
+use govtrust_service::matrix::{Bot, MatrixConfig};
 use govtrust_verifier::event::state_key;
 use govtrust_verifier::{AuthorityRecord, DeviceId, Ed25519Key, Subject, TrustAnchors, UserId};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -292,7 +292,7 @@ async fn local_trust(citizen: &Client, user: &str, device: &str) -> (LocalTrust,
 }
 
 fn root_pem(pki: &Pki) -> String {
-    govtrust::pemfile::cert_pem(pki.root.certificate().der())
+    govtrust_service::pemfile::cert_pem(pki.root.certificate().der())
 }
 
 /// Runs the example citizen app for a new citizen and waits until it

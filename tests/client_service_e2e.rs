@@ -4,7 +4,7 @@
 //! `serve_on`, mTLS for agencies, its bot publishing into the directory
 //! room, CRLs at its distribution points), agency devices enrolling through
 //! its HTTPS API, and citizens' matrix-sdk clients running
-//! `govtrust_verifier::agent` with the default HTTPS CRL fetcher (pinned
+//! `govtrust_agent` with the default HTTPS CRL fetcher (pinned
 //! root as the only TLS root).
 //!
 //! One Synapse, one service and one authority serve every test; they live on
@@ -40,16 +40,16 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use futures::future::BoxFuture;
-use govtrust::agency::{enroll_device, enroll_identity};
-use govtrust::matrix::{Bot, MatrixConfig};
-use govtrust::storage::CertificateKind;
-use govtrust_pki::der::DistinguishedName;
-use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
-use govtrust_pki::{AttestationRequest, IssuingCa, RootCa, Validity};
-use govtrust_verifier::agent::{
+use govtrust_agent::{
     AgentConfig, AgentError, AutoTrustAgent, CrlFetcher, DirectoryRoom, HttpCrlFetcher,
     TrustAction, TrustDecision, Verdict,
 };
+use govtrust_pki::der::DistinguishedName;
+use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_pki::{AttestationRequest, IssuingCa, RootCa, Validity};
+use govtrust_service::agency::{enroll_device, enroll_identity};
+use govtrust_service::matrix::{Bot, MatrixConfig};
+use govtrust_service::storage::CertificateKind;
 use govtrust_verifier::event::{state_key, AttestationContent, EVENT_TYPE};
 use govtrust_verifier::{
     CertificateDer, CrlPolicy, DeviceId, Ed25519Key, Expected, Subject, TrustAnchors, UnixTime,
@@ -537,7 +537,7 @@ impl CrlFetcher for StaleIssuingCrl {
 // ----- 1. device attestation through the service ---------------------------
 
 /// An agency device (matrix-sdk) enrolls through the service's HTTPS API
-/// with mTLS and the Olm to-device challenge (`govtrust::agency`). A
+/// with mTLS and the Olm to-device challenge (`govtrust_service::agency`). A
 /// citizen in an encrypted room with the agency user sees the device
 /// `is_verified()` within one sync cycle — no SAS, no QR — and the
 /// decision stream carries the authority record. A second device enrolled
@@ -820,7 +820,7 @@ fn identity_attestation_trusts_cross_signed_devices() {
                 &agency_id,
                 CertificateKind::Device,
                 Some(&dev_2),
-                govtrust::service::tasks::now_ms(),
+                govtrust_service::tasks::now_ms(),
             )
             .await
             .expect("store");
@@ -1488,7 +1488,7 @@ fn stale_crl_is_rejected_under_require_fresh() {
             .collect();
         let issuing_url = s.svc.issuing_crl_url();
         assert_eq!(
-            govtrust_verifier::agent::distribution_points(&chain[0]),
+            govtrust_agent::distribution_points(&chain[0]),
             vec![issuing_url.clone()]
         );
         // With the service's current CRLs it verifies.

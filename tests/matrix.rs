@@ -25,7 +25,9 @@ use serde_json::json;
 use synapse::Synapse;
 use url::Url;
 
-use govtrust::matrix::{Bot, ChallengeReceiver, MatrixConfig, MatrixError, CHALLENGE_EVENT_TYPE};
+use govtrust_service::matrix::{
+    Bot, ChallengeReceiver, MatrixConfig, MatrixError, CHALLENGE_EVENT_TYPE,
+};
 
 const BOT_PW: &str = "bot-password";
 const AGENCY_PW: &str = "agency-password";

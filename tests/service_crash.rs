@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_device::{https_client, post_json, CallError, FakeDevice};
-use govtrust::storage::Store;
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_service::storage::Store;
 use serde_json::json;
 use synapse::Synapse;
 
@@ -67,7 +67,7 @@ impl ServiceProcess {
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
-        for (var, _) in govtrust::service::config::ENV_OVERRIDES {
+        for (var, _) in govtrust_service::config::ENV_OVERRIDES {
             command.env_remove(var);
         }
         let child = command
@@ -265,7 +265,7 @@ agency_burst = 100000
     .await
     .expect("create authority");
     let key = FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("client key");
-    let issued = govtrust::cadir::CaDir::open(&data.join("ca"))
+    let issued = govtrust_service::cadir::CaDir::open(&data.join("ca"))
         .expect("CA dir")
         .issuing_ca("issuing-1")
         .expect("issuing CA")
@@ -275,9 +275,11 @@ agency_burst = 100000
             govtrust_pki::Validity::from_now(Duration::from_secs(3600)),
         )
         .expect("enrollment client");
-    let identity =
-        govtrust::pemfile::client_identity(&govtrust::pemfile::chain_pem(&issued.chain), &key)
-            .expect("client identity");
+    let identity = govtrust_service::pemfile::client_identity(
+        &govtrust_service::pemfile::chain_pem(&issued.chain),
+        &key,
+    )
+    .expect("client identity");
     let mtls = https_client(&root_pem, Some(identity.as_bytes()));
 
     let http = reqwest::Client::new();

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use govtrust::agency::{enroll_device, enroll_identity};
-use govtrust::matrix::{Bot, ChallengeReceiver, MatrixConfig};
-use govtrust::storage::CertificateStatus;
 use govtrust_api::enrollment::{ChallengeRequest, EnrollRequest, Kind, Proof};
+use govtrust_service::agency::{enroll_device, enroll_identity};
+use govtrust_service::matrix::{Bot, ChallengeReceiver, MatrixConfig};
+use govtrust_service::storage::CertificateStatus;
 use govtrust_verifier::event::{state_key, AttestationContent, EVENT_TYPE};
 use govtrust_verifier::{
     CertificateDer, CrlPolicy, CrlSet, DeviceId, Expected, Subject, TrustAnchors, UnixTime, UserId,
@@ -618,7 +618,7 @@ fn rejects_expired_challenge() {
             .await;
         assert_eq!(status, StatusCode::OK, "{challenge}");
         // Age the stored challenge (the configured lifetime is 5 minutes).
-        let expired_at = govtrust::service::tasks::now_ms() - 1000;
+        let expired_at = govtrust_service::tasks::now_ms() - 1000;
         let updated = sqlx::query(
             "UPDATE challenges SET expires_at = $1 WHERE user_id = $2 AND device_id = $3",
         )
@@ -741,9 +741,9 @@ fn rejects_key_mismatch() {
             .store
             .find_live_certificate(
                 &dev.user_id,
-                govtrust::storage::CertificateKind::Device,
+                govtrust_service::storage::CertificateKind::Device,
                 Some(&dev.device_id),
-                govtrust::service::tasks::now_ms()
+                govtrust_service::tasks::now_ms()
             )
             .await
             .expect("store")
@@ -853,13 +853,15 @@ fn rejects_client_certificate_from_another_root() {
         let s = shared().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_dir = dir.path().join("ca");
-        govtrust::cmd::ca::create_hierarchy(&govtrust::cli::CaInitArgs::development(
-            ca_dir.clone(),
-            vec![s.hs.server_name().to_owned()],
-            None,
-        ))
+        govtrust_service::hierarchy::create_hierarchy(
+            &govtrust_service::hierarchy::HierarchySpec::development(
+                ca_dir.clone(),
+                vec![s.hs.server_name().to_owned()],
+                None,
+            ),
+        )
         .expect("another hierarchy");
-        let issuing = govtrust::cadir::CaDir::open(&ca_dir)
+        let issuing = govtrust_service::cadir::CaDir::open(&ca_dir)
             .expect("CA dir")
             .issuing_ca("issuing-1")
             .expect("issuing CA");
@@ -874,9 +876,11 @@ fn rejects_client_certificate_from_another_root() {
                 govtrust_pki::Validity::from_now(Duration::from_secs(3600)),
             )
             .expect("foreign enrollment client");
-        let identity =
-            govtrust::pemfile::client_identity(&govtrust::pemfile::chain_pem(&issued.chain), &key)
-                .expect("client identity");
+        let identity = govtrust_service::pemfile::client_identity(
+            &govtrust_service::pemfile::chain_pem(&issued.chain),
+            &key,
+        )
+        .expect("client identity");
         let http = s.svc.client_with_identity(Some(identity.as_bytes()));
         let dev = s.fake_device(OFFICE, OFFICE_PW).await;
         let answer = s
@@ -951,8 +955,10 @@ fn operator_issues_and_revokes_enrollment_clients() {
             govtrust_pki::signer::KeyAlgorithm::EcdsaP256,
         )
         .expect("key");
-        let public_key_pem =
-            govtrust::pemfile::encode("PUBLIC KEY", govtrust_pki::signer::Signer::spki_der(&key));
+        let public_key_pem = govtrust_service::pemfile::encode(
+            "PUBLIC KEY",
+            govtrust_pki::signer::Signer::spki_der(&key),
+        );
         let path = format!("/v1/authorities/{}/enrollment-clients", record.id);
         let good = json!({"public_key_pem": public_key_pem, "lifetime_days": 30});
 
@@ -1015,7 +1021,7 @@ fn operator_issues_and_revokes_enrollment_clients() {
         let issued = operator_post(path.clone(), Some(token.clone()), good.clone()).await;
         assert_eq!(issued.0, StatusCode::OK, "{}", issued.1);
         let serial = issued.1["serial"].as_str().expect("serial").to_owned();
-        let identity = govtrust::pemfile::client_identity(
+        let identity = govtrust_service::pemfile::client_identity(
             issued.1["chain_pem"].as_str().expect("chain_pem"),
             &key,
         )

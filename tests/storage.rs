@@ -1,4 +1,4 @@
-//! The storage layer (`govtrust::storage`) against both backends.
+//! The storage layer (`govtrust_service::storage`) against both backends.
 //!
 //! Every test runs twice: on SQLite (a file in a temporary directory) and on
 //! PostgreSQL. The PostgreSQL variant takes its URL from
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt as _;
-use govtrust::storage::{
+use govtrust_service::storage::{
     sha256_hex, AuditEntry, Authority, AuthorityStatus, Backend, CertificateKind,
     CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate, NewOutboxItem,
     OperatorToken, OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
@@ -286,9 +286,12 @@ async fn concurrent_startup(db: Db) {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    let files = std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
-        .expect("migrations dir")
-        .count();
+    let files = std::fs::read_dir(format!(
+        "{}/service/migrations/{dir}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("migrations dir")
+    .count();
     assert_eq!(
         count(&a, "SELECT COUNT(*) FROM _sqlx_migrations WHERE success").await,
         i64::try_from(files).unwrap_or(0)
@@ -1642,7 +1645,7 @@ async fn throughput(db: Db) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    // RUST_LOG=govtrust::storage=debug shows every batch.
+    // RUST_LOG=govtrust_service::storage=debug shows every batch.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

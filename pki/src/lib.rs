@@ -22,4 +22,4 @@ pub mod template;
 pub use ca::{hex, CaCertificate, IssuedCertificate, IssuingCa, RootCa};
 pub use crl::{RevocationReason, RevokedCertificate};
 pub use error::Error;
-pub use profile::{AttestationRequest, Validity};
+pub use profile::{rfc3339, AttestationRequest, Validity};

@@ -27,6 +27,13 @@ pub const ROOT_VALIDITY: Duration = Duration::from_secs(20 * 365 * DAY);
 /// Backdating of notBefore, to tolerate clients whose clocks run behind.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
+/// RFC 3339 text of a time, for output and API responses (falls back to
+/// the debug form for the years RFC 3339 cannot express).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// A validity period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Validity {

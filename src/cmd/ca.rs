@@ -2,20 +2,18 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use govtrust_pki::der::DistinguishedName;
+use anyhow::{Context, Result};
 use govtrust_pki::signer::KeyAlgorithm;
-use govtrust_pki::{RootCa, Validity};
+use govtrust_service::cadir::{CaDir, KeyLocation, PASSPHRASE_ENV};
+use govtrust_service::hierarchy::{
+    add_issuing_ca, create_hierarchy, validate_servers, HierarchySpec, IssuingSpec, KeySpec,
+};
 use serde::Serialize;
 
-use crate::cadir::{CaDir, CaState, KeyLocation, PASSPHRASE_ENV};
 use crate::cli::{CaInitArgs, IssuingCaArgs, KeyArgs};
 use crate::cmd::read_authority;
 use crate::output::Output;
-
-const DAY: u64 = 24 * 60 * 60;
 
 #[derive(Serialize)]
 struct CaSummary {
@@ -43,8 +41,9 @@ fn passphrase(key: &KeyArgs) -> Result<Option<String>> {
         .with_context(|| format!("--encrypt-key needs the passphrase in ${PASSPHRASE_ENV}"))
 }
 
-fn key_location(key: &KeyArgs, id: &str) -> KeyLocation {
-    match (&key.pkcs11_module, &key.pkcs11_token) {
+/// The key parameters for CA `id` from the command line.
+fn key_spec(key: &KeyArgs, id: &str) -> Result<KeySpec> {
+    let location = match (&key.pkcs11_module, &key.pkcs11_token) {
         (Some(module), Some(token)) => KeyLocation::Pkcs11 {
             module: module.clone(),
             token: token.clone(),
@@ -54,183 +53,64 @@ fn key_location(key: &KeyArgs, id: &str) -> KeyLocation {
                 .unwrap_or_else(|| format!("govtrust-{id}")),
         },
         _ => KeyLocation::File,
-    }
+    };
+    Ok(KeySpec {
+        algorithm: KeyAlgorithm::parse(&key.key_algorithm)?,
+        location,
+        passphrase: passphrase(key)?,
+    })
 }
 
-fn ca_name(common_name: &str, organisation: Option<&Path>) -> Result<DistinguishedName> {
-    let org = organisation.map(read_authority).transpose()?;
-    Ok(DistinguishedName::ca(common_name, org.as_ref())?)
-}
-
-fn crl_url(base: Option<&str>, id: &str) -> Option<String> {
-    base.map(|b| format!("{}/{id}.crl", b.trim_end_matches('/')))
+fn servers(servers: &[String]) -> Result<Vec<String>> {
+    validate_servers(servers).context("--servers")?;
+    Ok(servers.to_vec())
 }
 
 /// `govtrust ca init`
 pub fn init(args: &CaInitArgs, out: Output) -> Result<ExitCode> {
-    create_hierarchy(args)?;
-    list(&args.dir.dir, out)
-}
-
-/// Creates a root and its first issuing CA in a new directory (also how the
-/// service makes its development CA on first start).
-pub fn create_hierarchy(args: &CaInitArgs) -> Result<()> {
-    let algorithm = KeyAlgorithm::parse(&args.key.key_algorithm)?;
-    let pass = passphrase(&args.key)?;
-    validate_servers(&args.servers)?;
-    let organisation = args
-        .organisation
-        .as_deref()
-        .map(read_authority)
-        .transpose()?;
-    if args.dir.dir.join("root").exists() {
-        bail!(
-            "{} already holds a CA hierarchy; refusing to overwrite it",
-            args.dir.dir.display()
-        );
-    }
-    let existed = args.dir.dir.exists();
-    let result = create_in(args, algorithm, pass.as_deref(), organisation.as_ref());
-    if result.is_err() {
-        // Leave no half-made hierarchy behind to block a retry.
-        let _ = if existed {
-            ["root", "issuing", "issued"].iter().try_for_each(|d| {
-                match std::fs::remove_dir_all(args.dir.dir.join(d)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                }
-            })
-        } else {
-            std::fs::remove_dir_all(&args.dir.dir)
-        };
-    }
-    result
-}
-
-/// Checks server names before any key is generated.
-fn validate_servers(servers: &[String]) -> Result<()> {
-    if servers.is_empty() {
-        bail!("give at least one Matrix server name with --servers");
-    }
-    for server in servers {
-        govtrust_verifier::validate_server_name(server)
-            .map_err(|why| anyhow::anyhow!("server name {server:?}: {why}"))?;
-        if server.bytes().any(|b| b.is_ascii_uppercase()) {
-            bail!("server name {server:?} must be lower case");
-        }
-    }
-    Ok(())
-}
-
-fn create_in(
-    args: &CaInitArgs,
-    algorithm: KeyAlgorithm,
-    pass: Option<&str>,
-    organisation: Option<&govtrust_verifier::AuthorityRecord>,
-) -> Result<()> {
-    let dir = CaDir::create(&args.dir.dir)?;
-    let root_dir = dir.path().join("root");
-    // The root key is always a file: the root is meant to live offline.
-    let root_signer = CaDir::generate_key(&root_dir, algorithm, &KeyLocation::File, pass)?;
-    let root = RootCa::create(
-        &DistinguishedName::ca(&args.root_name, organisation)?,
-        root_signer,
-        Validity::from_now(Duration::from_secs(u64::from(args.root_days) * DAY)),
-    )?;
-    dir.write_root(
-        root.certificate().der(),
-        &CaState {
-            next_crl_number: 1,
-            ..Default::default()
-        },
-    )?;
-    create_issuing(
-        &dir,
-        &root,
-        &NewIssuing {
-            id: &args.issuing_id,
-            common_name: &format!("govtrust Issuing CA {}", args.issuing_id),
-            organisation: args.organisation.as_deref(),
-            servers: &args.servers,
-            crl_base_url: args.crl_base_url.as_deref(),
+    let spec = HierarchySpec {
+        dir: args.dir.dir.clone(),
+        root_name: args.root_name.clone(),
+        root_days: args.root_days,
+        issuing: IssuingSpec {
+            id: args.issuing_id.clone(),
+            common_name: IssuingSpec::default_common_name(&args.issuing_id),
+            organisation: args
+                .organisation
+                .as_deref()
+                .map(read_authority)
+                .transpose()?,
+            servers: servers(&args.servers)?,
+            crl_base_url: args.crl_base_url.clone(),
             days: args.issuing_days,
-            key: &args.key,
+            key: key_spec(&args.key, &args.issuing_id)?,
         },
-    )
+    };
+    create_hierarchy(&spec)?;
+    list(&args.dir.dir, out)
 }
 
 /// `govtrust ca issuing-ca`
 pub fn issuing_ca(args: &IssuingCaArgs, out: Output) -> Result<ExitCode> {
-    validate_servers(&args.servers)?;
+    let spec = IssuingSpec {
+        id: args.id.clone(),
+        common_name: args
+            .common_name
+            .clone()
+            .unwrap_or_else(|| IssuingSpec::default_common_name(&args.id)),
+        organisation: args
+            .organisation
+            .as_deref()
+            .map(read_authority)
+            .transpose()?,
+        servers: servers(&args.servers)?,
+        crl_base_url: args.crl_base_url.clone(),
+        days: args.days,
+        key: key_spec(&args.key, &args.id)?,
+    };
     let dir = CaDir::open(&args.dir.dir)?;
-    let root = dir.root_ca()?;
-    create_issuing(
-        &dir,
-        &root,
-        &NewIssuing {
-            id: &args.id,
-            common_name: &args
-                .common_name
-                .clone()
-                .unwrap_or_else(|| format!("govtrust Issuing CA {}", args.id)),
-            organisation: args.organisation.as_deref(),
-            servers: &args.servers,
-            crl_base_url: args.crl_base_url.as_deref(),
-            days: args.days,
-            key: &args.key,
-        },
-    )?;
+    add_issuing_ca(&dir, &dir.root_ca()?, &spec)?;
     list(&args.dir.dir, out)
-}
-
-struct NewIssuing<'a> {
-    id: &'a str,
-    common_name: &'a str,
-    organisation: Option<&'a Path>,
-    servers: &'a [String],
-    crl_base_url: Option<&'a str>,
-    days: u32,
-    key: &'a KeyArgs,
-}
-
-fn create_issuing<S: govtrust_pki::signer::Signer>(
-    dir: &CaDir,
-    root: &RootCa<S>,
-    new: &NewIssuing<'_>,
-) -> Result<()> {
-    let algorithm = KeyAlgorithm::parse(&new.key.key_algorithm)?;
-    let location = key_location(new.key, new.id);
-    let ca_dir = dir.new_issuing_dir(new.id)?;
-    let signer = CaDir::generate_key(
-        &ca_dir,
-        algorithm,
-        &location,
-        passphrase(new.key)?.as_deref(),
-    )?;
-    // The issuing CA's own certificate is revoked on the root's CRL; what
-    // it issues is revoked on its own.
-    let crl_url = crl_url(new.crl_base_url, new.id);
-    let cert = root.issue_issuing_ca(
-        &ca_name(new.common_name, new.organisation)?,
-        signer.spki_der().to_vec(),
-        new.servers,
-        Validity::from_now(Duration::from_secs(u64::from(new.days) * DAY)),
-        self::crl_url(new.crl_base_url, "root").as_deref(),
-    )?;
-    dir.write_issuing(
-        new.id,
-        &cert,
-        &CaState {
-            key: location,
-            crl_url,
-            next_crl_number: 1,
-            revoked: Vec::new(),
-        },
-    )?;
-    // Loading proves the chain with a probe attestation through the verifier.
-    dir.issuing_ca(new.id)
-        .with_context(|| format!("the new issuing CA {} failed its self-test", new.id))?;
-    Ok(())
 }
 
 /// `govtrust ca list`
@@ -244,7 +124,7 @@ pub fn list(path: &Path, out: Output) -> Result<ExitCode> {
         issuing.push(IssuingSummary {
             subject: cert.subject(),
             permitted_servers: cert.permitted_servers().to_vec(),
-            not_after: crate::cmd::inspect::rfc3339(cert.not_after()),
+            not_after: govtrust_pki::rfc3339(cert.not_after()),
             key: state.key,
             crl_url: state.crl_url,
             id,

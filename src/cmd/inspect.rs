@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use govtrust_pki::rfc3339;
 use govtrust_verifier::event::{state_key, AttestationContent};
 use govtrust_verifier::profile::{self, Expected, Subject};
 use govtrust_verifier::{oid, Crl, DeviceId, Ed25519Key, UserId};
@@ -14,12 +15,6 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::output::Output;
-
-/// RFC 3339 text of a time (for output).
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
-}
 
 fn unix_rfc3339(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)

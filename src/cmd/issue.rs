@@ -12,11 +12,11 @@ use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509CertificationRequest};
 
-use crate::cadir::CaDir;
 use crate::cli::{AttestationArgs, IssueDeviceArgs, IssueEnrollmentArgs, IssueIdentityArgs};
 use crate::cmd::{read_authority, write_or_print};
 use crate::output::Output;
-use crate::pemfile;
+use govtrust_service::cadir::CaDir;
+use govtrust_service::pemfile;
 
 const DAY: u64 = 24 * 60 * 60;
 
@@ -69,13 +69,13 @@ pub fn issue_attestation(
     if let Some(path) = &args.event_out {
         let mut json = issued.attestation_content(&request).to_json();
         json.push('\n');
-        crate::cadir::write_atomic(path, json.as_bytes())?;
+        govtrust_service::cadir::write_atomic(path, json.as_bytes())?;
     }
     Ok((
         Issued {
             serial: issued.serial_hex(),
             ca: id,
-            not_after: crate::cmd::inspect::rfc3339(issued.not_after),
+            not_after: govtrust_pki::rfc3339(issued.not_after),
             recorded: recorded.display().to_string(),
             state_key: Some(state_key(&request.user_id, &request.subject)),
             chain_pem: pemfile::chain_pem(&issued.chain),
@@ -149,7 +149,7 @@ pub fn enrollment_client(args: &IssueEnrollmentArgs, out: Output) -> Result<Exit
     let report = Issued {
         serial: issued.serial_hex(),
         ca: id,
-        not_after: crate::cmd::inspect::rfc3339(issued.not_after),
+        not_after: govtrust_pki::rfc3339(issued.not_after),
         recorded: recorded.display().to_string(),
         state_key: None,
         chain_pem: pemfile::chain_pem(&issued.chain),

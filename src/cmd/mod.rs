@@ -1,6 +1,5 @@
 //! One module per command; each turns parsed arguments into work and output.
 
-pub mod bench;
 pub mod ca;
 pub mod demo;
 pub mod inspect;
@@ -49,7 +48,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Authority(AuthorityCommand::List(args)) => service::authority_list(&args, out),
         Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(&args, out),
         Command::Agency(AgencyCommand::Enroll(args)) => service::agency_enroll(&args, out),
-        Command::Bench(bench::BenchCommand::Enroll(args)) => bench::enroll(&args, out),
     }
 }
 
@@ -68,7 +66,7 @@ pub fn read_authority(path: &Path) -> Result<AuthorityRecord> {
 /// Writes `text` to `path`, or to standard output.
 pub fn write_or_print(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match path {
-        Some(p) => crate::cadir::write_atomic(p, bytes),
+        Some(p) => govtrust_service::cadir::write_atomic(p, bytes),
         None => {
             use std::io::Write;
             std::io::stdout().write_all(bytes)?;

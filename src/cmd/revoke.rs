@@ -9,11 +9,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::cadir::{parse_hex, CaDir, RevokedEntry};
 use crate::cli::{CrlArgs, RevokeArgs};
 use crate::cmd::write_or_print;
 use crate::output::Output;
-use crate::pemfile;
+use govtrust_service::cadir::{parse_hex, CaDir, RevokedEntry};
+use govtrust_service::pemfile;
 
 #[derive(Serialize)]
 struct Revoked {

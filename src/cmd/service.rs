@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::cli::{AgencyEnrollArgs, ConfigArgs, ImportArgs, ServeArgs};
 use crate::output::Output;
-use crate::service::config::Config;
-use crate::service::tasks::now_ms;
-use crate::storage::{AuditEntry, Authority, Store, StoreError};
+use govtrust_service::config::Config;
+use govtrust_service::storage::{AuditEntry, Authority, Store, StoreError};
+use govtrust_service::tasks::now_ms;
 
 /// Loads the configuration a command runs with.
 pub fn load_config(args: &ConfigArgs) -> Result<Config> {
@@ -52,7 +52,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    runtime()?.block_on(crate::service::run(config))?;
+    runtime()?.block_on(govtrust_service::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -230,7 +230,7 @@ pub fn authority_list(args: &ConfigArgs, out: Output) -> Result<ExitCode> {
     })?;
     let views: Vec<_> = all
         .into_iter()
-        .map(crate::service::api::AuthorityView::from)
+        .map(govtrust_service::api::AuthorityView::from)
         .collect();
     out.emit(&views, || {
         serde_json::to_string_pretty(&views).unwrap_or_default()
@@ -262,14 +262,15 @@ pub fn agency_enroll(args: &AgencyEnrollArgs, out: Output) -> Result<ExitCode> {
     init_logging(false);
     let responses = runtime()?.block_on(async {
         // The device's account: logged in once, restored from --store after.
-        let device = crate::matrix::Bot::connect(crate::matrix::MatrixConfig::new(
-            args.homeserver.clone(),
-            args.user.clone(),
-            args.password.clone(),
-            args.store.clone(),
-        ))
-        .await?;
-        let service = crate::agency::ServiceClient::from_files(
+        let device =
+            govtrust_service::matrix::Bot::connect(govtrust_service::matrix::MatrixConfig::new(
+                args.homeserver.clone(),
+                args.user.clone(),
+                args.password.clone(),
+                args.store.clone(),
+            ))
+            .await?;
+        let service = govtrust_service::agency::ServiceClient::from_files(
             args.service.clone(),
             &args.service_root,
             &args.client_cert,
@@ -280,17 +281,20 @@ pub fn agency_enroll(args: &AgencyEnrollArgs, out: Output) -> Result<ExitCode> {
             .as_str()
             .try_into()
             .context("--service-bot")?;
-        let mut responses =
-            vec![crate::agency::enroll_device(device.client(), &service, bot.clone()).await?];
+        let mut responses = vec![
+            govtrust_service::agency::enroll_device(device.client(), &service, bot.clone()).await?,
+        ];
         if args.identity {
-            responses.push(crate::agency::enroll_identity(device.client(), &service, bot).await?);
+            responses.push(
+                govtrust_service::agency::enroll_identity(device.client(), &service, bot).await?,
+            );
         }
         device.shutdown();
         anyhow::Ok(responses)
     })?;
     let pem: String = responses.iter().map(|r| r.chain_pem.clone()).collect();
     match &args.out {
-        Some(path) => crate::cadir::write_atomic(path, pem.as_bytes())?,
+        Some(path) => govtrust_service::cadir::write_atomic(path, pem.as_bytes())?,
         None if !out.json => print!("{pem}"),
         None => {}
     }

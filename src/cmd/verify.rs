@@ -60,7 +60,7 @@ pub fn verify(args: &VerifyArgs, out: Output) -> ExitCode {
             att.root,
             att.serial,
             time::OffsetDateTime::from_unix_timestamp(att.not_after)
-                .map(crate::cmd::inspect::rfc3339)
+                .map(govtrust_pki::rfc3339)
                 .unwrap_or_default(),
         ),
         Err(e) => format!("NOT TRUSTED ({}): {e}", e.code()),

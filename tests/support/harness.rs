@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use govtrust_verifier::agent::{AutoTrustAgent, TrustDecision};
+use govtrust_agent::{AutoTrustAgent, TrustDecision};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::uiaa;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};

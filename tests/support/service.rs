@@ -10,7 +10,7 @@
 //! let client = svc.service_client(&agency);
 //! ```
 //!
-//! Uses `govtrust::service::build` (so the bot logs in and makes the
+//! Uses `govtrust_service::build` (so the bot logs in and makes the
 //! directory room) and `serve_on` on `127.0.0.1:0`; the data directory is
 //! a temporary directory with SQLite and a development CA for one Matrix
 //! server name.
@@ -20,12 +20,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use govtrust::agency::ServiceClient;
-use govtrust::matrix::Bot;
-use govtrust::service::config::{Config, MatrixConfig};
-use govtrust::service::state::AppState;
-use govtrust::storage::{AuditEntry, Authority, AuthorityStatus};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_service::agency::ServiceClient;
+use govtrust_service::config::{Config, MatrixConfig};
+use govtrust_service::matrix::Bot;
+use govtrust_service::state::AppState;
+use govtrust_service::storage::{AuditEntry, Authority, AuthorityStatus};
 use govtrust_verifier::{AuthorityRecord, Crl, CrlSet};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -72,7 +72,7 @@ pub fn record(id: &str, name: &str) -> AuthorityRecord {
 }
 
 fn now_ms() -> i64 {
-    govtrust::service::tasks::now_ms()
+    govtrust_service::tasks::now_ms()
 }
 
 impl TestService {
@@ -111,12 +111,12 @@ impl TestService {
         config.ca.dev_servers = vec![server_name.to_owned()];
         tweak(&mut config);
         config.validate().expect("valid configuration");
-        let svc = govtrust::service::build(config)
+        let svc = govtrust_service::build(config)
             .await
             .expect("building the service");
-        let root_pem = govtrust::pemfile::cert_pem(svc.pki.root());
+        let root_pem = govtrust_service::pemfile::cert_pem(svc.pki.root());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(govtrust::service::serve_on(
+        let task = tokio::spawn(govtrust_service::serve_on(
             svc.clone(),
             listener,
             async move {
@@ -174,7 +174,7 @@ impl TestService {
 
     /// The first operator token (created on first call).
     pub async fn operator_token(&self) -> String {
-        govtrust::service::ensure_operator_token(&self.svc)
+        govtrust_service::ensure_operator_token(&self.svc)
             .await
             .expect("operator token");
         std::fs::read_to_string(self.svc.config.data_dir.join("operator-token"))
@@ -225,11 +225,13 @@ impl TestService {
             .pki
             .issue_enrollment_client(record, key.spki_der().to_vec(), Duration::from_secs(3600))
             .expect("enrollment-client certificate");
-        let identity_pem =
-            govtrust::pemfile::client_identity(&govtrust::pemfile::chain_pem(&issued.chain), &key)
-                .expect("client identity")
-                .as_str()
-                .to_owned();
+        let identity_pem = govtrust_service::pemfile::client_identity(
+            &govtrust_service::pemfile::chain_pem(&issued.chain),
+            &key,
+        )
+        .expect("client identity")
+        .as_str()
+        .to_owned();
         Agency {
             record: record.clone(),
             identity_pem,
@@ -357,7 +359,7 @@ pub fn errcode(status: StatusCode, body: &Value) -> String {
 pub fn assert_errcode(answer: &(StatusCode, Value), code: &str) {
     let (status, body) = answer;
     assert_eq!(errcode(*status, body), code, "{status} {body}");
-    let documented = govtrust::service::error::ERRCODES
+    let documented = govtrust_service::error::ERRCODES
         .iter()
         .find(|(c, _)| *c == code)
         .unwrap_or_else(|| panic!("{code} is not in ERRCODES"))
@@ -371,7 +373,7 @@ impl TestService {
     /// the API would not issue, such as one that has already expired, or
     /// CRLs with chosen dates.
     pub fn issuing_ca(&self) -> govtrust_pki::IssuingCa<Box<dyn Signer>> {
-        govtrust::cadir::CaDir::open(&self.svc.config.ca_dir())
+        govtrust_service::cadir::CaDir::open(&self.svc.config.ca_dir())
             .expect("CA directory")
             .issuing_ca(self.svc.pki.issuing_id())
             .expect("issuing CA")

@@ -1,5 +1,5 @@
 //! Test fixture: a throwaway Synapse homeserver on loopback — the
-//! library's own launcher ([`govtrust::synapse`]), which installs Synapse
+//! library's own launcher ([`govtrust_service::synapse`]), which installs Synapse
 //! from PyPI into `target/synapse-venv` on first use.
 //!
 //! ```ignore
@@ -11,4 +11,4 @@
 //! ```
 #![allow(unused_imports)]
 
-pub use govtrust::synapse::{LoginSession, Synapse, SERVER_NAME};
+pub use govtrust_service::synapse::{LoginSession, Synapse, SERVER_NAME};

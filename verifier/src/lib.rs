@@ -30,8 +30,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "matrix-sdk")]
-pub mod agent;
 mod authority;
 mod crl;
 mod error;

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use govtrust_agent::{AgentConfig, AutoTrustAgent, TrustDecision};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
-use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, TrustDecision};
 use govtrust_verifier::TrustAnchors;
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
@@ -26,10 +26,10 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use super::step;
-use crate::agency::{enroll_device, ServiceClient};
 use crate::cli::DemoArgs;
-use crate::service::config::{Config, MatrixConfig};
-use crate::synapse::{HomeserverApi, Synapse, SynapseOptions};
+use govtrust_service::agency::{enroll_device, ServiceClient};
+use govtrust_service::config::{Config, MatrixConfig};
+use govtrust_service::synapse::{HomeserverApi, Synapse, SynapseOptions};
 
 /// How long any one awaited event (a decision, a sync) may take.
 const WAIT: Duration = Duration::from_secs(60);
@@ -91,7 +91,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
     );
 
     step(1, "A homeserver: Synapse from PyPI, on loopback");
-    let venv = crate::synapse::default_venv();
+    let venv = govtrust_service::synapse::default_venv();
     if args.synapse_python.is_none() {
         clock.say(format!(
             "Synapse's virtualenv: {} (the first run installs it, about half a minute)",
@@ -136,19 +136,19 @@ async fn run(args: &DemoArgs) -> Result<()> {
     };
     config.ca.dev_servers = vec![synapse.server_name().to_owned()];
     config.validate()?;
-    let svc = crate::service::build(config).await?;
-    crate::service::ensure_operator_token(&svc).await?;
+    let svc = govtrust_service::build(config).await?;
+    govtrust_service::ensure_operator_token(&svc).await?;
     let operator_token = std::fs::read_to_string(svc.config.data_dir.join("operator-token"))?
         .trim()
         .to_owned();
-    let root_pem = crate::pemfile::cert_pem(svc.pki.root());
+    let root_pem = govtrust_service::pemfile::cert_pem(svc.pki.root());
     let directory = svc
         .publisher
         .as_ref()
         .map(|bot| bot.directory_alias().to_string())
         .unwrap_or_default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::service::serve_on(svc.clone(), listener, async {
+    let server = tokio::spawn(govtrust_service::serve_on(svc.clone(), listener, async {
         let _ = stopped.await;
     }));
     clock.say(format!(
@@ -187,7 +187,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
         .post(
             &format!("/v1/authorities/{}/enrollment-clients", record.id),
             &json!({
-                "public_key_pem": crate::pemfile::encode("PUBLIC KEY", agency_key.spki_der()),
+                "public_key_pem": govtrust_service::pemfile::encode("PUBLIC KEY", agency_key.spki_der()),
                 "lifetime_days": 30,
             }),
         )
@@ -203,7 +203,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
     let agency_service = ServiceClient::new(
         format!("{service_url}/").parse()?,
         root_pem.as_bytes(),
-        crate::pemfile::client_identity(chain_pem, &agency_key)?.as_bytes(),
+        govtrust_service::pemfile::client_identity(chain_pem, &agency_key)?.as_bytes(),
     )?;
 
     step(

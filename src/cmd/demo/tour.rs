@@ -9,10 +9,10 @@ use anyhow::{bail, Result};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_verifier::{Ed25519Key, Subject};
 
-use crate::cadir::CaDir;
 use crate::cli::{AttestationArgs, CaInitArgs, DemoArgs, DirArg, RevokeArgs, VerifyArgs};
 use crate::cmd::{ca, issue, revoke, verify};
 use crate::output::Output;
+use govtrust_service::cadir::CaDir;
 
 const SERVER: &str = "id.bund.example";
 const USER: &str = "@registration.office:id.bund.example";

@@ -1,24 +1,40 @@
-//! The enrollment & attestation service (`govtrust serve`).
+//! # govtrust-service
+//!
+//! The enrollment & attestation service of the govtrust PKI (`govtrust
+//! serve`), as a library: the binary, the load benchmark and the
+//! integration tests drive the same code, and nothing here knows about the
+//! command line.
 //!
 //! Layout follows the roles: [`config`] (TOML + environment), [`pki`] (the
-//! CAs), [`auth`] and [`caller`] (who is calling), [`enroll`] (the enrollment flow),
-//! [`api`] and [`server`] (HTTPS), [`tasks`] (outbox publisher, CRLs,
-//! renewal), [`keys`] (homeserver key lookups), with storage in
-//! [`crate::storage`] and Matrix in [`crate::matrix`]. The request bodies,
-//! authority records, user policy and the `authority import` file format
-//! are the pure crate `govtrust_api`.
+//! CAs it signs with) over a [`cadir`] (CA directory) made by
+//! [`hierarchy`], [`auth`] and [`caller`] (who is calling), [`enroll`] (the
+//! enrollment flow), [`api`] and [`server`] (HTTPS), [`tasks`] (outbox
+//! publisher, CRLs, renewal), [`keys`] (homeserver key lookups),
+//! [`storage`] (SQLite/PostgreSQL, audit chain), [`matrix`] (the bot that
+//! publishes attestations). [`agency`] is the agency side's client of this
+//! service, and [`synapse`] sets up a local homeserver for the demo and the
+//! tests. The request bodies, authority records, user policy and the
+//! `authority import` file format are the pure crate `govtrust_api`.
+#![forbid(unsafe_code)]
 
+pub mod agency;
 pub mod api;
 pub mod auth;
+pub mod cadir;
 pub mod caller;
 pub mod config;
 pub mod enroll;
 pub mod error;
+pub mod hierarchy;
 pub mod keys;
+pub mod matrix;
 pub mod metrics;
+pub mod pemfile;
 pub mod pki;
 pub mod server;
 pub mod state;
+pub mod storage;
+pub mod synapse;
 pub mod tasks;
 pub mod tls;
 
@@ -27,10 +43,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
-use self::config::Config;
-use self::keys::KeySource;
-use self::state::{AppState, Service};
+use crate::config::Config;
+use crate::keys::KeySource;
 use crate::matrix::{Bot, MatrixConfig};
+use crate::state::{AppState, Service};
 use crate::storage::{AuditEntry, OperatorToken, Store};
 
 /// Builds the service from its configuration: storage (migrated), CAs

@@ -22,10 +22,10 @@ use rustls::pki_types::PrivateKeyDer;
 use time::OffsetDateTime;
 
 use crate::cadir::CaDir;
-use crate::cli::CaInitArgs;
+use crate::hierarchy::{create_hierarchy, HierarchySpec};
 use crate::pemfile;
 
-use super::config::Config;
+use crate::config::Config;
 
 /// Renew the service's TLS certificate when it has less than this left.
 const TLS_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -55,7 +55,7 @@ impl ServicePki {
                 servers = ?config.ca.dev_servers,
                 "no CA directory: creating a DEVELOPMENT hierarchy (root key on disk)"
             );
-            crate::cmd::ca::create_hierarchy(&CaInitArgs::development(
+            create_hierarchy(&HierarchySpec::development(
                 dir.clone(),
                 config.ca.dev_servers.clone(),
                 Some(format!("{}/v1/crl", config.public_base())),
@@ -231,7 +231,7 @@ impl ServicePki {
         let hints = vec![rustls::DistinguishedName::from(
             x509_subject(self.root()).context("root subject")?,
         )];
-        super::tls::server_config(chain, key, hints)
+        crate::tls::server_config(chain, key, hints)
     }
 
     fn issue_tls(&self, dir: &Path, config: &Config) -> Result<()> {

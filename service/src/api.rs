@@ -1,7 +1,7 @@
 //! The HTTP API under `/v1`: routes, the JSON body extractor, handlers and
 //! the OpenAPI document (`GET /v1/openapi.json`). Handlers are thin: who is
-//! calling is decided in [`super::caller`], the enrollment logic lives in
-//! [`super::enroll`], background work in [`super::tasks`].
+//! calling is decided in [`crate::caller`], the enrollment logic lives in
+//! [`crate::enroll`], background work in [`crate::tasks`].
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
@@ -17,11 +17,11 @@ use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::caller::{Agency, AgencyIdentity, Caller, Operator};
-use super::enroll;
-use super::error::{ApiError, ErrorBody};
-use super::state::{AppState, Service};
-use super::tasks::{self, now_ms};
+use crate::caller::{Agency, AgencyIdentity, Caller, Operator};
+use crate::enroll;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{AppState, Service};
+use crate::tasks::{self, now_ms};
 use govtrust_api::authority::AuthorityInput;
 use govtrust_api::enrollment::{
     ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse,
@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> Router {
 /// response extension set by `ApiError::into_response`).
 async fn count_rejections(State(svc): State<AppState>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    if let Some(code) = response.extensions().get::<super::error::ErrCode>() {
+    if let Some(code) = response.extensions().get::<crate::error::ErrCode>() {
         svc.metrics.reject(code.0);
     }
     response
@@ -160,7 +160,7 @@ async fn metrics(State(svc): State<AppState>) -> Response {
     if let Ok(Some(crl)) = svc.store.latest_crl(svc.pki.issuing_id()).await {
         svc.metrics
             .crl_age
-            .get_or_create(&super::metrics::CaLabel {
+            .get_or_create(&crate::metrics::CaLabel {
                 ca: svc.pki.issuing_id().to_owned(),
             })
             .set((now_ms() - crl.this_update) as f64 / 1000.0);

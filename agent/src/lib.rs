@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn run(client: matrix_sdk::Client, root_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
-//! use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent};
+//! use govtrust_agent::{AgentConfig, AutoTrustAgent};
 //! use govtrust_verifier::TrustAnchors;
 //!
 //! // `client` is logged in, with end-to-end encryption; the app syncs it.
@@ -82,8 +82,8 @@ pub use self::crls::{
 pub use self::error::AgentError;
 use self::plan::{plan, Desired, RecordOp};
 use self::store::{DeviceRecord, IdentityRecord, Reason, Store};
-use crate::event::{state_key, AttestationContent, EVENT_TYPE};
-use crate::{
+use govtrust_verifier::event::{state_key, AttestationContent, EVENT_TYPE};
+use govtrust_verifier::{
     AuthorityRecord, CrlPolicy, DeviceId, Ed25519Key, Error, Expected, PathPosition, Subject,
     TrustAnchors, UserId, VerifiedAttestation, Verifier,
 };

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::auth::AuthenticatedChain;
+use crate::auth::AuthenticatedChain;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,7 +26,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 
 /// Per connection: the agency authentication of its peer chain, once made
-/// (see [`super::auth::AuthenticatedChain`]), so that requests on a
+/// (see [`crate::auth::AuthenticatedChain`]), so that requests on a
 /// keep-alive connection do not re-verify the same chain's signatures.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionAuth(pub Arc<OnceLock<AuthenticatedChain>>);

@@ -3,7 +3,7 @@
 //!
 //! An agency is authenticated in two steps. [`AgencyIdentity`] checks the
 //! TLS client chain (once per connection, see
-//! [`super::server::ConnectionAuth`]) and the rate limit, with no database
+//! [`crate::server::ConnectionAuth`]) and the rate limit, with no database
 //! access. [`Agency::resolve`] then reads its standing — the authority
 //! record, the client certificate's status, and for an enrollment the
 //! challenge it answers — in one query, and refuses a revoked client
@@ -15,10 +15,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use govtrust_verifier::UnixTime;
 
-use super::auth::{authenticate_agency_chain, token_hash, AgencyClient};
-use super::error::ApiError;
-use super::server::{ConnectionAuth, PeerCertificates};
-use super::state::{AppState, Service};
+use crate::auth::{authenticate_agency_chain, token_hash, AgencyClient};
+use crate::error::ApiError;
+use crate::server::{ConnectionAuth, PeerCertificates};
+use crate::state::{AppState, Service};
 use crate::storage::{Authority, Certificate, CertificateStatus, Challenge};
 
 /// An agency authenticated by its enrollment-client certificate (mTLS) and

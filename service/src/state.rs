@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::auth::RateLimiter;
-use super::config::Config;
-use super::keys::KeySource;
-use super::metrics::Metrics;
-use super::pki::ServicePki;
+use crate::auth::RateLimiter;
+use crate::config::Config;
+use crate::keys::KeySource;
 use crate::matrix::Bot;
+use crate::metrics::Metrics;
+use crate::pki::ServicePki;
 use crate::storage::Store;
 
 /// Shared service state (one per process; replicas share the database).

@@ -3,7 +3,7 @@
 # Matrix integration tests and prints the venv's python interpreter on stdout
 # (and nothing else there), so a test fixture or CI can do:
 #
-#   PYTHON="$(scripts/synapse-setup.sh)"
+#   PYTHON="$(service/scripts/synapse-setup.sh)"
 #   "$PYTHON" -m synapse.app.homeserver --help
 #
 # The venv defaults to target/synapse-venv (override: GOVTRUST_SYNAPSE_VENV).

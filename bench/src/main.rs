@@ -1,4 +1,4 @@
-//! `govtrust bench enroll`: a load test of the enrollment API over real
+//! `govtrust-bench enroll`: a load test of the enrollment API over real
 //! HTTPS (mTLS, HTTP/1.1 keep-alive, the agency client `ServiceClient`),
 //! driven by N concurrent agency clients,
 //! each enrolling its devices one after the other (a closed loop: the
@@ -30,7 +30,7 @@
 //! (`ServicePki::issue`, i.e. `IssuingCa::issue_attestation`, in a tight
 //! loop on one thread) and print the ratio enrollments/s ÷ raw issuance/s.
 //!
-//! Synapse for `full` mode comes from [`crate::synapse`], the launcher the
+//! Synapse for `full` mode comes from [`govtrust_service::synapse`], the launcher the
 //! demo and the tests use too, with WARNING-level logging so that log
 //! lines do not count as homeserver CPU.
 
@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_pki::AttestationRequest;
@@ -56,17 +56,16 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
-use crate::agency::ServiceClient;
-use crate::matrix::{Bot, MatrixConfig, QueriedDevice};
-use crate::output::Output;
-use crate::service::config::Config;
-use crate::service::keys::{KeyAnswer, KeySource};
-use crate::service::pki::ServicePki;
-use crate::service::state::AppState;
-use crate::storage::{AuditEntry, Authority, AuthorityStatus, Store, StoreOptions};
-use crate::synapse::{HomeserverApi, Synapse, SynapseOptions};
 use govtrust_api::enrollment::{ChallengeRequest, EnrollRequest, Kind, Proof};
 use govtrust_api::keys::signing_bytes;
+use govtrust_service::agency::ServiceClient;
+use govtrust_service::config::Config;
+use govtrust_service::keys::{KeyAnswer, KeySource};
+use govtrust_service::matrix::{Bot, MatrixConfig, QueriedDevice};
+use govtrust_service::pki::ServicePki;
+use govtrust_service::state::AppState;
+use govtrust_service::storage::{AuditEntry, Authority, AuthorityStatus, Store, StoreOptions};
+use govtrust_service::synapse::{HomeserverApi, Synapse, SynapseOptions};
 
 /// Service-mode target: sustained enrollments per second …
 const TARGET_RATE: f64 = 1000.0;
@@ -83,9 +82,35 @@ const KEYS_QUERY_BATCH: usize = 16;
 /// How many error messages the report quotes.
 const QUOTED_ERRORS: usize = 5;
 
-/// `govtrust bench …`
+/// The command line: `govtrust-bench [--json] enroll …`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "govtrust-bench",
+    version,
+    about = "Load benchmarks of the govtrust enrollment service, with a baseline measured in the same run"
+)]
+struct Cli {
+    /// Print the report as JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        BenchCommand::Enroll(args) => enroll(args, cli.json),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `govtrust-bench …`
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+enum BenchCommand {
     /// Load-test enrollment over real HTTPS: N concurrent agency clients,
     /// M enrollments; prints enrollments/s, latency percentiles, errors and
     /// the raw issuance rate measured in the same run.
@@ -113,10 +138,10 @@ pub enum BenchCommand {
     ///
     /// Examples:
     ///
-    ///   govtrust bench enroll --clients 16 --enrollments 5000
-    ///   govtrust bench enroll --database postgres://postgres@127.0.0.1:5432/test
-    ///   govtrust bench enroll --mode full --clients 8 --enrollments 2400
-    ///   govtrust bench enroll --mode full --homeserver http://127.0.0.1:8008 \
+    ///   govtrust-bench enroll --clients 16 --enrollments 5000
+    ///   govtrust-bench enroll --database postgres://postgres@127.0.0.1:5432/test
+    ///   govtrust-bench enroll --mode full --clients 8 --enrollments 2400
+    ///   govtrust-bench enroll --mode full --homeserver http://127.0.0.1:8008 \
     ///       --registration-shared-secret "$SECRET"
     ///
     /// Build with --release for meaningful figures. Exit status 1 if any
@@ -134,7 +159,7 @@ pub enum BenchMode {
     Full,
 }
 
-/// `govtrust bench enroll`
+/// `govtrust-bench enroll`
 #[derive(Debug, Args)]
 pub struct BenchEnrollArgs {
     /// service: the service's own path (no homeserver); full: with a real
@@ -186,7 +211,7 @@ pub struct BenchEnrollArgs {
     )]
     pub registration_shared_secret: Option<String>,
     /// full mode: Python interpreter with Synapse installed (default: the
-    /// one scripts/synapse-setup.sh prepares in this source tree).
+    /// one service/scripts/synapse-setup.sh prepares in this source tree).
     #[arg(long, env = "GOVTRUST_SYNAPSE_PYTHON", value_name = "PATH")]
     pub synapse_python: Option<PathBuf>,
     /// full mode: how long each enrollment waits for its state event to be
@@ -375,7 +400,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "govtrust bench enroll: mode {}, {} ({}), {} clients, {} enrollments",
+            "govtrust-bench enroll: mode {}, {} ({}), {} clients, {} enrollments",
             self.mode, self.backend, self.database, self.clients, self.enrollments
         );
         let _ = writeln!(
@@ -719,9 +744,9 @@ async fn start_service(
         }
     };
     let bot = publisher.clone();
-    let svc = crate::service::assemble(config, store, pki, keys, publisher);
+    let svc = govtrust_service::assemble(config, store, pki, keys, publisher);
 
-    let now = crate::service::tasks::now_ms();
+    let now = govtrust_service::tasks::now_ms();
     let mut identities = Vec::with_capacity(agencies.len());
     for agency in agencies {
         svc.store
@@ -750,20 +775,22 @@ async fn start_service(
             key.spki_der().to_vec(),
             Duration::from_secs(86_400),
         )?;
-        let identity =
-            crate::pemfile::client_identity(&crate::pemfile::chain_pem(&issued.chain), &key)?;
+        let identity = govtrust_service::pemfile::client_identity(
+            &govtrust_service::pemfile::chain_pem(&issued.chain),
+            &key,
+        )?;
         identities.push(identity.as_str().to_owned());
     }
 
     let base: url::Url = format!("https://{}/", svc.config.listen).parse()?;
-    let root_pem = crate::pemfile::cert_pem(svc.pki.root());
+    let root_pem = govtrust_service::pemfile::cert_pem(svc.pki.root());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let serving = svc.clone();
     tokio::spawn(async move {
         let stopped = async {
             let _ = stop.await;
         };
-        if let Err(e) = crate::service::serve_on(serving, listener, stopped).await {
+        if let Err(e) = govtrust_service::serve_on(serving, listener, stopped).await {
             eprintln!("bench: the service stopped: {e:#}");
         }
     });
@@ -1257,11 +1284,11 @@ fn note(text: impl std::fmt::Display) {
     eprintln!("bench: {text}");
 }
 
-/// `govtrust bench enroll`
-pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
+/// `govtrust-bench enroll`
+fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,govtrust::service::pki=error,matrix_sdk=off,matrix_sdk_base=off,matrix_sdk_crypto=off",
+            "warn,govtrust_service::pki=error,matrix_sdk=off,matrix_sdk_base=off,matrix_sdk_crypto=off",
         )
     });
     let _ = tracing_subscriber::fmt()
@@ -1508,11 +1535,15 @@ pub fn enroll(args: &BenchEnrollArgs, out: Output) -> Result<ExitCode> {
         }),
         full,
     };
-    out.emit(&report, || report.human());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.human().trim_end());
+    }
     Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(crate::cmd::EXIT_FAILURE)
+        ExitCode::FAILURE
     })
 }
 

@@ -11,7 +11,7 @@ use govtrust_pki::{AttestationRequest, RevocationReason, RevokedCertificate};
 use govtrust_verifier::event::{state_key, AttestationContent};
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 
-use super::state::{AppState, Service};
+use crate::state::{AppState, Service};
 use crate::storage::{
     AuditEntry, AuthorityStatus, Certificate, CertificateKind, NewCertificate, NewOutboxItem,
     StoredCrl,
@@ -122,7 +122,7 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
     let crl = result?;
     svc.metrics
         .crl_age
-        .get_or_create(&super::metrics::CaLabel { ca: ca.clone() })
+        .get_or_create(&crate::metrics::CaLabel { ca: ca.clone() })
         .set(0.0);
     Ok(crl)
 }

@@ -3,7 +3,7 @@
 //! this is the one place that knows how to get and run it.
 //!
 //! Synapse comes from PyPI into a virtualenv (the embedded
-//! `scripts/synapse-setup.sh`; installed once, then reused). Each
+//! `service/scripts/synapse-setup.sh`; installed once, then reused). Each
 //! [`Synapse`] gets its own directory with SQLite, a fresh signing key and
 //! a free loopback port, has every rate limit raised far out of the way,
 //! and registers users through the shared-secret admin API (open
@@ -131,7 +131,8 @@ pub fn default_venv() -> PathBuf {
     if let Some(venv) = std::env::var_os("GOVTRUST_SYNAPSE_VENV") {
         return PathBuf::from(venv);
     }
-    let source_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    // This crate sits one level below the workspace root.
+    let source_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     if source_target.is_dir() {
         return source_target.join("synapse-venv");
     }

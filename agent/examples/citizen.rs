@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use govtrust_verifier::agent::{AgentConfig, AutoTrustAgent, HttpCrlFetcher, TrustAction};
+use govtrust_agent::{AgentConfig, AutoTrustAgent, HttpCrlFetcher, TrustAction};
 use govtrust_verifier::{pem, TrustAnchors};
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::SyncSettings;

@@ -5,7 +5,7 @@
 //! about it beyond proof of key possession (the handshake signature).
 //! Whether the chain is an agency's enrollment client — root, EKU ARC.3,
 //! revocation, authority record — is decided per request by
-//! [`super::auth`], with the same verifier code as everything else, so a
+//! [`crate::auth`], with the same verifier code as everything else, so a
 //! rejected certificate yields a JSON error naming the failed check rather
 //! than an opaque handshake failure. Endpoints that need an agency must use
 //! the `Agency` extractor; public endpoints ignore the certificate.

@@ -49,7 +49,7 @@ pub enum AgentError {
     /// A configuration input failed the verifier's parsing (e.g. the
     /// pinned roots).
     #[error(transparent)]
-    Verifier(#[from] crate::Error),
+    Verifier(#[from] govtrust_verifier::Error),
 }
 
 impl AgentError {

@@ -36,15 +36,15 @@ use govtrust_pki::AttestationRequest;
 use govtrust_verifier::event::state_key;
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 
-use super::auth::AgencyClient;
-use super::caller::Agency;
-use super::error::ApiError;
-use super::state::Service;
-use super::tasks::now_ms;
+use crate::auth::AgencyClient;
+use crate::caller::Agency;
+use crate::error::ApiError;
+use crate::state::Service;
 use crate::storage::{
     AuditEntry, Authority, AuthorityStatus, CertificateKind, Challenge, ChallengeClaim,
     ChallengeOutcome, NewCertificate, NewOutboxItem,
 };
+use crate::tasks::now_ms;
 
 /// The kind of certificate an enrollment of `kind` stores.
 fn certificate_kind(kind: Kind) -> CertificateKind {
@@ -322,7 +322,7 @@ pub async fn enroll(
         .observe(started.elapsed().as_secs_f64());
     svc.metrics
         .enrollments
-        .get_or_create(&super::metrics::KindLabel {
+        .get_or_create(&crate::metrics::KindLabel {
             kind: format!("{:?}", request.kind).to_lowercase(),
         })
         .inc();
@@ -337,7 +337,7 @@ pub async fn enroll(
     Ok(EnrollResponse {
         chain: issued.chain.iter().map(|c| STANDARD.encode(c)).collect(),
         chain_pem: crate::pemfile::chain_pem(&issued.chain),
-        not_after: crate::cmd::inspect::rfc3339(issued.not_after),
+        not_after: govtrust_pki::rfc3339(issued.not_after),
         state_key,
         event_id,
         serial,

@@ -20,7 +20,7 @@ use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtensio
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{now_secs, AgentError};
-use crate::{Crl, CrlPolicy, CrlSet};
+use govtrust_verifier::{Crl, CrlPolicy, CrlSet};
 
 /// Largest CRL the agent downloads. The service's CRLs list only revoked,
 /// unexpired short-lived certificates; 32 MiB is far above any real one
@@ -335,8 +335,9 @@ mod tests {
 
     /// NIST PKITS (public test data, see tests/data/conformance): valid
     /// until 2030.
-    const CRL: &[u8] =
-        include_bytes!("../../tests/data/conformance/pkits-2048/crls/TrustAnchorRootCRL.crl");
+    const CRL: &[u8] = include_bytes!(
+        "../../verifier/tests/data/conformance/pkits-2048/crls/TrustAnchorRootCRL.crl"
+    );
     const URL: &str = "https://ca.example/root.crl";
 
     struct Fake {
@@ -410,7 +411,7 @@ mod tests {
     fn distribution_points_of_a_certificate() {
         // A PKITS certificate without a URI distribution point, and garbage.
         let cert = include_bytes!(
-            "../../tests/data/conformance/pkits-2048/certs/AllCertificatesNoPoliciesTest2EE.crt"
+            "../../verifier/tests/data/conformance/pkits-2048/certs/AllCertificatesNoPoliciesTest2EE.crt"
         );
         assert!(distribution_points(cert).is_empty());
         assert!(distribution_points(b"not a certificate").is_empty());

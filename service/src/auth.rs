@@ -10,7 +10,7 @@ use govtrust_verifier::signature::PROFILE_ALGORITHMS;
 use govtrust_verifier::{oid, profile, CertificateDer, CrlPolicy, CrlSet, TrustAnchors, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// An authenticated agency client.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use matrix_sdk::ruma::OwnedUserId;
 use matrix_sdk::Client;
 
+use crate::error::ErrorBody;
 use crate::matrix::ChallengeReceiver;
-use crate::service::error::ErrorBody;
 use govtrust_api::enrollment::{
     ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse, Kind, Proof,
 };

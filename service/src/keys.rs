@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use govtrust_verifier::{DeviceId, Ed25519Key, UserId};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::matrix::{Bot, MatrixError, QueriedDevice, QueriedIdentity};
 
 /// What `/keys/query` said about a device and its user's identity.
