@@ -2,19 +2,28 @@
 //! issuer on the path, the freshness policy, and serial lookup.
 //!
 //! A client keeps CRLs until their nextUpdate and checks many attestations
-//! against them, so a [`Crl`] is decoded once into a hash map, and the
-//! signature check against an issuer key is remembered: the per-attestation
-//! cost is a hash lookup.
+//! against them. A [`Crl`] is decoded once: the header fields with
+//! x509-parser, the revoked entries by one walk over their DER that
+//! validates each entry and indexes its serial (16 octets per serial, no
+//! allocation per entry; see `entries`). A lookup is a binary search and
+//! reads only the entry it finds. The signature check against an issuer
+//! key is remembered, so the per-attestation cost is the lookup.
 
-use std::collections::HashMap;
+mod der;
+mod entries;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use rustls_pki_types::UnixTime;
-use x509_parser::extensions::ParsedExtension;
+use x509_parser::der_parser::der::parse_der_u32;
+use x509_parser::extensions::{ParsedExtension, X509Extension};
 use x509_parser::prelude::FromDer;
-use x509_parser::revocation_list::CertificateRevocationList;
+use x509_parser::time::ASN1Time;
+use x509_parser::x509::{AlgorithmIdentifier, X509Name};
 
+use self::der::Tlv;
+use self::entries::Index;
 use crate::signature::EXTENDED_ALGORITHMS;
 use crate::{Error, PathPosition};
 
@@ -84,7 +93,8 @@ pub struct Crl {
     /// (indirect CRL, partial reasons, unknown critical extensions); such
     /// a CRL is never taken as proof of non-revocation.
     unusable: Option<String>,
-    revoked: HashMap<Vec<u8>, RevokedEntry>,
+    /// The revoked serials, sorted, as offsets into `der`.
+    revoked: Index,
     /// Where the signed TBSCertList sits in `der`, the signature algorithm
     /// (AlgorithmIdentifier content octets) and the signature: kept so the
     /// signature check needs no second parse.
@@ -97,88 +107,86 @@ impl Crl {
     /// Decodes a DER CRL. Signature and freshness are checked later, against
     /// the issuer found on the path and the validation time.
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
-        let (rest, crl) =
-            CertificateRevocationList::from_der(der).map_err(|e| Error::malformed("CRL", e))?;
-        if !rest.is_empty() {
-            return Err(Error::malformed("CRL", "trailing data"));
-        }
-        let tbs = &crl.tbs_cert_list;
-        if tbs.revoked_certificates.len() > MAX_CRL_ENTRIES {
-            return Err(Error::malformed("CRL", "too many entries"));
-        }
+        let malformed = |detail: &'static str| Error::malformed("CRL", detail);
+        let signed = SignedParts::split(der)?;
+        let tbs = der::expect(der, signed.tbs.start, signed.tbs.end, der::SEQUENCE)
+            .ok_or_else(|| malformed("TBSCertList"))?;
+        let fields = TbsFields::split(der, tbs)?;
+
         let mut scope = Scope::All;
         let mut unusable = None;
         let mut number = None;
-        for ext in tbs.extensions() {
-            match ext.parsed_extension() {
-                ParsedExtension::CRLNumber(n) => number = Some(n.to_string()),
-                ParsedExtension::AuthorityKeyIdentifier(_) => {}
-                ParsedExtension::IssuingDistributionPoint(idp) => {
-                    if idp.indirect_crl
-                        || idp.only_some_reasons.is_some()
-                        || idp.only_contains_attribute_certs
-                    {
-                        unusable = Some("indirect or partial CRL".to_owned());
-                    }
-                    // A CRL for one distribution point covers only the
-                    // certificates naming that point (RFC 5280 6.3.3 b.2.i),
-                    // which is not checked here: never take it as proof of
-                    // non-revocation (PKITS 4.14.3, 4.14.8, 4.14.9, 4.5.5
-                    // were false accepts). govtrust CAs issue full CRLs.
-                    // x509-parser 0.18 drops a nameRelativeToCRLIssuer
-                    // distributionPoint (and the fields after it), so the
-                    // raw encoding is checked as well.
-                    if idp.distribution_point.is_some() || idp_has_distribution_point(ext.value) {
-                        unusable = Some("CRL scoped to a distribution point".to_owned());
-                    }
-                    scope = match (idp.only_contains_user_certs, idp.only_contains_ca_certs) {
-                        (true, false) => Scope::EndEntitiesOnly,
-                        (false, true) => Scope::CasOnly,
-                        (false, false) => Scope::All,
-                        (true, true) => return Err(Error::malformed("CRL", "contradictory IDP")),
-                    };
-                }
-                _ if ext.critical => {
-                    unusable = Some(format!("unsupported critical extension {}", ext.oid));
-                }
-                _ => {}
-            }
-        }
-        let mut revoked = HashMap::with_capacity(tbs.revoked_certificates.len());
-        for entry in &tbs.revoked_certificates {
-            let mut reason = None;
-            for ext in entry.extensions() {
+        if let Some(list) = fields.extensions {
+            let mut pos = list.body;
+            while pos < list.end {
+                let raw = entries::read_extension(der, pos, list.end)
+                    .ok_or_else(|| malformed("CRL extension"))?;
+                pos = raw.tlv.end;
+                let ext = match X509Extension::from_der(raw.tlv.whole(der)) {
+                    Ok(([], ext)) => ext,
+                    _ => return Err(malformed("CRL extension")),
+                };
                 match ext.parsed_extension() {
-                    ParsedExtension::ReasonCode(code) => reason = Some(code.0),
-                    ParsedExtension::InvalidityDate(_) => {}
+                    ParsedExtension::CRLNumber(n) => number = Some(n.to_string()),
+                    ParsedExtension::AuthorityKeyIdentifier(_) => {}
+                    ParsedExtension::IssuingDistributionPoint(idp) => {
+                        if idp.indirect_crl
+                            || idp.only_some_reasons.is_some()
+                            || idp.only_contains_attribute_certs
+                        {
+                            unusable = Some("indirect or partial CRL".to_owned());
+                        }
+                        // A CRL for one distribution point covers only the
+                        // certificates naming that point (RFC 5280 6.3.3
+                        // b.2.i), which is not checked here: never take it as
+                        // proof of non-revocation (PKITS 4.14.3, 4.14.8,
+                        // 4.14.9, 4.5.5 were false accepts). govtrust CAs
+                        // issue full CRLs. x509-parser 0.18 drops a
+                        // nameRelativeToCRLIssuer distributionPoint (and the
+                        // fields after it), so the raw encoding is checked as
+                        // well.
+                        if idp.distribution_point.is_some() || idp_has_distribution_point(ext.value)
+                        {
+                            unusable = Some("CRL scoped to a distribution point".to_owned());
+                        }
+                        scope = match (idp.only_contains_user_certs, idp.only_contains_ca_certs) {
+                            (true, false) => Scope::EndEntitiesOnly,
+                            (false, true) => Scope::CasOnly,
+                            (false, false) => Scope::All,
+                            (true, true) => return Err(malformed("contradictory IDP")),
+                        };
+                    }
                     _ if ext.critical => {
-                        unusable =
-                            Some(format!("unsupported critical entry extension {}", ext.oid));
+                        unusable = Some(format!("unsupported critical extension {}", ext.oid));
                     }
                     _ => {}
                 }
             }
-            // removeFromCRL only has meaning in delta CRLs.
-            if reason == Some(8) {
-                continue;
-            }
-            revoked.insert(
-                normalize_serial(entry.raw_serial()).to_vec(),
-                RevokedEntry {
-                    revoked_at: entry.revocation_date.timestamp(),
-                    reason,
-                },
-            );
         }
+
+        let revoked = match fields.revoked {
+            Some(list) => {
+                let decoded = Index::decode(der, list).map_err(malformed)?;
+                if let Some(oid) = decoded.unsupported_critical {
+                    let oid = der.get(oid).unwrap_or_default();
+                    unusable = Some(format!(
+                        "unsupported critical entry extension {}",
+                        x509_parser::der_parser::oid::Oid::new(oid.into())
+                    ));
+                }
+                decoded.index
+            }
+            None => Index::default(),
+        };
         Ok(Crl {
-            signed: SignedParts::split(der)?,
-            issuer: name_content(tbs.issuer.as_raw())?.to_vec(),
-            this_update: tbs.this_update.timestamp(),
-            next_update: tbs.next_update.map(|t| t.timestamp()),
+            issuer: fields.issuer.content(der).to_vec(),
+            this_update: fields.this_update,
+            next_update: fields.next_update,
             number,
             scope,
             unusable,
             revoked,
+            signed,
             der: der.to_vec(),
             verified_by: OnceLock::new(),
         })
@@ -219,14 +227,15 @@ impl Crl {
         self.number.as_deref()
     }
 
-    /// Number of revoked entries.
+    /// Number of revoked serials (entries with reason removeFromCRL are
+    /// not counted, and a serial listed twice counts once).
     pub fn len(&self) -> usize {
         self.revoked.len()
     }
 
     /// Whether the CRL revokes nothing.
     pub fn is_empty(&self) -> bool {
-        self.revoked.is_empty()
+        self.revoked.len() == 0
     }
 
     /// The DER the CRL was decoded from.
@@ -234,10 +243,24 @@ impl Crl {
         &self.der
     }
 
+    /// Heap bytes this CRL holds: its DER, the serial index and the small
+    /// decoded fields.
+    pub fn heap_bytes(&self) -> usize {
+        self.der.capacity()
+            + self.revoked.heap_bytes()
+            + self.issuer.capacity()
+            + self.number.as_ref().map_or(0, String::capacity)
+            + self.unusable.as_ref().map_or(0, String::capacity)
+            + self.signed.algorithm.capacity()
+            + self.signed.signature.capacity()
+            + self.verified_by.get().map_or(0, Vec::capacity)
+    }
+
     /// Looks a serial number up (DER INTEGER content octets; redundant
-    /// leading sign octets are ignored, the value is not changed).
-    pub fn lookup(&self, serial: &[u8]) -> Option<&RevokedEntry> {
-        self.revoked.get(normalize_serial(serial))
+    /// leading sign octets are ignored, the value is not changed), and
+    /// reads that entry's revocation date and reason.
+    pub fn lookup(&self, serial: &[u8]) -> Option<RevokedEntry> {
+        self.revoked.lookup(&self.der, serial)
     }
 
     /// Why the CRL cannot serve as proof of non-revocation, if it cannot.
@@ -252,7 +275,7 @@ impl Crl {
             return Ok(());
         }
         verify_signature(
-            &self.der[self.signed.tbs.clone()],
+            self.der.get(self.signed.tbs.clone()).unwrap_or_default(),
             &self.signed.algorithm,
             &self.signed.signature,
             issuer_spki_der,
@@ -281,6 +304,98 @@ impl Crl {
     }
 }
 
+/// The fields of a TBSCertList:
+///
+/// ```text
+/// SEQUENCE { version INTEGER OPTIONAL, signature AlgorithmIdentifier,
+///            issuer Name, thisUpdate Time, nextUpdate Time OPTIONAL,
+///            revokedCertificates SEQUENCE OF ... OPTIONAL,
+///            crlExtensions [0] EXPLICIT Extensions OPTIONAL }
+/// ```
+///
+/// Each field is validated as x509-parser validates it; the entries are
+/// left to [`Index::decode`] and the extensions to the caller.
+struct TbsFields {
+    issuer: Tlv,
+    this_update: i64,
+    next_update: Option<i64>,
+    revoked: Option<Tlv>,
+    /// The Extensions SEQUENCE inside `[0]`.
+    extensions: Option<Tlv>,
+}
+
+impl TbsFields {
+    fn split(der: &[u8], tbs: Tlv) -> Result<Self, Error> {
+        let malformed = |detail: &'static str| Error::malformed("CRL", detail);
+        let end = tbs.end;
+        let next = |pos: usize| der::read(der, pos, end).filter(|_| pos < end);
+        let mut field = next(tbs.body).ok_or_else(|| malformed("TBSCertList"))?;
+        if field.tag == der::INTEGER {
+            match parse_der_u32(field.whole(der)) {
+                Ok(([], _)) => {}
+                _ => return Err(malformed("version")),
+            }
+            field = next(field.end).ok_or_else(|| malformed("signature algorithm"))?;
+        }
+        match (field.tag, AlgorithmIdentifier::from_der(field.whole(der))) {
+            (der::SEQUENCE, Ok(([], _))) => {}
+            _ => return Err(malformed("signature algorithm")),
+        }
+        let issuer = next(field.end).ok_or_else(|| malformed("issuer name"))?;
+        match (issuer.tag, X509Name::from_der(issuer.whole(der))) {
+            (der::SEQUENCE, Ok(([], _))) => {}
+            _ => return Err(malformed("issuer name")),
+        }
+        let this_update = next(issuer.end)
+            .and_then(|t| Some((t, time(der, t)?)))
+            .ok_or_else(|| malformed("thisUpdate"))?;
+        let mut pos = this_update.0.end;
+        let mut next_update = None;
+        let mut revoked = None;
+        let mut extensions = None;
+        if let Some(t) = next(pos).filter(|t| is_time(t.tag)) {
+            next_update = Some(time(der, t).ok_or_else(|| malformed("nextUpdate"))?);
+            pos = t.end;
+        }
+        if let Some(list) = next(pos).filter(|t| t.tag == der::SEQUENCE) {
+            revoked = Some(list);
+            pos = list.end;
+        }
+        if let Some(wrapper) = next(pos).filter(|t| t.tag == der::CONTEXT_0) {
+            let list = der::expect(der, wrapper.body, wrapper.end, der::SEQUENCE)
+                .filter(|list| list.end == wrapper.end)
+                .ok_or_else(|| malformed("CRL extensions"))?;
+            extensions = Some(list);
+            pos = wrapper.end;
+        }
+        if pos != end {
+            return Err(malformed("TBSCertList: unexpected or trailing field"));
+        }
+        Ok(TbsFields {
+            issuer,
+            this_update: this_update.1,
+            next_update,
+            revoked,
+            extensions,
+        })
+    }
+}
+
+fn is_time(tag: u8) -> bool {
+    tag == der::UTC_TIME || tag == der::GENERALIZED_TIME
+}
+
+/// thisUpdate / nextUpdate, as x509-parser reads them.
+fn time(der: &[u8], tlv: Tlv) -> Option<i64> {
+    if !is_time(tlv.tag) {
+        return None;
+    }
+    match ASN1Time::from_der(tlv.whole(der)) {
+        Ok(([], t)) => Some(t.timestamp()),
+        _ => None,
+    }
+}
+
 /// The parts of a signed DER structure (`SEQUENCE { tbs, algorithm,
 /// BIT STRING signature }`), as offsets and copies.
 #[derive(Debug)]
@@ -293,20 +408,26 @@ struct SignedParts {
 impl SignedParts {
     fn split(der: &[u8]) -> Result<Self, Error> {
         let bad = || Error::malformed("CRL", "outer structure");
-        let (outer, _) = tlv(der, 0x30).ok_or_else(bad)?;
-        let body_start = der.len() - outer.len() - trailing(der, outer);
-        let (_, tbs_len) = header(outer).ok_or_else(bad)?;
-        let tbs = body_start..body_start + tbs_len;
-        let rest = outer.get(tbs_len..).ok_or_else(bad)?;
-        let (algorithm, rest) = tlv(rest, 0x30).ok_or_else(bad)?;
-        let (bits, rest) = tlv(rest, 0x03).ok_or_else(bad)?;
-        let (&unused, signature) = bits.split_first().ok_or_else(bad)?;
-        if !rest.is_empty() {
+        let outer = der::expect(der, 0, der.len(), der::SEQUENCE).ok_or_else(bad)?;
+        if outer.end != der.len() {
+            return Err(Error::malformed("CRL", "trailing data"));
+        }
+        let tbs = der::expect(der, outer.body, outer.end, der::SEQUENCE).ok_or_else(bad)?;
+        let algorithm = der::expect(der, tbs.end, outer.end, der::SEQUENCE).ok_or_else(bad)?;
+        match AlgorithmIdentifier::from_der(algorithm.whole(der)) {
+            Ok(([], _)) => {}
+            _ => return Err(bad()),
+        }
+        let bits = der::expect(der, algorithm.end, outer.end, der::BIT_STRING)
+            .filter(|bits| bits.end == outer.end)
+            .ok_or_else(bad)?;
+        let (&unused, signature) = bits.content(der).split_first().ok_or_else(bad)?;
+        if unused > 7 {
             return Err(bad());
         }
         Ok(SignedParts {
-            tbs,
-            algorithm: algorithm.to_vec(),
+            tbs: tbs.start..tbs.end,
+            algorithm: algorithm.content(der).to_vec(),
             // A signature with unused bits is no signature (PKITS 4.4.4):
             // keep the CRL decodable, but it can never verify.
             signature: if unused == 0 {
@@ -316,42 +437,6 @@ impl SignedParts {
             },
         })
     }
-}
-
-/// Bytes after `outer` within `der` (zero for well-formed input, where
-/// `from_der` already rejected trailing data).
-fn trailing(der: &[u8], outer: &[u8]) -> usize {
-    let end = outer.as_ptr() as usize + outer.len();
-    (der.as_ptr() as usize + der.len()).saturating_sub(end)
-}
-
-/// Reads a DER header: (header length, header + content length).
-fn header(input: &[u8]) -> Option<(usize, usize)> {
-    let first = *input.get(1)?;
-    let (header, len) = match first {
-        0..=0x7f => (2, usize::from(first)),
-        0x81..=0x84 => {
-            let n = usize::from(first & 0x7f);
-            let bytes = input.get(2..2 + n)?;
-            (
-                2 + n,
-                bytes
-                    .iter()
-                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
-            )
-        }
-        _ => return None,
-    };
-    Some((header, header.checked_add(len)?))
-}
-
-/// Splits one TLV with `tag` off `input`: (content, rest).
-fn tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    if *input.first()? != tag {
-        return None;
-    }
-    let (header, total) = header(input)?;
-    Some((input.get(header..total)?, input.get(total..)?))
 }
 
 /// Verifies `signature` over `message` with the issuer key, choosing the
@@ -364,46 +449,28 @@ fn verify_signature(
     issuer_spki_der: &[u8],
 ) -> Result<(), Error> {
     let bad_key = || Error::malformed("issuer public key", "SubjectPublicKeyInfo");
-    let (spki, _) = tlv(issuer_spki_der, 0x30).ok_or_else(bad_key)?;
-    let (key_algorithm, rest) = tlv(spki, 0x30).ok_or_else(bad_key)?;
-    let (key_bits, _) = tlv(rest, 0x03).ok_or_else(bad_key)?;
-    let key = key_bits.get(1..).ok_or_else(bad_key)?;
-    let candidates: Vec<_> = EXTENDED_ALGORITHMS
-        .iter()
-        .filter(|a| {
-            a.signature_alg_id().as_ref() == algorithm
-                && a.public_key_alg_id().as_ref() == key_algorithm
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Err(Error::UnsupportedAlgorithm);
+    let spki = &issuer_spki_der;
+    let outer = der::expect(spki, 0, spki.len(), der::SEQUENCE).ok_or_else(bad_key)?;
+    let key_algorithm =
+        der::expect(spki, outer.body, outer.end, der::SEQUENCE).ok_or_else(bad_key)?;
+    let key_bits =
+        der::expect(spki, key_algorithm.end, outer.end, der::BIT_STRING).ok_or_else(bad_key)?;
+    let key = key_bits.content(spki).get(1..).ok_or_else(bad_key)?;
+    let key_algorithm = key_algorithm.content(spki);
+    let mut candidates = EXTENDED_ALGORITHMS.iter().filter(|a| {
+        a.signature_alg_id().as_ref() == algorithm
+            && a.public_key_alg_id().as_ref() == key_algorithm
+    });
+    let mut any = false;
+    let verified = candidates.any(|a| {
+        any = true;
+        a.verify_signature(key, message, signature).is_ok()
+    });
+    match (verified, any) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Error::BadSignature),
+        (false, false) => Err(Error::UnsupportedAlgorithm),
     }
-    if candidates
-        .iter()
-        .any(|a| a.verify_signature(key, message, signature).is_ok())
-    {
-        Ok(())
-    } else {
-        Err(Error::BadSignature)
-    }
-}
-
-/// Strips the SEQUENCE header from a DER Name.
-fn name_content(der: &[u8]) -> Result<&[u8], Error> {
-    let bad = || Error::malformed("CRL", "issuer name");
-    let (&tag, rest) = der.split_first().ok_or_else(bad)?;
-    let (&first, rest) = rest.split_first().ok_or_else(bad)?;
-    let header_len = match first {
-        0..=0x7f => 0,
-        0x81 => 1,
-        0x82 => 2,
-        0x83 => 3,
-        _ => return Err(bad()),
-    };
-    if tag != 0x30 || rest.len() < header_len {
-        return Err(bad());
-    }
-    Ok(&rest[header_len..])
 }
 
 /// Whether a DER IssuingDistributionPoint SEQUENCE starts with the
