@@ -2,7 +2,7 @@
 //! syncs, and prints the agent's trust decisions as they happen.
 //!
 //! ```text
-//! cargo run -p govtrust-verifier --features matrix-sdk --example citizen -- \
+//! cargo run -p govtrust-agent --example citizen -- \
 //!     --homeserver https://matrix.example --user @citizen:example --password … \
 //!     --root root.pem [--store ./citizen-store] [--publisher @govtrust:example] \
 //!     [--check @agency:example] [--sign-identities] [--crl-tls-root ca.pem]

@@ -7,7 +7,7 @@
 //! arbitrary URLs. The CRL's own signature is checked at use, against the
 //! issuer on the validated path; the transport adds nothing to its
 //! integrity, so a CRL server that is down or lies can only withhold
-//! revocation information — which [`crate::CrlPolicy::REQUIRE_FRESH`] turns
+//! revocation information — which [`govtrust_verifier::CrlPolicy::REQUIRE_FRESH`] turns
 //! into a rejection once the cached CRL passes its nextUpdate.
 
 use std::collections::HashMap;
@@ -19,7 +19,8 @@ use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{now_secs, AgentError};
+use crate::clock::now_secs;
+use crate::error::AgentError;
 use govtrust_verifier::{Crl, CrlPolicy, CrlSet};
 
 /// Largest CRL the agent downloads. The service's CRLs list only revoked,
@@ -158,7 +159,7 @@ pub fn distribution_points(cert_der: &[u8]) -> Vec<String> {
 }
 
 /// The subject of a certificate in RFC 4514 form, as
-/// [`crate::VerifiedAttestation::issuer`] gives it.
+/// [`govtrust_verifier::VerifiedAttestation::issuer`] gives it.
 pub fn subject_string(cert_der: &[u8]) -> Option<String> {
     X509Certificate::from_der(cert_der)
         .ok()

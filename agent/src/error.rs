@@ -1,16 +1,17 @@
 //! The agent's one error type.
 //!
-//! Why not the crate's [`crate::Error`]: that type is a *verdict* on an
-//! attestation — every variant names one failed rule of the profile, and
-//! [`crate::Error::code`] feeds metrics and user-visible reasons. What goes
-//! wrong in the agent is operational (the Matrix client, the agent's own
-//! store, fetching a CRL) and says nothing about any certificate. Verdicts
-//! still travel as [`crate::Error`] inside [`super::Verdict::Rejected`];
+//! Why not the verifier's [`govtrust_verifier::Error`]: that type is a
+//! *verdict* on an attestation — every variant names one failed rule of the
+//! profile, and [`govtrust_verifier::Error::code`] feeds metrics and
+//! user-visible reasons. What goes wrong in the agent is operational (the
+//! Matrix client, the agent's own store, fetching a CRL) and says nothing
+//! about any certificate. Verdicts still travel as
+//! [`govtrust_verifier::Error`] inside [`crate::Verdict::Rejected`];
 //! `AgentError` wraps one only where a configuration input (the pinned
 //! roots) failed to parse.
 
 /// Why the agent could not do something (as opposed to why an attestation
-/// was rejected, which is a [`super::Verdict`]).
+/// was rejected, which is a [`crate::Verdict`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {

@@ -5,7 +5,8 @@
 use matrix_sdk::encryption::LocalTrust;
 
 use super::store::{Reason, SetTrust};
-use super::{RevocationAction, TrustAction};
+use crate::config::RevocationAction;
+use crate::decision::TrustAction;
 
 /// What the attestations call for, for one device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
