@@ -154,6 +154,59 @@ pub enum Error {
     /// Any other path-validation failure reported by the path builder.
     #[error("path validation failed: {0}")]
     PathInvalid(String),
+    /// `io.element.x509`: the master key object is not a valid cross-signing
+    /// master key (not a JSON object, no `keys`, wrong `usage`, not
+    /// expressible in canonical JSON, too large).
+    #[error("master key: {0}")]
+    MasterKeyInvalid(String),
+    /// `io.element.x509`: the master key carries no `io.element.x509:*`
+    /// signature under its user's own ID.
+    #[error("the master key carries no io.element.x509 signature by its user")]
+    IdentitySignatureMissing,
+    /// `io.element.x509`: the signature value is not a PEM CMS SignedData
+    /// of the profile (undecodable, wrong version or content type, no
+    /// certificates, unsigned attributes, too many certificates).
+    #[error("CMS signature: {0}")]
+    CmsMalformed(String),
+    /// `io.element.x509`: the CMS carries the signed content (the profile
+    /// requires a detached signature over the canonical JSON).
+    #[error("the CMS signature is not detached (it encapsulates content)")]
+    CmsNotDetached,
+    /// `io.element.x509`: the CMS carries CRLs (the profile forbids them:
+    /// revocation comes from the caller's CRLs only).
+    #[error("the CMS signature carries CRLs")]
+    CmsCrlsPresent,
+    /// `io.element.x509`: the CMS does not hold exactly one SignerInfo.
+    #[error("the CMS signature has {0} signers, the profile allows exactly one")]
+    CmsSignerCount(usize),
+    /// `io.element.x509`: the SignerInfo has signed attributes (the profile
+    /// signs the content itself).
+    #[error("the CMS SignerInfo has signed attributes")]
+    CmsSignedAttributes,
+    /// `io.element.x509`: the SignerInfo does not name exactly one included
+    /// certificate by subjectKeyIdentifier.
+    #[error("CMS signer identifier: {0}")]
+    CmsSignerId(String),
+    /// `io.element.x509`: digest or signature algorithm other than SHA-512
+    /// and RSASSA-PSS (SHA-512, MGF1-SHA-512, salt 64, trailer 1).
+    #[error("CMS algorithm: {0}")]
+    CmsAlgorithm(String),
+    /// `io.element.x509`: the key ID does not name the CA that issued the
+    /// top certificate of the validated chain (the pinned root's SKI).
+    #[error("key ID {found} does not name the root the chain leads to ({expected})")]
+    KeyIdMismatch {
+        /// The key ID the validated chain calls for.
+        expected: String,
+        /// The key ID the signature was published under.
+        found: String,
+    },
+    /// `io.element.x509`: the signer certificate's key is not an RSA key.
+    #[error("the identity-signing certificate's public key is not RSA")]
+    KeyNotRsa,
+    /// `io.element.x509`: the RSASSA-PSS signature does not verify over the
+    /// canonical JSON of the master key.
+    #[error("the io.element.x509 signature does not verify over the master key")]
+    IdentitySignatureInvalid,
 }
 
 fn describe_device(device: Option<&str>) -> String {
@@ -200,6 +253,18 @@ impl Error {
             Error::CrlStale { .. } => "crl_stale",
             Error::CrlWrongIssuer { .. } => "crl_wrong_issuer",
             Error::PathInvalid(_) => "path_invalid",
+            Error::MasterKeyInvalid(_) => "master_key_invalid",
+            Error::IdentitySignatureMissing => "identity_signature_missing",
+            Error::CmsMalformed(_) => "cms_malformed",
+            Error::CmsNotDetached => "cms_not_detached",
+            Error::CmsCrlsPresent => "cms_crls_present",
+            Error::CmsSignerCount(_) => "cms_signer_count",
+            Error::CmsSignedAttributes => "cms_signed_attributes",
+            Error::CmsSignerId(_) => "cms_signer_id",
+            Error::CmsAlgorithm(_) => "cms_algorithm",
+            Error::KeyIdMismatch { .. } => "key_id_mismatch",
+            Error::KeyNotRsa => "key_not_rsa",
+            Error::IdentitySignatureInvalid => "identity_signature_invalid",
         }
     }
 

@@ -32,6 +32,7 @@
 
 mod authority;
 mod crl;
+pub mod element_x509;
 mod error;
 pub mod event;
 mod matrix_id;
@@ -47,6 +48,7 @@ pub use authority::{
     is_printable_string_char, AuthorityRecord, DnAttribute, DnString, DN_ATTRIBUTES,
 };
 pub use crl::{Crl, CrlPolicy, CrlSet, RevokedEntry, MAX_CRL_ENTRIES};
+pub use element_x509::{ElementX509Verifier, VerifiedIdentitySignature};
 pub use error::{Error, PathPosition};
 pub use matrix_id::{validate_server_name, DeviceId, Ed25519Key, UserId};
 pub use memo::{IssuerMemoStats, MAX_REMEMBERED_ISSUERS};

@@ -36,6 +36,10 @@ pub const EKU_IDENTITY_ATTESTATION: &[u8] = &arc_child(2);
 pub const EKU_ENROLLMENT_CLIENT: &[u8] = &arc_child(3);
 /// ARC.4 — EKU: official document seal (reserved; never issued yet).
 pub const EKU_DOCUMENT_SEAL: &[u8] = &arc_child(4);
+/// ARC.5 — EKU: Matrix identity signing (`io.element.x509`): the RSA key
+/// signs the user's cross-signing master key in Element's X.509 identity
+/// verification format (CMS, RSASSA-PSS-SHA512).
+pub const EKU_IDENTITY_SIGNING: &[u8] = &arc_child(5);
 /// ARC.10 — non-critical extension carrying the Matrix device ID (UTF8String).
 pub const EXT_DEVICE_ID: &[u8] = &arc_child(10);
 /// ARC.11 — non-critical extension on issuing CAs: the Matrix server names
@@ -60,6 +64,10 @@ pub fn profile_name(content: &[u8]) -> Option<&'static str> {
         ),
         (EKU_ENROLLMENT_CLIENT, "agency enrollment client (ARC.3)"),
         (EKU_DOCUMENT_SEAL, "official document seal (ARC.4)"),
+        (
+            EKU_IDENTITY_SIGNING,
+            "Matrix identity signing (io.element.x509) (ARC.5)",
+        ),
         (EXT_DEVICE_ID, "Matrix device ID (ARC.10)"),
         (
             EXT_PERMITTED_SERVERS,
@@ -107,6 +115,7 @@ mod tests {
         assert_eq!(dotted(EKU_IDENTITY_ATTESTATION), format!("{ARC_DOTTED}.2"));
         assert_eq!(dotted(EKU_ENROLLMENT_CLIENT), format!("{ARC_DOTTED}.3"));
         assert_eq!(dotted(EKU_DOCUMENT_SEAL), format!("{ARC_DOTTED}.4"));
+        assert_eq!(dotted(EKU_IDENTITY_SIGNING), format!("{ARC_DOTTED}.5"));
         assert_eq!(dotted(EXT_DEVICE_ID), format!("{ARC_DOTTED}.10"));
         assert_eq!(dotted(EXT_PERMITTED_SERVERS), format!("{ARC_DOTTED}.11"));
     }
