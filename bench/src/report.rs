@@ -1,0 +1,302 @@
+//! What a run reports: latency percentiles, the raw-issuance baseline, the
+//! full-mode homeserver figures, and the rendering of all of it as text
+//! (the `--json` form is the serde serialisation of the same types).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Arithmetic mean.
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    pub(crate) fn of(mut samples: Vec<Duration>) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        let n = samples.len();
+        let at = |q: f64| {
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            ms(samples[rank - 1])
+        };
+        Latency {
+            count: n,
+            p50_ms: at(0.50),
+            p90_ms: at(0.90),
+            p99_ms: at(0.99),
+            max_ms: ms(samples[n - 1]),
+            mean_ms: ms(samples.iter().sum::<Duration>()) / n as f64,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  (mean {:.2} ms)",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms, self.mean_ms
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The raw issuance measurement.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RawIssuance {
+    /// Certificates issued.
+    pub issued: u64,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Issuances per second on one thread.
+    pub per_s: f64,
+    /// Microseconds per issuance.
+    pub us_each: f64,
+}
+
+/// The service-mode target and whether this run met it.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Target {
+    /// Required enrollments per second.
+    pub min_per_s: f64,
+    /// Required p99 per enrollment, milliseconds.
+    pub max_p99_ms: f64,
+    /// Whether both held.
+    pub met: bool,
+}
+
+/// One batched `/keys/query`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BatchQuery {
+    /// Devices asked for in one request.
+    pub devices: usize,
+    /// Milliseconds for the request (median of 5).
+    pub ms: f64,
+    /// Milliseconds per device.
+    pub per_device_ms: f64,
+}
+
+/// What only `full` mode measures.
+#[derive(Clone, Debug, Serialize)]
+pub struct FullReport {
+    /// The homeserver's client-server API.
+    pub homeserver: String,
+    /// Whether the bench started it (and so could measure its CPU).
+    pub started_by_bench: bool,
+    /// Seconds spent registering users, logging devices in and uploading
+    /// their keys (not part of the measurement).
+    pub setup_s: f64,
+    /// wait_for_event_ms each enrollment asked for.
+    pub wait_for_event_ms: u64,
+    /// Outbox items still unpublished when the last enrollment returned.
+    pub outbox_pending_at_end: u64,
+    /// Seconds from the last enrollment until the outbox was empty.
+    pub outbox_drain_s: Option<f64>,
+    /// Publication rate while draining (events/s), the outbox alone.
+    pub drain_publish_per_s: Option<f64>,
+    /// Events published per second over the whole run (first enrollment
+    /// to empty outbox).
+    pub overall_publish_per_s: Option<f64>,
+    /// Standalone `/keys/query` for one device (sequential, idle server).
+    pub keys_query_single: Latency,
+    /// Standalone batched `/keys/query`.
+    pub keys_query_batch: Option<BatchQuery>,
+}
+
+/// Everything a run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// service or full.
+    pub mode: &'static str,
+    /// sqlite or postgres.
+    pub backend: &'static str,
+    /// Where the data went.
+    pub database: String,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Enrollments attempted.
+    pub enrollments: u32,
+    /// Enrollments that returned a certificate chain.
+    pub succeeded: usize,
+    /// Enrollments that failed.
+    pub errors: usize,
+    /// The first few error messages.
+    pub first_errors: Vec<String>,
+    /// Wall time of the load phase.
+    pub elapsed_s: f64,
+    /// Successful enrollments per second of wall time.
+    pub enrollments_per_s: f64,
+    /// Per enrollment (challenge + enrollment request).
+    pub latency: Latency,
+    /// The challenge request alone.
+    pub challenge_latency: Latency,
+    /// The enrollment request alone.
+    pub enroll_latency: Latency,
+    /// `ServicePki::issue` in a tight loop, same process, same run.
+    pub raw_issuance: RawIssuance,
+    /// enrollments/s ÷ raw issuances/s.
+    pub ratio_to_raw_issuance: f64,
+    /// CPU seconds used during the load phase, per party: this process's
+    /// service runtime threads, client runtime threads, SQLite worker
+    /// threads and other threads; Synapse when the bench started it; the
+    /// PostgreSQL server processes; every other process on the machine;
+    /// and time stolen by the hypervisor.
+    pub cpu_s: BTreeMap<String, f64>,
+    /// CPU milliseconds per successful enrollment, all parties of the
+    /// enrollment together (service, clients, database, homeserver).
+    pub cpu_ms_per_enrollment: f64,
+    /// cores ÷ CPU per enrollment: the rate this machine could sustain if
+    /// the enrollment's parties had every core to themselves. Robust to
+    /// other load on the machine, unlike the measured rate.
+    pub cpu_bound_per_s: f64,
+    /// Cores available to this process.
+    pub cores: usize,
+    /// 1-minute load average when the run started (other work on the host).
+    pub load_average_at_start: Option<f64>,
+    /// Service mode: the target and whether it was met.
+    pub target: Option<Target>,
+    /// Full mode: the homeserver side.
+    pub full: Option<FullReport>,
+}
+
+impl Report {
+    pub(crate) fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "govtrust-bench enroll: mode {}, {} ({}), {} clients, {} enrollments",
+            self.mode, self.backend, self.database, self.clients, self.enrollments
+        );
+        let _ = writeln!(
+            s,
+            "  result        {} ok, {} errors in {:.2} s",
+            self.succeeded, self.errors, self.elapsed_s
+        );
+        for e in &self.first_errors {
+            let _ = writeln!(s, "    error: {e}");
+        }
+        let _ = writeln!(
+            s,
+            "  rate          {:.0} enrollments/s",
+            self.enrollments_per_s
+        );
+        let _ = writeln!(s, "  latency       {}", self.latency.line());
+        let _ = writeln!(s, "    challenge   {}", self.challenge_latency.line());
+        let _ = writeln!(s, "    enrollment  {}", self.enroll_latency.line());
+        let _ = writeln!(
+            s,
+            "  raw issuance  {:.0} issuances/s ({:.1} µs each; ServicePki::issue, one thread, {:.1} s, same run)",
+            self.raw_issuance.per_s, self.raw_issuance.us_each, self.raw_issuance.seconds
+        );
+        let _ = writeln!(
+            s,
+            "  ratio         {:.3} (enrollments/s ÷ raw issuances/s)",
+            self.ratio_to_raw_issuance
+        );
+        let parts: Vec<String> = self
+            .cpu_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  CPU (load)    seconds: {}; {:.2} s available ({} cores × {:.2} s; load average {} at start)",
+            parts.join(", "),
+            self.cores as f64 * self.elapsed_s,
+            self.cores,
+            self.elapsed_s,
+            self.load_average_at_start
+                .map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}"))
+        );
+        let _ = writeln!(
+            s,
+            "  CPU/enrol     {:.3} ms (enrollment parties together) => CPU-bound ceiling {:.0} enrollments/s on {} cores",
+            self.cpu_ms_per_enrollment, self.cpu_bound_per_s, self.cores
+        );
+        if let Some(t) = &self.target {
+            let _ = writeln!(
+                s,
+                "  target        >= {:.0}/s with p99 < {:.0} ms: {}",
+                t.min_per_s,
+                t.max_p99_ms,
+                if t.met { "MET" } else { "MISSED" }
+            );
+        }
+        if let Some(f) = &self.full {
+            let _ = writeln!(
+                s,
+                "  homeserver    {} ({}); set-up (register, login, /keys/upload) {:.1} s",
+                f.homeserver,
+                if f.started_by_bench {
+                    "Synapse started by the bench, SQLite"
+                } else {
+                    "external"
+                },
+                f.setup_s
+            );
+            let _ = writeln!(
+                s,
+                "  publication   {} pending when the load ended (wait_for_event_ms {}); {}",
+                f.outbox_pending_at_end,
+                f.wait_for_event_ms,
+                match (f.outbox_drain_s, f.drain_publish_per_s) {
+                    (Some(d), Some(r)) => format!("drained in {d:.2} s ({r:.0} events/s)"),
+                    (Some(d), None) => format!("drained in {d:.2} s"),
+                    _ => "did not drain in time".into(),
+                }
+            );
+            if let Some(r) = f.overall_publish_per_s {
+                let _ = writeln!(
+                    s,
+                    "                {r:.0} events/s published from the first enrollment to the empty outbox"
+                );
+            }
+            let _ = writeln!(
+                s,
+                "  /keys/query   single device, sequential, idle: {}",
+                f.keys_query_single.line()
+            );
+            if let Some(b) = &f.keys_query_batch {
+                let _ = writeln!(
+                    s,
+                    "                {} devices in one request: {:.2} ms ({:.2} ms per device)",
+                    b.devices, b.ms, b.per_device_ms
+                );
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples = (1..=100).map(Duration::from_millis).collect();
+        let l = Latency::of(samples);
+        assert_eq!(l.count, 100);
+        assert!((l.p50_ms - 50.0).abs() < 1e-9);
+        assert!((l.p99_ms - 99.0).abs() < 1e-9);
+        assert!((l.max_ms - 100.0).abs() < 1e-9);
+        assert_eq!(Latency::of(Vec::new()).count, 0);
+    }
+}
