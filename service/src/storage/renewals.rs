@@ -1,0 +1,100 @@
+//! Renewal bookkeeping across replicas: claiming the certificates due for
+//! renewal under a lease (one conditional `UPDATE`, so no two replicas
+//! renew the same one), giving a claim back, and superseding a certificate
+//! without a successor.
+
+use super::audit::AuditEntry;
+use super::certificates::{cert_cols, cert_from_row};
+use super::model::Certificate;
+use super::writer::{Op, Outcome};
+use super::{limit_i64, not_found, Backend, Store, StoreResult};
+
+impl Store {
+    /// Claims up to `limit` device and identity certificates that are valid
+    /// and end before `due_before`, for renewal by this replica: each
+    /// returned certificate is leased until `now + lease_ms`, and no other
+    /// claim returns it before the lease ends (enrollment-client
+    /// certificates are never returned: the service has no key to renew
+    /// them with). Renewing supersedes the old certificate, which ends the
+    /// claim for good; [`Store::release_renewal_claim`] gives it back early.
+    // Expired certificates are never renewed: trust that lapsed needs a new
+    // enrollment with a fresh proof of possession.
+    pub async fn claim_due_renewals(
+        &self,
+        due_before: i64,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Certificate>> {
+        let sql = match self.backend() {
+            Backend::Sqlite => concat!(
+                "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
+                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
+                "AND kind IN ('device', 'identity') ",
+                "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
+                "ORDER BY not_after LIMIT $4) ",
+                "RETURNING ",
+                cert_cols!()
+            ),
+            // SKIP LOCKED keeps replicas from queueing behind each other; the
+            // outer conditions are re-checked on the latest row version, so
+            // a row claimed concurrently is not claimed twice.
+            Backend::Postgres => concat!(
+                "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
+                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
+                "AND kind IN ('device', 'identity') ",
+                "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
+                "ORDER BY not_after LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+                "AND status = 'valid' ",
+                "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
+                "RETURNING ",
+                cert_cols!()
+            ),
+        };
+        let _gate = self.write_gate().await;
+        let rows = sqlx::query(sql)
+            .bind(now.saturating_add(lease_ms))
+            .bind(due_before)
+            .bind(now)
+            .bind(limit_i64(limit))
+            .fetch_all(self.pool())
+            .await?;
+        let mut certs = rows
+            .iter()
+            .map(cert_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        certs.sort_by_key(|c| c.not_after);
+        Ok(certs)
+    }
+
+    /// Ends a renewal claim early (e.g. the renewal failed and should be
+    /// retried by any replica).
+    pub async fn release_renewal_claim(&self, serial: &str) -> StoreResult<()> {
+        let _gate = self.write_gate().await;
+        sqlx::query("UPDATE certificates SET renewal_claimed_until = NULL WHERE serial = $1")
+            .bind(serial)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a valid certificate superseded (without issuing a successor).
+    /// Returns false if it was not valid; [`StoreError::NotFound`] if unknown.
+    pub async fn mark_superseded(
+        &self,
+        serial: &str,
+        at: i64,
+        audit: AuditEntry,
+    ) -> StoreResult<bool> {
+        let op = Op::Supersede {
+            serial: serial.to_owned(),
+        };
+        match self.submit(op, Some(audit), at).await?.outcome {
+            Outcome::Done => Ok(true),
+            _ => match self.get_certificate(serial).await? {
+                Some(_) => Ok(false),
+                None => Err(not_found("certificate", serial)),
+            },
+        }
+    }
+}

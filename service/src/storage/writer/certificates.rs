@@ -1,0 +1,183 @@
+//! The writer's statements on `certificates`: issuance (all in one
+//! statement on PostgreSQL, step by step on SQLite; an enrollment consumes
+//! its challenge in the same transaction) and superseding.
+
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use super::challenges::{refusal, try_consume};
+use super::outbox::enqueue;
+use super::{Outcome, PreparedOutbox};
+use crate::storage::model::{ChallengeClaim, NewCertificate};
+use crate::storage::{Backend, StoreResult};
+
+/// Stores an issued certificate with its outbox item (superseding older
+/// pending items for the state key), supersedes the certificate it renews,
+/// and, for an enrollment, consumes the claimed challenge: all or nothing.
+///
+/// On PostgreSQL all of it is one statement (one round trip on the
+/// serialised path, where round trips are what limits throughput under
+/// load); SQLite, in process, runs the steps one by one to the same effect.
+pub(super) async fn issue_certificate(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    c: &NewCertificate,
+    outbox: Option<&PreparedOutbox>,
+    claim: Option<&ChallengeClaim>,
+    at: i64,
+) -> StoreResult<Outcome> {
+    let (consumed, inserted) = match backend {
+        Backend::Postgres => {
+            let row = bind_certificate(
+                sqlx::query(
+                    "WITH ch AS (UPDATE challenges SET used_at = $16::bigint WHERE id = $17::text \
+                     AND authority_id = $18 AND user_id = $19 AND device_id = $20 AND key = $21 \
+                     AND used_at IS NULL AND expires_at > $16::bigint RETURNING id), \
+                     c AS (INSERT INTO certificates (serial, issuing_ca, kind, user_id, \
+                     device_id, key, authority_id, not_before, not_after, der, status, \
+                     renewed_from, created_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12 \
+                     WHERE $17::text IS NULL OR EXISTS (SELECT 1 FROM ch) \
+                     ON CONFLICT (serial) DO NOTHING RETURNING serial), \
+                     o AS (INSERT INTO outbox (kind, state_key, content, state, created_at, \
+                     attempts, next_attempt_at) SELECT $13, $14, $15, 'pending', $12, 0, $12 \
+                     FROM c WHERE $13::text IS NOT NULL RETURNING id), \
+                     s AS (UPDATE outbox SET state = 'superseded', superseded_by = (SELECT id FROM o) \
+                     WHERE state_key = $14 AND state = 'pending' AND id < (SELECT id FROM o)), \
+                     r AS (UPDATE certificates SET status = 'superseded' WHERE serial = $11 \
+                     AND status NOT IN ('revoked', 'superseded') AND EXISTS (SELECT 1 FROM c)) \
+                     SELECT (SELECT COUNT(*) FROM ch) AS consumed, \
+                     (SELECT COUNT(*) FROM c) AS inserted",
+                ),
+                c,
+            )
+            .bind(outbox.map(|o| o.kind.as_str()))
+            .bind(outbox.map(|o| o.state_key.as_str()))
+            .bind(outbox.map(|o| o.content.as_str()))
+            .bind(claim.map(|k| k.now))
+            .bind(claim.map(|k| k.id.as_str()))
+            .bind(claim.map(|k| k.authority_id.as_str()))
+            .bind(claim.map(|k| k.user_id.as_str()))
+            .bind(claim.map(|k| k.device_id.as_str()))
+            .bind(claim.map(|k| k.key.as_str()))
+            .fetch_one(&mut *conn)
+            .await?;
+            (
+                row.try_get::<i64, _>("consumed")? > 0,
+                row.try_get::<i64, _>("inserted")? > 0,
+            )
+        }
+        Backend::Sqlite => {
+            let consumed = match claim {
+                Some(claim) => try_consume(conn, claim).await?,
+                None => false,
+            };
+            let inserted = if claim.is_some() && !consumed {
+                false
+            } else {
+                insert_certificate_sqlite(conn, c, outbox, at).await?
+            };
+            (consumed, inserted)
+        }
+    };
+    if let Some(claim) = claim {
+        if !consumed {
+            return Ok(Outcome::Challenge(refusal(conn, claim).await?));
+        }
+    }
+    if !inserted {
+        if let Some(claim) = claim {
+            // Nothing of a refused op may remain: give the challenge back.
+            sqlx::query("UPDATE challenges SET used_at = NULL WHERE id = $1")
+                .bind(claim.id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        return Ok(Outcome::Duplicate);
+    }
+    Ok(Outcome::Done)
+}
+
+/// SQLite's steps of [`issue_certificate`] after the claim: the
+/// certificate, its outbox item, the certificate it renews. Whether the
+/// certificate was new.
+async fn insert_certificate_sqlite(
+    conn: &mut AnyConnection,
+    c: &NewCertificate,
+    outbox: Option<&PreparedOutbox>,
+    at: i64,
+) -> StoreResult<bool> {
+    let res = bind_certificate(
+        sqlx::query(
+            "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
+             authority_id, not_before, not_after, der, status, renewed_from, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11, $12) \
+             ON CONFLICT (serial) DO NOTHING",
+        ),
+        c,
+    )
+    .execute(&mut *conn)
+    .await?;
+    if res.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if let Some(item) = outbox {
+        enqueue(conn, Backend::Sqlite, item, at).await?;
+    }
+    if let Some(old) = &c.renewed_from {
+        supersede_renewed(conn, old).await?;
+    }
+    Ok(true)
+}
+
+/// Binds $1–$12 of an insert into `certificates`, in the column order both
+/// backends' statements use.
+fn bind_certificate<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    c: &'q NewCertificate,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(c.serial.as_str())
+        .bind(c.issuing_ca.as_str())
+        .bind(c.kind.as_str())
+        .bind(c.user_id.as_deref())
+        .bind(c.device_id.as_deref())
+        .bind(c.key.as_str())
+        .bind(c.authority_id.as_str())
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(c.der.as_slice())
+        .bind(c.renewed_from.as_deref())
+        .bind(c.created_at)
+}
+
+/// Marks a valid certificate superseded. The status test is spelt "neither
+/// revoked nor superseded" (the same as "valid", given the CHECK) on
+/// purpose: `status = 'valid'` would let PostgreSQL pick the partial index
+/// `certificates_renewal_due` (all valid certificates) over the primary key
+/// in a plan cached while the table was small.
+const SUPERSEDE_SQL: &str = "UPDATE certificates SET status = 'superseded' \
+     WHERE serial = $1 AND status NOT IN ('revoked', 'superseded')";
+
+/// Marks the certificate a renewal replaces as superseded (if still valid).
+async fn supersede_renewed(conn: &mut AnyConnection, serial: &str) -> StoreResult<()> {
+    sqlx::query(SUPERSEDE_SQL)
+        .bind(serial)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a valid certificate superseded without a successor;
+/// [`Outcome::Unchanged`] if it was not valid (or is unknown).
+pub(super) async fn supersede(conn: &mut AnyConnection, serial: &str) -> StoreResult<Outcome> {
+    let res = sqlx::query(SUPERSEDE_SQL)
+        .bind(serial)
+        .execute(&mut *conn)
+        .await?;
+    Ok(if res.rows_affected() == 0 {
+        Outcome::Unchanged
+    } else {
+        Outcome::Done
+    })
+}

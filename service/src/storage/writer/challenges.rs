@@ -1,0 +1,143 @@
+//! The writer's statements on `challenges`: storing fresh challenges in
+//! bulk, consuming one with a single conditional `UPDATE` (so across all
+//! replicas at most one caller succeeds), and classifying a refused claim.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use super::multi_row::{multi_row_sql, pow2_chunks};
+use super::Outcome;
+use crate::storage::model::{Challenge, ChallengeClaim, ChallengeOutcome};
+use crate::storage::StoreResult;
+
+/// Stores one challenge (a bulk of one); [`Outcome::Duplicate`] if the id
+/// exists.
+pub(super) async fn insert_one(conn: &mut AnyConnection, c: &Challenge) -> StoreResult<Outcome> {
+    let inserted = insert_challenges(conn, &[c]).await?;
+    Ok(if inserted.is_empty() {
+        Outcome::Duplicate
+    } else {
+        Outcome::Done
+    })
+}
+
+/// Consumes a challenge without issuing anything (burning it):
+/// [`Outcome::Done`], or why the claim was refused.
+pub(super) async fn consume(
+    conn: &mut AnyConnection,
+    claim: &ChallengeClaim,
+) -> StoreResult<Outcome> {
+    Ok(if try_consume(conn, claim).await? {
+        Outcome::Done
+    } else {
+        Outcome::Challenge(refusal(conn, claim).await?)
+    })
+}
+
+/// Consumes the claimed challenge if it is unused, unexpired and bound to
+/// exactly the claimed authority, user, device and key: one conditional
+/// `UPDATE`, so across all replicas at most one caller ever succeeds.
+pub(super) async fn try_consume(
+    conn: &mut AnyConnection,
+    claim: &ChallengeClaim,
+) -> StoreResult<bool> {
+    let res = sqlx::query(
+        "UPDATE challenges SET used_at = $5 WHERE id = $1 AND authority_id = $2 \
+         AND user_id = $3 AND device_id = $4 AND key = $6 AND used_at IS NULL \
+         AND expires_at > $5",
+    )
+    .bind(claim.id.as_str())
+    .bind(claim.authority_id.as_str())
+    .bind(claim.user_id.as_str())
+    .bind(claim.device_id.as_str())
+    .bind(claim.now)
+    .bind(claim.key.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Why a claim could not consume its challenge (after the conditional
+/// `UPDATE` matched nothing).
+pub(super) async fn refusal(
+    conn: &mut AnyConnection,
+    claim: &ChallengeClaim,
+) -> StoreResult<ChallengeOutcome> {
+    let row = sqlx::query(
+        "SELECT authority_id, user_id, device_id, key, expires_at, used_at FROM challenges \
+         WHERE id = $1",
+    )
+    .bind(claim.id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(ChallengeOutcome::Unknown);
+    };
+    let bound_authority: String = row.try_get("authority_id")?;
+    let bound_user: String = row.try_get("user_id")?;
+    let bound_device: String = row.try_get("device_id")?;
+    let bound_key: String = row.try_get("key")?;
+    let expires_at: i64 = row.try_get("expires_at")?;
+    let used_at: Option<i64> = row.try_get("used_at")?;
+    Ok(
+        if bound_authority != claim.authority_id
+            || bound_user != claim.user_id
+            || bound_device != claim.device_id
+        {
+            ChallengeOutcome::WrongBinding
+        } else if used_at.is_some() {
+            ChallengeOutcome::AlreadyUsed
+        } else if expires_at <= claim.now {
+            ChallengeOutcome::Expired
+        } else if bound_key != claim.key {
+            ChallengeOutcome::KeyMismatch
+        } else {
+            // Unreachable unless the row changed between the statements
+            // (e.g. purged and recreated); report it as used.
+            ChallengeOutcome::AlreadyUsed
+        },
+    )
+}
+
+/// Stores fresh challenges with as few statements as possible; returns the
+/// ids actually inserted (an existing id is skipped, also one repeated
+/// within `challenges`).
+pub(super) async fn insert_challenges(
+    conn: &mut AnyConnection,
+    challenges: &[&Challenge],
+) -> StoreResult<HashSet<String>> {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let mut inserted = HashSet::new();
+    for chunk in pow2_chunks(challenges) {
+        let sql = multi_row_sql(
+            &SQL,
+            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, \
+             expires_at, used_at, kind, proof, key, device_key) VALUES ",
+            11,
+            |_| " ON CONFLICT (id) DO NOTHING RETURNING id".to_owned(),
+            chunk.len(),
+        );
+        let mut query = sqlx::query(sql);
+        for c in chunk {
+            query = query
+                .bind(c.id.as_str())
+                .bind(c.authority_id.as_str())
+                .bind(c.user_id.as_str())
+                .bind(c.device_id.as_str())
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(c.used_at)
+                .bind(c.kind.as_str())
+                .bind(c.proof.as_str())
+                .bind(c.key.as_str())
+                .bind(c.device_key.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(inserted)
+}

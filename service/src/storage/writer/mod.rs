@@ -1,0 +1,169 @@
+//! The writer: applies changes in batched transactions (group commit).
+//!
+//! See the module docs of [`super`] ("group commit") for why it exists.
+//! Every change is an [`Op`] plus an optional audit entry, handed over by
+//! `Store::submit` as a [`Job`]; the batching loop ([`batch`]) applies each
+//! op ([`apply`]) inside the batch's transaction and reports an
+//! [`Outcome`]. Only outcomes that changed something get their audit entry
+//! appended ([`audit`]).
+//!
+//! This module holds that protocol; the statements each op runs are in
+//! the module of its table, and [`multi_row`] builds the multi-row
+//! `INSERT`s that bulk operations share.
+
+mod apply;
+mod audit;
+mod authorities;
+mod batch;
+mod certificates;
+mod challenges;
+mod crls;
+mod multi_row;
+mod operator_tokens;
+mod outbox;
+mod prepared;
+mod revocations;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::audit::AuditEntry;
+use super::model::{
+    AuthorityStatus, Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate, OperatorToken,
+    RevokeOutcome, StoredCrl,
+};
+use super::{Store, StoreError, StoreResult};
+
+pub(super) use batch::spawn;
+use prepared::{prepare_audit, PreparedAudit, PreparedAuthority, PreparedOutbox};
+pub(super) use prepared::{prepare_authority, prepare_outbox};
+
+/// A change the writer applies.
+pub(super) enum Op {
+    InsertAuthority(Box<PreparedAuthority>),
+    UpdateAuthority(Box<PreparedAuthority>),
+    SetAuthorityStatus {
+        id: String,
+        status: AuthorityStatus,
+    },
+    /// Stores a fresh challenge (not audited).
+    InsertChallenge(Box<Challenge>),
+    /// Consumes a challenge without issuing anything (burning it).
+    ConsumeChallenge(ChallengeClaim),
+    /// Stores an issued certificate; with a claim, only if the claimed
+    /// challenge is consumed by this very op (an enrollment).
+    IssueCertificate {
+        cert: Box<NewCertificate>,
+        outbox: Option<PreparedOutbox>,
+        claim: Option<ChallengeClaim>,
+    },
+    Supersede {
+        serial: String,
+    },
+    Revoke {
+        serial: String,
+        reason: String,
+        outbox: Option<PreparedOutbox>,
+    },
+    StoreCrl(Box<StoredCrl>),
+    InsertOperatorToken(OperatorToken),
+    DeleteOperatorToken {
+        name: String,
+    },
+    Enqueue(PreparedOutbox),
+    AuditOnly,
+}
+
+/// One change with its audit entry and time.
+pub(super) struct Work {
+    pub op: Op,
+    pub audit: Option<PreparedAudit>,
+    /// Time of the change (unix ms), used for its audit entry and rows.
+    pub at: i64,
+}
+
+/// What an op did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Applied.
+    Done,
+    /// Not applied: the key exists.
+    Duplicate,
+    /// Not applied: no such row.
+    NotFound,
+    /// Not applied: nothing to change (already superseded, stale CRL).
+    Unchanged,
+    /// Result of a revocation.
+    Revoke(RevokeOutcome),
+    /// Not applied: the claimed challenge was not consumable (any outcome
+    /// but `Ok`). A `ConsumeChallenge` that succeeds reports `Done`.
+    Challenge(ChallengeOutcome),
+}
+
+impl Outcome {
+    /// Whether the op changed something and its audit entry must be written.
+    fn changed(self) -> bool {
+        matches!(self, Self::Done | Self::Revoke(RevokeOutcome::Revoked))
+    }
+}
+
+/// The writer's answer for one change.
+#[derive(Debug)]
+pub(super) struct Reply {
+    pub outcome: Outcome,
+    /// Seq of the appended audit entry, if one was appended.
+    pub audit_seq: Option<u64>,
+}
+
+/// A queued change and where to send its result.
+pub(super) struct Job {
+    pub work: Work,
+    pub reply: oneshot::Sender<StoreResult<Reply>>,
+}
+
+/// [`Outcome::NotFound`] if a statement touched no row, else
+/// [`Outcome::Done`].
+fn found(rows: u64) -> Outcome {
+    if rows == 0 {
+        Outcome::NotFound
+    } else {
+        Outcome::Done
+    }
+}
+
+/// Where to queue changes: the writer tasks of one [`super::Store`].
+pub(super) struct Writers {
+    /// Every audited change (and anything that touches audited rows).
+    pub audited: mpsc::Sender<Job>,
+    /// Challenges (stored, burnt): unaudited and independent of everything
+    /// else. On PostgreSQL they have a writer of their own, so their
+    /// commits do not queue behind the audit chain's; SQLite has one write
+    /// lock for the file, so there it is the same writer.
+    pub challenges: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Hands a change to its writer task and waits for its committed result.
+    pub(super) async fn submit(
+        &self,
+        op: Op,
+        audit: Option<AuditEntry>,
+        at: i64,
+    ) -> StoreResult<Reply> {
+        let audit = audit.map(prepare_audit).transpose()?;
+        let writers = &self.inner.writers;
+        let writer = match op {
+            Op::InsertChallenge(_) | Op::ConsumeChallenge(_) => &writers.challenges,
+            _ => &writers.audited,
+        };
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            work: Work { op, audit, at },
+            reply,
+        };
+        writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterClosed)?;
+        rx.await.map_err(|_| StoreError::WriterClosed)?
+    }
+}
