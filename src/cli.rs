@@ -50,6 +50,14 @@ pub enum Command {
     /// certificates), 2 usage error.
     Verify(VerifyArgs),
     /// Explain a certificate, CRL or attestation event against the profile.
+    ///
+    /// Prints each object's fields, its SHA-256 fingerprint (compare it
+    /// out of band, e.g. the root's before pinning it) and one finding per
+    /// profile rule; a CRL is judged fresh or stale now.
+    ///
+    /// Exit status: 0 every finding holds, 1 a finding does not (stale CRL,
+    /// certificate outside the profile) or the file cannot be read, 2 usage
+    /// error. `--json` prints the report as JSON.
     Inspect(InspectArgs),
     /// The whole story in about a minute, narrated: a local Synapse, the
     /// service, an agency enrolling its device, a citizen's client trusting

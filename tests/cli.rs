@@ -940,6 +940,42 @@ fn inspect_explains_chain_crl_and_event() {
     assert!(chain.contains("issuing CA"), "{chain}");
     assert!(chain.contains(&h.device_serial), "{chain}");
 
+    // The SHA-256 fingerprint operators compare out of band: the same
+    // text OpenSSL prints.
+    let root = ok(run(["inspect", &h.root_cert()]), "inspect root");
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(h.root_cert())
+        .output();
+    match openssl {
+        Ok(out) if out.status.success() => {
+            let text = stdout(&out);
+            let fingerprint = text.trim().split_once('=').map_or("", |(_, f)| f);
+            assert!(fingerprint.len() == 95, "{text}");
+            assert!(root.contains(fingerprint), "{fingerprint} in\n{root}");
+        }
+        Ok(out) => panic!("openssl x509 failed: {}", stderr(&out)),
+        Err(e) => return skip_or_fail(&format!("openssl not runnable ({e})")),
+    }
+
+    // A certificate outside the profile is a finding: exit status 1, with
+    // the report still printed.
+    let foreign = h.path("foreign.pem");
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=foreign"])
+        .args(["-days", "1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-keyout", &h.path("foreign-key.pem"), "-out", &foreign])
+        .output();
+    match openssl {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!("openssl req failed: {}", stderr(&out)),
+        Err(e) => return skip_or_fail(&format!("openssl not runnable ({e})")),
+    }
+    let out = run(["inspect", &foreign]);
+    expect_exit(&out, 1, "inspect a certificate outside the profile");
+    assert!(stdout(&out).contains("no govtrust profile role"), "{}", both(&out));
+
     let garbage = h.path("garbage.bin");
     std::fs::write(&garbage, [0u8, 1, 2, 3]).expect("garbage");
     failed(run(["inspect", &garbage]), "inspect garbage");

@@ -21,6 +21,10 @@ pub enum Error {
     /// govtrust never hands out what its own verifier would refuse.
     #[error("self-check of the issued object failed: {0}")]
     SelfCheck(#[from] govtrust_verifier::Error),
+    /// A file given to [`crate::inspect`] is none of the objects the profile
+    /// knows, or cannot be decoded.
+    #[error("not understood: {0}")]
+    Unreadable(String),
     /// Filesystem I/O failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

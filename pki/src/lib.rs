@@ -15,6 +15,7 @@ pub mod ca;
 pub mod crl;
 pub mod der;
 mod error;
+pub mod inspect;
 pub mod profile;
 pub mod signer;
 pub mod template;
