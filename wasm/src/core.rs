@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use govtrust_verifier::{
-    Crl, CrlPolicy, CrlSet, Error, Expected, TrustAnchors, UnixTime, VerifiedAttestation, Verifier,
+    Crl, CrlPolicy, CrlSet, ElementX509Verifier, Error, Expected, TrustAnchors, UnixTime, UserId,
+    VerifiedAttestation, VerifiedIdentitySignature, Verifier,
 };
 
 /// The outcome of one verification: an attestation that passed every rule,
@@ -46,6 +47,7 @@ impl From<Policy> for CrlPolicy {
 #[derive(Debug)]
 pub struct Session {
     verifier: Verifier,
+    element: ElementX509Verifier,
     crls: CrlSet,
 }
 
@@ -74,6 +76,7 @@ impl Session {
     pub fn new<B: AsRef<[u8]>>(root_pem: &[u8], crls: &[B], policy: Policy) -> Result<Self, Error> {
         Ok(Session {
             verifier: Verifier::new(TrustAnchors::from_pem(root_pem)?, policy.into()),
+            element: ElementX509Verifier::new(TrustAnchors::from_pem(root_pem)?, policy.into()),
             crls: crl_set(crls)?,
         })
     }
@@ -116,5 +119,20 @@ impl Session {
         let expected = Expected::new(user_id, None, master_key_b64)?;
         self.verifier
             .verify_event(&expected, content_json, &self.crls, time)
+    }
+
+    /// Verifies the `io.element.x509` signature on a user's cross-signing
+    /// master key object (as `/keys/query` returns it under
+    /// `master_keys[user]`): Element's X.509 identity verification, checked
+    /// against the same pinned root, CRLs and policy.
+    pub fn verify_element_x509(
+        &self,
+        master_key_json: &[u8],
+        user_id: &str,
+        time: UnixTime,
+    ) -> Result<VerifiedIdentitySignature, Error> {
+        let user = UserId::parse(user_id)?;
+        self.element
+            .verify_master_key(&user, master_key_json, &self.crls, time)
     }
 }

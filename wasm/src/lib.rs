@@ -15,7 +15,9 @@
 
 pub mod core;
 
-use govtrust_verifier::{AuthorityRecord, Error, Subject, UnixTime, VerifiedAttestation};
+use govtrust_verifier::{
+    AuthorityRecord, Error, Subject, UnixTime, VerifiedAttestation, VerifiedIdentitySignature,
+};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -81,6 +83,11 @@ export type ErrorCode =
   | "key_not_ed25519" | "key_mismatch" | "server_not_permitted"
   | "authority_record_invalid" | "revoked" | "issuer_revoked" | "crl_missing"
   | "crl_stale" | "crl_wrong_issuer" | "path_invalid"
+  // io.element.x509 signatures
+  | "master_key_invalid" | "identity_signature_missing" | "cms_malformed"
+  | "cms_not_detached" | "cms_crls_present" | "cms_signer_count"
+  | "cms_signed_attributes" | "cms_signer_id" | "cms_algorithm"
+  | "key_id_mismatch" | "key_not_rsa" | "identity_signature_invalid"
   | (string & {});
 
 /** Not trusted: `code` names the rule, `message` explains it in English. */
@@ -91,6 +98,37 @@ export interface Untrusted {
 }
 
 export type VerifyResult = Trusted | Untrusted;
+
+/** A master key whose `io.element.x509` signature passed every rule
+ * (Element's X.509 identity verification). */
+export interface TrustedElementX509 {
+  trusted: true;
+  kind: "element_x509";
+  /** The user the identity-signing certificate names. */
+  userId: string;
+  /** The master key (its one ed25519 key) now vouched for, unpadded base64. */
+  key: string;
+  /** The official authority record of the signer certificate. */
+  authority: AuthorityRecord;
+  /** Badge text: name, unit, street, postal code and town. */
+  badge: string;
+  /** Signer certificate serial number, lower-case hex. */
+  serial: string;
+  /** Signer certificate notAfter, seconds since the Unix epoch. */
+  notAfter: number;
+  /** Subject of the issuing CA (RFC 4514). */
+  issuer: string;
+  /** Subject of the pinned root (RFC 4514). */
+  root: string;
+  /** The signature's key ID: `io.element.x509:` + the root's SKI. */
+  keyId: string;
+}
+
+export type ElementX509Result = TrustedElementX509 | Untrusted;
+
+/** A cross-signing master key object as `/keys/query` returns it under
+ * `master_keys[userId]`: JSON text, its UTF-8 bytes, or the object. */
+export type MasterKeyObject = string | Uint8Array | object;
 
 /** `io.govtrust.attestation` event content: the JSON text, its UTF-8
  * bytes, or the parsed content object (it is serialised with
@@ -200,6 +238,28 @@ impl WebVerifier {
         });
         to_js(&verdict)
     }
+
+    /// Verifies the `io.element.x509` signature on `userId`'s cross-signing
+    /// master key object (Element's X.509 identity verification, as
+    /// `/keys/query` returns it under `master_keys[userId]`) against the
+    /// same pinned root, CRLs and policy.
+    #[wasm_bindgen(js_name = verifyElementX509, unchecked_return_type = "ElementX509Result")]
+    pub fn verify_element_x509(
+        &self,
+        #[wasm_bindgen(js_name = masterKey, unchecked_param_type = "MasterKeyObject")]
+        master_key: JsValue,
+        #[wasm_bindgen(js_name = userId)] user_id: &str,
+        #[wasm_bindgen(unchecked_param_type = "ValidationTime")] time: JsValue,
+    ) -> JsValue {
+        let verdict = content_bytes(&master_key).and_then(|json| {
+            self.session
+                .verify_element_x509(&json, user_id, validation_time(&time))
+        });
+        match verdict {
+            Ok(v) => element_js(&v).into(),
+            Err(e) => untrusted_js(&e).into(),
+        }
+    }
 }
 
 /// One-shot device verification: builds a verifier for `rootPem` and
@@ -243,6 +303,28 @@ pub fn verify_identity_attestation(
     to_js(&verdict)
 }
 
+/// One-shot `io.element.x509` verification of a master key object (see
+/// `Verifier.verifyElementX509` and `verifyDeviceAttestation`).
+#[wasm_bindgen(js_name = verifyElementX509Signature, unchecked_return_type = "ElementX509Result")]
+pub fn verify_element_x509_signature(
+    #[wasm_bindgen(js_name = rootPem)] root_pem: &str,
+    #[wasm_bindgen(unchecked_param_type = "CrlInput[] | null")] crls: JsValue,
+    #[wasm_bindgen(js_name = masterKey, unchecked_param_type = "MasterKeyObject")]
+    master_key: JsValue,
+    #[wasm_bindgen(js_name = userId)] user_id: &str,
+    #[wasm_bindgen(unchecked_param_type = "ValidationTime")] time: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "VerifierOptions | null")] options: JsValue,
+) -> JsValue {
+    let verdict = one_shot(root_pem, &crls, &options).and_then(|session| {
+        let json = content_bytes(&master_key)?;
+        session.verify_element_x509(&json, user_id, validation_time(&time))
+    });
+    match verdict {
+        Ok(v) => element_js(&v).into(),
+        Err(e) => untrusted_js(&e).into(),
+    }
+}
+
 fn one_shot(root_pem: &str, crls: &JsValue, options: &JsValue) -> Result<Session, Error> {
     Session::new(root_pem.as_bytes(), &crl_bytes(crls)?, policy(options)?)
 }
@@ -276,7 +358,7 @@ fn crl_bytes(crls: &JsValue) -> Result<Vec<Vec<u8>>, Error> {
     Ok(out)
 }
 
-/// The event content as JSON bytes.
+/// Event content or a master key object as JSON bytes.
 fn content_bytes(content: &JsValue) -> Result<Vec<u8>, Error> {
     if let Some(text) = content.as_string() {
         return Ok(text.into_bytes());
@@ -289,10 +371,10 @@ fn content_bytes(content: &JsValue) -> Result<Vec<u8>, Error> {
             .ok()
             .and_then(|s| s.as_string())
             .map(String::into_bytes)
-            .ok_or_else(|| invalid("the event content cannot be serialised as JSON"));
+            .ok_or_else(|| invalid("the object cannot be serialised as JSON"));
     }
     Err(invalid(
-        "the event content must be a JSON string, its UTF-8 bytes or an object",
+        "the content must be a JSON string, its UTF-8 bytes or an object",
     ))
 }
 
@@ -376,6 +458,23 @@ fn trusted_js(v: &VerifiedAttestation) -> Object {
     set(&obj, "notAfter", v.not_after as f64);
     set(&obj, "issuer", v.issuer.as_str());
     set(&obj, "root", v.root.as_str());
+    obj
+}
+
+fn element_js(v: &VerifiedIdentitySignature) -> Object {
+    let s = &v.signer;
+    let obj = Object::new();
+    set(&obj, "trusted", true);
+    set(&obj, "kind", "element_x509");
+    set(&obj, "userId", s.user_id.as_str());
+    set(&obj, "key", v.master_key.to_base64());
+    set(&obj, "authority", authority_js(&s.authority));
+    set(&obj, "badge", s.authority.to_string());
+    set(&obj, "serial", s.serial.as_str());
+    set(&obj, "notAfter", s.not_after as f64);
+    set(&obj, "issuer", s.issuer.as_str());
+    set(&obj, "root", s.root.as_str());
+    set(&obj, "keyId", s.key_id.as_str());
     obj
 }
 

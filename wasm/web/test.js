@@ -12,6 +12,7 @@
 import init, {
   Verifier,
   verifyDeviceAttestation,
+  verifyElementX509Signature,
   verifyIdentityAttestation,
 } from "./pkg/govtrust_verifier_wasm.js";
 
@@ -100,15 +101,18 @@ async function main() {
     const kept = c.crls ? new Verifier(vectors.rootPem, caseCrls, null) : verifier;
     const forms = [c.content, JSON.stringify(c.content), new TextEncoder().encode(JSON.stringify(c.content))];
     const content = forms[i % 3];
-    const viaClass =
-      c.deviceId !== undefined
-        ? kept.verifyDevice(content, c.userId, c.deviceId, c.key, date)
-        : kept.verifyIdentity(content, c.userId, c.key, date);
     const json = JSON.stringify(c.content);
-    const viaFn =
-      c.deviceId !== undefined
-        ? verifyDeviceAttestation(vectors.rootPem, caseCrls, json, c.userId, c.deviceId, c.key, time, null)
-        : verifyIdentityAttestation(vectors.rootPem, caseCrls, json, c.userId, c.key, time, null);
+    let viaClass, viaFn;
+    if (c.kind === "element_x509") {
+      viaClass = kept.verifyElementX509(content, c.userId, date);
+      viaFn = verifyElementX509Signature(vectors.rootPem, caseCrls, json, c.userId, time, null);
+    } else if (c.deviceId !== undefined) {
+      viaClass = kept.verifyDevice(content, c.userId, c.deviceId, c.key, date);
+      viaFn = verifyDeviceAttestation(vectors.rootPem, caseCrls, json, c.userId, c.deviceId, c.key, time, null);
+    } else {
+      viaClass = kept.verifyIdentity(content, c.userId, c.key, date);
+      viaFn = verifyIdentityAttestation(vectors.rootPem, caseCrls, json, c.userId, c.key, time, null);
+    }
     if (kept !== verifier) kept.free();
     const problems = [...check(c, viaClass).map((p) => `Verifier: ${p}`), ...check(c, viaFn).map((p) => `one-shot: ${p}`)];
     if (JSON.stringify(viaClass) !== JSON.stringify(viaFn)) problems.push("the two APIs disagree");

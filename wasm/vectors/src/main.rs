@@ -161,6 +161,43 @@ struct Case {
     code: Option<&'static str>,
 }
 
+/// A cross-signing master key object as `/keys/query` returns it, with an
+/// ed25519 self-signature placeholder and optionally an `io.element.x509`
+/// entry.
+fn master_key_object(user: &str, key: &Ed25519Key, element_x509: Option<&str>) -> Value {
+    let k = key.to_base64();
+    let mut sigs = serde_json::Map::new();
+    sigs.insert(format!("ed25519:{k}"), Value::String("c2lnbmF0dXJl".into()));
+    if let Some(cms) = element_x509 {
+        sigs.insert("io.element.x509:AAAA".into(), Value::String(cms.into()));
+    }
+    json!({
+        "user_id": user,
+        "usage": ["master"],
+        "keys": { format!("ed25519:{k}"): k },
+        "signatures": { user: sigs },
+    })
+}
+
+fn element(
+    name: &'static str,
+    content: Value,
+    user: &str,
+    key: &Ed25519Key,
+    code: Option<&'static str>,
+) -> Case {
+    Case {
+        name,
+        kind: "element_x509",
+        content,
+        user_id: user.to_owned(),
+        device_id: None,
+        key: key.to_base64(),
+        crls: None,
+        code,
+    }
+}
+
 /// DER ECDSA-Sig-Value to the fixed r||s form WebCrypto verifies.
 fn ecdsa_raw(der: &[u8], width: usize) -> Result<Vec<u8>, String> {
     let bad = || "ECDSA signature is not DER SEQUENCE { r, s }".to_owned();
@@ -387,6 +424,18 @@ fn run(out: &str) -> Result<(), String> {
                 Some("crl_missing"),
             )
         },
+        // Element's io.element.x509 identity signature on the master key
+        // object: the verifier's checks before the CMS signature itself.
+        element("element: master key without an io.element.x509 signature",
+            master_key_object(USER, &master_key, None), USER, &master_key,
+            Some("identity_signature_missing")),
+        element("element: master key object of another user",
+            master_key_object("@mallory:id.bund.example", &master_key, None), USER, &master_key,
+            Some("user_mismatch")),
+        element("element: io.element.x509 value that is no CMS",
+            master_key_object(USER, &master_key,
+                Some("-----BEGIN CMS-----\nTm90IENNUw==\n-----END CMS-----\n")),
+            USER, &master_key, Some("cms_malformed")),
     ];
 
     // Cross-check every case natively through the code the browser runs.
@@ -406,17 +455,24 @@ fn run(out: &str) -> Result<(), String> {
             None => &default_session,
         };
         let json = case.content.to_string();
-        let verdict = match &case.device_id {
-            Some(d) => session.verify_device(json.as_bytes(), &case.user_id, d, &case.key, time),
-            None => session.verify_identity(json.as_bytes(), &case.user_id, &case.key, time),
+        let verdict = match (case.kind, &case.device_id) {
+            ("element_x509", _) => session
+                .verify_element_x509(json.as_bytes(), &case.user_id, time)
+                .map(|v| (v.signer.authority, v.signer.serial, v.signer.not_after)),
+            (_, Some(d)) => session
+                .verify_device(json.as_bytes(), &case.user_id, d, &case.key, time)
+                .map(|v| (v.authority, v.serial, v.not_after)),
+            (_, None) => session
+                .verify_identity(json.as_bytes(), &case.user_id, &case.key, time)
+                .map(|v| (v.authority, v.serial, v.not_after)),
         };
         let mut expect = json!({ "trusted": case.code.is_none() });
         match (&verdict, case.code) {
-            (Ok(v), None) => {
-                expect["badge"] = Value::String(v.authority.to_string());
-                expect["authorityId"] = Value::String(v.authority.id.clone());
-                expect["serial"] = Value::String(v.serial.clone());
-                expect["notAfter"] = json!(v.not_after);
+            (Ok((authority, serial, not_after)), None) => {
+                expect["badge"] = Value::String(authority.to_string());
+                expect["authorityId"] = Value::String(authority.id.clone());
+                expect["serial"] = Value::String(serial.clone());
+                expect["notAfter"] = json!(not_after);
             }
             (Err(e), Some(code)) if e.code() == code => {
                 expect["code"] = Value::String(code.to_owned());
