@@ -122,7 +122,9 @@ const timer = new Promise((res) =>
 
 const result = await Promise.race([report, exited, timer]);
 
-// Optional screenshot of the finished page, by a second headless run.
+// Optional screenshot of the finished page, by a second headless run
+// (--virtual-time-budget freezes performance.now() there, so its timing
+// panel reads 0: the figures printed come from the first run).
 async function screenshot(png) {
   const shotProfile = mkdtempSync(join(tmpdir(), "govtrust-web-shot-"));
   const shot = spawn(
