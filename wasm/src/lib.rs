@@ -215,8 +215,13 @@ impl WebVerifier {
         #[wasm_bindgen(unchecked_param_type = "ValidationTime")] time: JsValue,
     ) -> JsValue {
         let verdict = content_bytes(&content).and_then(|json| {
-            self.session
-                .verify_device(&json, user_id, device_id, device_key, validation_time(&time))
+            self.session.verify_device(
+                &json,
+                user_id,
+                device_id,
+                device_key,
+                validation_time(&time),
+            )
         });
         to_js(&verdict)
     }
@@ -280,7 +285,13 @@ pub fn verify_device_attestation(
 ) -> JsValue {
     let verdict = one_shot(root_pem, &crls, &options).and_then(|session| {
         let json = content_bytes(&content)?;
-        session.verify_device(&json, user_id, device_id, device_key, validation_time(&time))
+        session.verify_device(
+            &json,
+            user_id,
+            device_id,
+            device_key,
+            validation_time(&time),
+        )
     });
     to_js(&verdict)
 }
@@ -348,11 +359,14 @@ fn crl_bytes(crls: &JsValue) -> Result<Vec<Vec<u8>>, Error> {
         let item = item.map_err(|_| invalid("crls could not be iterated"))?;
         if let Some(pem) = item.as_string() {
             out.push(pem.into_bytes());
-        } else if item.is_instance_of::<Uint8Array>() || item.is_instance_of::<js_sys::ArrayBuffer>()
+        } else if item.is_instance_of::<Uint8Array>()
+            || item.is_instance_of::<js_sys::ArrayBuffer>()
         {
             out.push(Uint8Array::new(&item).to_vec());
         } else {
-            return Err(invalid("each CRL must be a Uint8Array, an ArrayBuffer or a PEM string"));
+            return Err(invalid(
+                "each CRL must be a Uint8Array, an ArrayBuffer or a PEM string",
+            ));
         }
     }
     Ok(out)

@@ -26,8 +26,8 @@ use base64::Engine;
 use govtrust_pki::der::DistinguishedName;
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_pki::{
-    AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate,
-    RootCa, Validity,
+    AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate, RootCa,
+    Validity,
 };
 use govtrust_verifier::{AuthorityRecord, DeviceId, Ed25519Key, Subject, UserId};
 use govtrust_verifier_wasm::core::{unix_time, Policy, Session};
@@ -328,7 +328,14 @@ fn run(out: &str) -> Result<(), String> {
         code,
     };
     let mut cases = vec![
-        dev("valid device", &device_content, USER, DEVICE, &device_key, None),
+        dev(
+            "valid device",
+            &device_content,
+            USER,
+            DEVICE,
+            &device_key,
+            None,
+        ),
         Case {
             name: "valid identity",
             kind: "identity",
@@ -426,16 +433,31 @@ fn run(out: &str) -> Result<(), String> {
         },
         // Element's io.element.x509 identity signature on the master key
         // object: the verifier's checks before the CMS signature itself.
-        element("element: master key without an io.element.x509 signature",
-            master_key_object(USER, &master_key, None), USER, &master_key,
-            Some("identity_signature_missing")),
-        element("element: master key object of another user",
-            master_key_object("@mallory:id.bund.example", &master_key, None), USER, &master_key,
-            Some("user_mismatch")),
-        element("element: io.element.x509 value that is no CMS",
-            master_key_object(USER, &master_key,
-                Some("-----BEGIN CMS-----\nTm90IENNUw==\n-----END CMS-----\n")),
-            USER, &master_key, Some("cms_malformed")),
+        element(
+            "element: master key without an io.element.x509 signature",
+            master_key_object(USER, &master_key, None),
+            USER,
+            &master_key,
+            Some("identity_signature_missing"),
+        ),
+        element(
+            "element: master key object of another user",
+            master_key_object("@mallory:id.bund.example", &master_key, None),
+            USER,
+            &master_key,
+            Some("user_mismatch"),
+        ),
+        element(
+            "element: io.element.x509 value that is no CMS",
+            master_key_object(
+                USER,
+                &master_key,
+                Some("-----BEGIN CMS-----\nTm90IENNUw==\n-----END CMS-----\n"),
+            ),
+            USER,
+            &master_key,
+            Some("cms_malformed"),
+        ),
     ];
 
     // Cross-check every case natively through the code the browser runs.
@@ -478,7 +500,10 @@ fn run(out: &str) -> Result<(), String> {
                 expect["code"] = Value::String(code.to_owned());
             }
             (Ok(_), Some(code)) => {
-                return Err(format!("case {:?}: expected {code}, natively TRUSTED", case.name))
+                return Err(format!(
+                    "case {:?}: expected {code}, natively TRUSTED",
+                    case.name
+                ))
             }
             (Err(e), _) => {
                 return Err(format!(
@@ -515,8 +540,11 @@ fn run(out: &str) -> Result<(), String> {
         "bench": { "case": 0 },
         "baseline": baseline(&device_cert.chain[0], &device_cert.chain[1])?,
     });
-    std::fs::write(out, serde_json::to_vec_pretty(&vectors).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("{out}: {e}"))?;
+    std::fs::write(
+        out,
+        serde_json::to_vec_pretty(&vectors).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{out}: {e}"))?;
     println!(
         "wrote {out}: {} cases, all cross-checked natively",
         vectors["cases"].as_array().map_or(0, Vec::len)
