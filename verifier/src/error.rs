@@ -207,6 +207,66 @@ pub enum Error {
     /// canonical JSON of the master key.
     #[error("the io.element.x509 signature does not verify over the master key")]
     IdentitySignatureInvalid,
+    /// `io.govtrust.sealed`: the content names another room than the one
+    /// it was found in (a copy replayed elsewhere).
+    #[error("sealed for room {found}, found in {expected}")]
+    SealedWrongRoom {
+        /// The room the event was found in.
+        expected: String,
+        /// The room the content names.
+        found: String,
+    },
+    /// `io.govtrust.sealed`: the content's sender or signer is not the
+    /// event's sender.
+    #[error("sealed by {found}, but sent by {expected}")]
+    SealedWrongSender {
+        /// The event's sender.
+        expected: String,
+        /// The sender or signer user the content names.
+        found: String,
+    },
+    /// `io.govtrust.sealed`: the document does not hash to `document_sha256`.
+    #[error("the sealed document does not match its hash (tampered)")]
+    SealedDocumentTampered,
+    /// `io.govtrust.sealed`: the signature is missing or does not verify
+    /// with the signer's key over the content.
+    #[error("the seal's signature does not verify")]
+    SealedSignatureInvalid,
+    /// `io.govtrust.sealed`: the signer's attestation does not hold at
+    /// `issued_at` (the attestation rule's reason inside).
+    #[error("the signer is not attested: {0}")]
+    SignerNotAttested(Box<Error>),
+    /// `io.govtrust.sealed`: a certificate on the signer's path was revoked
+    /// at or before `issued_at`.
+    #[error("the {position} was revoked at {revoked_at}, before the seal's issued_at {issued_at}")]
+    RevokedBeforeSigning {
+        /// Which certificate.
+        position: PathPosition,
+        /// The CRL entry's revocation date, seconds since the epoch.
+        revoked_at: i64,
+        /// The seal's issued_at, seconds since the epoch.
+        issued_at: i64,
+    },
+    /// `io.govtrust.sealed`: the metadata names another authority than the
+    /// signer's certificate.
+    #[error("sealed in the name of {claimed}, but the signer's certificate is for {certified}")]
+    SealedAuthorityMismatch {
+        /// The authority ID the metadata claims.
+        claimed: String,
+        /// The authority ID of the signer's authority record.
+        certified: String,
+    },
+    /// `io.govtrust.receipt`: a field does not match the sealed event or
+    /// the receipt's sender/device.
+    #[error("the receipt's {field} does not match")]
+    ReceiptMismatch {
+        /// The field that differs.
+        field: &'static str,
+    },
+    /// `io.govtrust.receipt`: the signature is missing or does not verify
+    /// with the citizen's device key.
+    #[error("the receipt's signature does not verify with the device key")]
+    ReceiptSignatureInvalid,
 }
 
 fn describe_device(device: Option<&str>) -> String {
@@ -265,6 +325,15 @@ impl Error {
             Error::KeyIdMismatch { .. } => "key_id_mismatch",
             Error::KeyNotRsa => "key_not_rsa",
             Error::IdentitySignatureInvalid => "identity_signature_invalid",
+            Error::SealedWrongRoom { .. } => "sealed_wrong_room",
+            Error::SealedWrongSender { .. } => "sealed_wrong_sender",
+            Error::SealedDocumentTampered => "sealed_document_tampered",
+            Error::SealedSignatureInvalid => "sealed_signature_invalid",
+            Error::SignerNotAttested(_) => "signer_not_attested",
+            Error::RevokedBeforeSigning { .. } => "revoked_before_signing",
+            Error::SealedAuthorityMismatch { .. } => "sealed_authority_mismatch",
+            Error::ReceiptMismatch { .. } => "receipt_mismatch",
+            Error::ReceiptSignatureInvalid => "receipt_signature_invalid",
         }
     }
 

@@ -41,6 +41,7 @@ pub mod oid;
 pub mod path;
 pub mod pem;
 pub mod profile;
+pub mod sealed;
 pub mod signature;
 mod verify;
 
@@ -55,4 +56,8 @@ pub use memo::{IssuerMemoStats, MAX_REMEMBERED_ISSUERS};
 pub use path::TrustAnchors;
 pub use profile::{Expected, Subject};
 pub use rustls_pki_types::{CertificateDer, UnixTime};
+pub use sealed::{
+    verify_receipt, ReceiptContent, ReceiptExpected, SealedContent, SealedContext,
+    SealedVerifier, VerifiedReceipt, VerifiedSealed,
+};
 pub use verify::{VerifiedAttestation, Verifier};
