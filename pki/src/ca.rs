@@ -7,15 +7,17 @@ use std::time::Duration;
 use govtrust_verifier::path::{validate_path, PathOptions};
 use govtrust_verifier::signature::PROFILE_ALGORITHMS;
 use govtrust_verifier::{
-    oid, profile, AuthorityRecord, CertificateDer, Crl, CrlPolicy, CrlSet, Ed25519Key, Expected,
-    Subject, TrustAnchors, UnixTime, UserId, Verifier,
+    oid, profile, AuthorityRecord, CertificateDer, Crl, CrlPolicy, CrlSet, Ed25519Key,
+    ElementX509Verifier, Expected, Subject, TrustAnchors, UnixTime, UserId, Verifier,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::crl::{CrlTemplate, RevokedCertificate};
 use crate::der::{key_identifier, DistinguishedName};
-use crate::profile::{self as certprofile, AttestationRequest, IssuerInfo, Validity};
+use crate::profile::{
+    self as certprofile, AttestationRequest, IdentitySigningRequest, IssuerInfo, Validity,
+};
 use crate::signer::{FileSigner, KeyAlgorithm, Signer};
 use crate::template::CertificateTemplate;
 use crate::Error;
@@ -386,6 +388,44 @@ impl<S: Signer> IssuingCa<S> {
         let (_, parsed) = X509Certificate::from_der(issued.certificate())
             .map_err(|e| Error::InvalidRequest(format!("issued certificate: {e}")))?;
         if &profile::authority_record(&parsed)? != authority {
+            return Err(Error::SelfCheck(
+                govtrust_verifier::Error::AuthorityRecordInvalid(
+                    "the issued subject does not read back as the request".into(),
+                ),
+            ));
+        }
+        Ok(issued)
+    }
+
+    /// Issues an identity-signing certificate (EKU ARC.5) for an agency's
+    /// RSA key, with which [`crate::element_x509::sign_master_key`] signs
+    /// the user's master key for Element's `io.element.x509`; the result has
+    /// passed the verifier's signer-chain rules for exactly the request.
+    pub fn issue_identity_signing(
+        &self,
+        request: &IdentitySigningRequest,
+        validity: Validity,
+    ) -> Result<IssuedCertificate, Error> {
+        let server = request.user_id.server_name();
+        if !self.cert.permitted_servers.iter().any(|s| s == server) {
+            return Err(Error::InvalidRequest(format!(
+                "this issuing CA may not certify users on {server}"
+            )));
+        }
+        let template =
+            certprofile::identity_signing(request, &self.cert.info, validity, self.crl_url())?;
+        let issued = self.sign_end_entity(&template)?;
+        let verifier = ElementX509Verifier::new(
+            TrustAnchors::from_der([self.root.clone()])?,
+            CrlPolicy::ALLOW_MISSING,
+        );
+        let (verified, _) = verifier.check_signer_certificate(
+            &request.user_id,
+            &issued.chain,
+            &CrlSet::new(),
+            Self::check_time(&issued),
+        )?;
+        if verified.authority != request.authority {
             return Err(Error::SelfCheck(
                 govtrust_verifier::Error::AuthorityRecordInvalid(
                     "the issued subject does not read back as the request".into(),

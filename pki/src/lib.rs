@@ -14,6 +14,7 @@
 pub mod ca;
 pub mod crl;
 pub mod der;
+pub mod element_x509;
 mod error;
 pub mod inspect;
 pub mod profile;
@@ -23,4 +24,4 @@ pub mod template;
 pub use ca::{hex, CaCertificate, IssuedCertificate, IssuingCa, RootCa};
 pub use crl::{RevocationReason, RevokedCertificate};
 pub use error::Error;
-pub use profile::{rfc3339, AttestationRequest, Validity};
+pub use profile::{rfc3339, AttestationRequest, IdentitySigningRequest, Validity};

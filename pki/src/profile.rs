@@ -164,6 +164,85 @@ pub fn attestation(
     )
 }
 
+/// What an identity-signing certificate (`io.element.x509`) certifies: the
+/// agency's RSA key that signs the user's cross-signing master key in
+/// Element's X.509 identity verification format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentitySigningRequest {
+    /// The agency's Matrix user (the SAN `matrix:u/` URI).
+    pub user_id: UserId,
+    /// The authority the account belongs to (the subject DN).
+    pub authority: AuthorityRecord,
+    /// The RSA public key (SubjectPublicKeyInfo DER, rsaEncryption,
+    /// 2048 to 8192 bits) the agency holds.
+    pub spki: Vec<u8>,
+}
+
+/// An identity-signing certificate: the authority record as subject, the
+/// user's `matrix:u/` URI as SAN, EKU exactly ARC.5, keyUsage
+/// digitalSignature, SKI (the CMS signer identifier), AKI and CRL DP.
+pub fn identity_signing(
+    request: &IdentitySigningRequest,
+    issuer: &IssuerInfo,
+    validity: Validity,
+    crl_url: Option<&str>,
+) -> Result<CertificateTemplate, Error> {
+    check_rsa_key(&request.spki)?;
+    end_entity(
+        DistinguishedName::from_authority(&request.authority)?.to_der(),
+        request.spki.clone(),
+        issuer,
+        validity,
+        crl_url,
+        vec![
+            ext::key_usage(&[KeyUsageBit::DigitalSignature]),
+            ext::extended_key_usage(&[oid::EKU_IDENTITY_SIGNING]),
+            ext::subject_alt_name_uris(&[&request.user_id.to_matrix_uri()]),
+        ],
+    )
+}
+
+/// `io.element.x509` signs with RSASSA-PSS only: the key must be an
+/// rsaEncryption SPKI (NULL parameters) of 2048 to 8192 bits, the range the
+/// verifier's RSA_PSS_2048_8192_SHA512 accepts.
+fn check_rsa_key(spki: &[u8]) -> Result<(), Error> {
+    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
+    use x509_parser::public_key::PublicKey;
+    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    let (rest, info) = SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| Error::InvalidRequest(format!("public key is not a valid SPKI: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::InvalidRequest(
+            "public key: trailing bytes after the SPKI".into(),
+        ));
+    }
+    let algorithm = info.algorithm.algorithm.to_id_string();
+    let null_params = info
+        .algorithm
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.header.tag() == x509_parser::der_parser::asn1_rs::Tag::Null);
+    if algorithm != RSA_ENCRYPTION || !null_params {
+        return Err(Error::InvalidRequest(format!(
+            "identity-signing keys must be RSA (rsaEncryption, NULL parameters); got algorithm {algorithm}"
+        )));
+    }
+    let bits = match info.parsed() {
+        Ok(PublicKey::RSA(rsa)) => rsa.key_size(),
+        _ => {
+            return Err(Error::InvalidRequest(
+                "the RSA public key cannot be decoded".into(),
+            ))
+        }
+    };
+    if !(2048..=8192).contains(&bits) {
+        return Err(Error::InvalidRequest(format!(
+            "identity-signing RSA keys must have 2048 to 8192 bits, not {bits}"
+        )));
+    }
+    Ok(())
+}
+
 /// An agency's enrollment-client certificate (mTLS to the service): EKU
 /// ARC.3 plus clientAuth (so standard TLS stacks accept it), the authority
 /// ID in the subject serialNumber.
@@ -257,6 +336,7 @@ pub const ISSUING_CA_EKUS: &[&[u8]] = &[
     oid::EKU_DEVICE_ATTESTATION,
     oid::EKU_IDENTITY_ATTESTATION,
     oid::EKU_ENROLLMENT_CLIENT,
+    oid::EKU_IDENTITY_SIGNING,
     &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01], // serverAuth
     &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02], // clientAuth
 ];

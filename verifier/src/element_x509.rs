@@ -70,11 +70,12 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
-use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
-use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode};
+use cms::signed_data::{
+    DigestAlgorithmIdentifiers, EncapsulatedContentInfo, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{Any, ObjectIdentifier, SetOfVec};
+use der::{Decode, Encode, Tagged};
 use pkcs1::RsaPssParams;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
@@ -134,6 +135,44 @@ pub struct CmsSignature {
     pub scheme: X509SignatureScheme,
 }
 
+/// RFC 5652 `SignedData` with the certificates and CRLs kept as raw DER.
+///
+/// This is the one structure written here rather than taken from the cms
+/// crate: cms decodes every included certificate as an x509-cert
+/// `Certificate`, whose OIDs (const-oid) hold only 32-bit arcs, so it
+/// cannot decode a govtrust issuing CA certificate (its ARC.11 extension ID
+/// lies under `2.25.<128-bit UUID>`). Every other component is cms's own
+/// type; the certificates are decoded by x509-parser and rustls-webpki, as
+/// everywhere else in the verifier. The encoding is identical to cms's
+/// `SignedData`.
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+pub struct SignedDataRawCerts {
+    /// CMSVersion (the profile: 3).
+    pub version: CmsVersion,
+    /// digestAlgorithms (the profile: { sha512 }).
+    pub digest_algorithms: DigestAlgorithmIdentifiers,
+    /// encapContentInfo (the profile: id-data, no eContent).
+    pub encap_content_info: EncapsulatedContentInfo,
+    /// certificates `[0] IMPLICIT CertificateSet`, each element raw.
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub certificates: Option<SetOfVec<Any>>,
+    /// crls `[1] IMPLICIT RevocationInfoChoices`, each element raw (the
+    /// profile: absent).
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub crls: Option<SetOfVec<Any>>,
+    /// signerInfos (the profile: exactly one).
+    pub signer_infos: SignerInfos,
+}
+
+/// The `ContentInfo` (id-signedData) DER of `data`.
+pub fn content_info_der(data: &SignedDataRawCerts) -> Result<Vec<u8>, der::Error> {
+    ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: Any::encode_from(data)?,
+    }
+    .to_der()
+}
+
 /// Decodes a PEM `CMS` signature value and enforces the profile (see the
 /// module documentation). Checks structure only: no certificate or
 /// signature is validated here.
@@ -164,7 +203,7 @@ pub fn parse_cms_der(der: &[u8]) -> Result<CmsSignature, Error> {
             info.content_type
         )));
     }
-    let data: SignedData = info
+    let data: SignedDataRawCerts = info
         .content
         .decode_as()
         .map_err(|e| malformed("SignedData", e))?;
@@ -200,26 +239,26 @@ pub fn parse_cms_der(der: &[u8]) -> Result<CmsSignature, Error> {
         .certificates
         .as_ref()
         .ok_or_else(|| Error::CmsMalformed("no certificates".into()))?;
-    if certificates.0.is_empty() {
+    if certificates.is_empty() {
         return Err(Error::CmsMalformed("empty certificate set".into()));
     }
-    if certificates.0.len() > MAX_CHAIN_LEN {
+    if certificates.len() > MAX_CHAIN_LEN {
         return Err(Error::CmsMalformed(format!(
             "{} certificates, at most {MAX_CHAIN_LEN} allowed",
-            certificates.0.len()
+            certificates.len()
         )));
     }
-    let mut certs = Vec::with_capacity(certificates.0.len());
-    for choice in certificates.0.iter() {
-        match choice {
-            CertificateChoices::Certificate(cert) => {
-                let der = cert.to_der().map_err(|e| malformed("certificate", e))?;
-                certs.push(CertificateDer::from(der));
-            }
-            CertificateChoices::Other(_) => {
-                return Err(Error::CmsMalformed("a certificate is not X.509".into()))
-            }
+    let mut certs = Vec::with_capacity(certificates.len());
+    for choice in certificates.iter() {
+        // CertificateChoices: only `certificate Certificate` (a SEQUENCE);
+        // the tagged alternatives (attribute and other certificates) are
+        // outside the profile.
+        if choice.tag() != der::Tag::Sequence {
+            return Err(Error::CmsMalformed("a certificate is not X.509".into()));
         }
+        let der = choice.to_der().map_err(|e| malformed("certificate", e))?;
+        parse_cert(&der, "CMS certificate")?;
+        certs.push(CertificateDer::from(der));
     }
     let signers: Vec<&SignerInfo> = data.signer_infos.0.iter().collect();
     let [signer] = signers.as_slice() else {

@@ -77,6 +77,14 @@ fn element_vector_round_trips_byte_for_byte() {
     assert_eq!(label, PEM_LABEL);
     let info = cms::content_info::ContentInfo::from_der(&der_bytes).expect("ContentInfo");
     assert_eq!(info.to_der().expect("encode"), der_bytes);
+    // The raw-certificate SignedData (what the pki emitter encodes with)
+    // re-encodes Element's bytes identically too.
+    let raw: govtrust_verifier::element_x509::SignedDataRawCerts =
+        info.content.decode_as().expect("SignedData");
+    assert_eq!(
+        govtrust_verifier::element_x509::content_info_der(&raw).expect("encode"),
+        der_bytes
+    );
     let pem = der::pem::encode_string(PEM_LABEL, der::pem::LineEnding::LF, &der_bytes)
         .expect("PEM encode");
     assert_eq!(pem, TEST_CMS);
