@@ -174,9 +174,56 @@ pub fn summary_wanted(group: &str) -> bool {
     if !args.iter().any(|a| a == "--bench") {
         return false;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let filters = filters();
     filters.is_empty()
         || filters
             .iter()
             .any(|f| group.contains(f.as_str()) || f.starts_with(group))
+}
+
+/// Whether criterion's positional name filters exclude every benchmark of
+/// `group` (to skip building a fixture no benchmark will use).
+pub fn group_filtered_out(group: &str) -> bool {
+    let filters = filters();
+    !filters.is_empty()
+        && !filters
+            .iter()
+            .any(|f| group.contains(f.as_str()) || f.starts_with(group))
+}
+
+/// Criterion's positional arguments (name filters): neither options nor
+/// the values of the options that take one (`--measurement-time 3`).
+fn filters() -> Vec<String> {
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--profile-time",
+        "--plotting-backend",
+        "--output-format",
+        "--color",
+        "--format",
+        "--logfile",
+    ];
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for arg in std::env::args().skip(1) {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if arg.starts_with('-') {
+            skip_next = WITH_VALUE.contains(&arg.as_str());
+        } else {
+            out.push(arg);
+        }
+    }
+    out
 }

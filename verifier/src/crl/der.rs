@@ -97,6 +97,19 @@ pub(super) fn expect(der: &[u8], pos: usize, limit: usize, tag: u8) -> Option<Tl
 /// changes what is accepted or the value read).
 #[inline]
 pub(super) fn time_fast(tag: u8, content: &[u8]) -> Option<i64> {
+    let [year, month, day, hour, minute, second] = time_fields(tag, content)?;
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Whether [`time_fast`] reads the time (without computing it).
+#[inline]
+pub(super) fn time_fast_ok(tag: u8, content: &[u8]) -> bool {
+    time_fields(tag, content).is_some()
+}
+
+/// Year, month, day, hour, minute and second of a time [`time_fast`] reads.
+#[inline]
+fn time_fields(tag: u8, content: &[u8]) -> Option<[i64; 6]> {
     let (year, rest) = match (tag, content) {
         (UTC_TIME, [y1, y2, rest @ ..]) => {
             let yy = two_digits(*y1, *y2)?;
@@ -124,7 +137,7 @@ pub(super) fn time_fast(tag: u8, content: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+    Some([year, month, day, hour, minute, second])
 }
 
 #[inline]

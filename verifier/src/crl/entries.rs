@@ -84,7 +84,8 @@ pub(super) struct Decoded {
 struct Entry {
     /// The normalized serial, as a range of the DER.
     serial: Range<usize>,
-    revoked_at: i64,
+    /// The revocationDate TLV (validated; read on lookup).
+    date: Tlv,
     reason: Option<u8>,
     unsupported_critical: Option<Range<usize>>,
 }
@@ -141,9 +142,10 @@ impl Index {
             slots.push(slot);
         }
         if !sorted {
-            // Equal serials end up in DER order (`at`), so the last entry
-            // of each run is the one a map fed in DER order would keep.
-            slots.sort_unstable_by(|a, b| a.cmp_in(b, der).then(a.at.cmp(&b.at)));
+            sort_by_serial(&mut slots, der);
+            // Equal serials are now adjacent and in DER order (`at`), so
+            // the last entry of each run is the one a map fed in DER order
+            // would keep.
             let mut kept = 0;
             for i in 0..slots.len() {
                 let last_of_run = slots
@@ -185,13 +187,11 @@ impl Index {
             })
             .ok()?;
         let slot = self.slots.get(i)?;
-        let entry =
-            der::read(der, slot.at as usize, der.len()).and_then(|tlv| read_entry(der, tlv).ok());
+        let entry = der::read(der, slot.at as usize, der.len())
+            .and_then(|tlv| read_entry(der, tlv).ok())
+            .and_then(|e| Some((read_time(der, e.date)?, e.reason)));
         Some(match entry {
-            Some(e) => RevokedEntry {
-                revoked_at: e.revoked_at,
-                reason: e.reason,
-            },
+            Some((revoked_at, reason)) => RevokedEntry { revoked_at, reason },
             // Unreachable: the entry was read at decode from the same
             // immutable bytes. Still revoked: fail closed.
             None => RevokedEntry {
@@ -199,6 +199,68 @@ impl Index {
                 reason: None,
             },
         })
+    }
+}
+
+/// Sorts slots by serial, then by position in the DER.
+///
+/// A least-significant-digit radix sort on the 8-octet key (stable, so
+/// slots with equal keys stay in DER order; digits that are the same in
+/// every key are skipped), then a comparison sort of each run of equal
+/// keys by the whole serial: O(n) for distinct keys whatever their order,
+/// O(n log n) at worst.
+fn sort_by_serial(slots: &mut Vec<Slot>, der: &[u8]) {
+    let by_serial = |a: &Slot, b: &Slot| a.cmp_in(b, der).then(a.at.cmp(&b.at));
+    if slots.len() < 64 {
+        slots.sort_unstable_by(by_serial);
+        return;
+    }
+    let n = slots.len();
+    let mut counts = [[0usize; 256]; 8];
+    for slot in slots.iter() {
+        for (digit, count) in counts.iter_mut().enumerate() {
+            count[((slot.key >> (8 * digit)) & 0xff) as usize] += 1;
+        }
+    }
+    let mut scratch = vec![
+        Slot {
+            key: 0,
+            at: 0,
+            serial: 0
+        };
+        n
+    ];
+    for (digit, count) in counts.iter().enumerate() {
+        if count.contains(&n) {
+            continue;
+        }
+        let mut next = [0usize; 256];
+        let mut sum = 0;
+        for (next, count) in next.iter_mut().zip(count) {
+            *next = sum;
+            sum += count;
+        }
+        for slot in slots.iter() {
+            let bucket = &mut next[((slot.key >> (8 * digit)) & 0xff) as usize];
+            if let Some(place) = scratch.get_mut(*bucket) {
+                *place = *slot;
+            }
+            *bucket += 1;
+        }
+        std::mem::swap(slots, &mut scratch);
+    }
+    drop(scratch);
+    let mut start = 0;
+    while start < n {
+        let key = slots[start].key;
+        let end = slots[start..]
+            .iter()
+            .position(|s| s.key != key)
+            .map_or(n, |len| start + len);
+        if end - start > 1 {
+            slots[start..end].sort_unstable_by(by_serial);
+        }
+        start = end;
     }
 }
 
@@ -222,7 +284,10 @@ fn read_entry(der: &[u8], entry: Tlv) -> Result<Entry, &'static str> {
     let normalized = normalize_serial(raw);
     let serial_range = serial.end - normalized.len()..serial.end;
     let date = der::read(der, serial.end, entry.end).ok_or("revoked entry: revocation date")?;
-    let revoked_at = read_time(der, date).ok_or("revoked entry: revocation date")?;
+    let valid = der::time_fast_ok(date.tag, date.content(der)) || read_time(der, date).is_some();
+    if !valid {
+        return Err("revoked entry: revocation date");
+    }
     let mut reason = None;
     let mut unsupported_critical = None;
     if date.end < entry.end {
@@ -245,7 +310,7 @@ fn read_entry(der: &[u8], entry: Tlv) -> Result<Entry, &'static str> {
     }
     Ok(Entry {
         serial: serial_range,
-        revoked_at,
+        date,
         reason,
         unsupported_critical,
     })
@@ -323,7 +388,7 @@ fn classify(der: &[u8], ext: &RawExtension) -> Result<Kind, &'static str> {
         }
     } else if oid == OID_INVALIDITY_DATE {
         if let [der::GENERALIZED_TIME, 15, time @ ..] = value {
-            if der::time_fast(der::GENERALIZED_TIME, time).is_some() {
+            if der::time_fast_ok(der::GENERALIZED_TIME, time) {
                 return Ok(Kind::Known);
             }
         }
