@@ -31,7 +31,12 @@ fn read(rel: &str) -> String {
 fn documents() -> Vec<(String, String)> {
     let mut names: Vec<String> = std::fs::read_dir(repo().join("docs"))
         .expect("docs/")
-        .map(|e| e.expect("docs entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("docs entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".md"))
         .map(|n| format!("docs/{n}"))
         .collect();
@@ -58,8 +63,20 @@ fn documents() -> Vec<(String, String)> {
 
 /// Top-level directories whose paths the docs name.
 const ROOTS: &[&str] = &[
-    "service/", "verifier/", "pki/", "agent/", "api/", "bench/", "fuzz/", "wasm/", "src/",
-    "tests/", "scripts/", "deploy/", "docs/", "certs-example/",
+    "service/",
+    "verifier/",
+    "pki/",
+    "agent/",
+    "api/",
+    "bench/",
+    "fuzz/",
+    "wasm/",
+    "src/",
+    "tests/",
+    "scripts/",
+    "deploy/",
+    "docs/",
+    "certs-example/",
 ];
 
 fn path_char(c: char) -> bool {
@@ -111,8 +128,15 @@ fn every_source_path_in_the_docs_exists() {
             missing.push(format!("{name}: {p}"));
         }
     }
-    assert!(seen > 50, "found only {seen} source paths: is the scanner broken?");
-    assert!(missing.is_empty(), "docs name paths that do not exist:\n{}", missing.join("\n"));
+    assert!(
+        seen > 50,
+        "found only {seen} source paths: is the scanner broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "docs name paths that do not exist:\n{}",
+        missing.join("\n")
+    );
     // The checker itself: drift is caught, placeholders are not.
     assert_eq!(
         missing_paths("see `service/src/pki.rs`, `src/service/pki.rs` and `service/src/nope.rs`."),
@@ -129,9 +153,9 @@ fn test_references(text: &str) -> Vec<(String, String)> {
     let mut rest = text;
     while let Some(at) = rest.find("::") {
         let head = &rest[..at];
-        let start = head
-            .rfind(|c: char| !path_char(c))
-            .map_or(0, |i| i + head[i..].chars().next().map_or(1, char::len_utf8));
+        let start = head.rfind(|c: char| !path_char(c)).map_or(0, |i| {
+            i + head[i..].chars().next().map_or(1, char::len_utf8)
+        });
         let file = &head[start..];
         // A new paragraph or list item ends a `::other` continuation.
         if head.contains("\n\n") || head.contains("\n- ") {
@@ -153,7 +177,9 @@ fn test_references(text: &str) -> Vec<(String, String)> {
         }
         rest = &tail[name_end..];
     }
-    refs.retain(|(_, n)| !n.is_empty() && n != "name" && n.chars().next().is_some_and(|c| c.is_ascii_lowercase()));
+    refs.retain(|(_, n)| {
+        !n.is_empty() && n != "name" && n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+    });
     refs
 }
 
@@ -180,8 +206,15 @@ fn every_test_reference_names_a_test() {
             dangling.push(format!("{name}: {r}"));
         }
     }
-    assert!(seen > 20, "found only {seen} test references: is the scanner broken?");
-    assert!(dangling.is_empty(), "docs name tests that do not exist:\n{}", dangling.join("\n"));
+    assert!(
+        seen > 20,
+        "found only {seen} test references: is the scanner broken?"
+    );
+    assert!(
+        dangling.is_empty(),
+        "docs name tests that do not exist:\n{}",
+        dangling.join("\n")
+    );
     assert_eq!(
         dangling_test_references(
             "`tests/cli.rs::no_such_test_here`, `tests/cli.rs::name` (a placeholder)"
@@ -264,8 +297,15 @@ fn no_doc_mentions_an_unknown_errcode() {
             }
         }
     }
-    assert!(unknown.is_empty(), "docs mention errcodes the service does not have:\n{}", unknown.join("\n"));
-    assert_eq!(errcodes_mentioned("`GT_…`, GT_NOT_FOUND, GT_GONE."), ["GT_NOT_FOUND", "GT_GONE"]);
+    assert!(
+        unknown.is_empty(),
+        "docs mention errcodes the service does not have:\n{}",
+        unknown.join("\n")
+    );
+    assert_eq!(
+        errcodes_mentioned("`GT_…`, GT_NOT_FOUND, GT_GONE."),
+        ["GT_NOT_FOUND", "GT_GONE"]
+    );
 }
 
 // ----- (c) command lines ----------------------------------------------------------
@@ -402,7 +442,11 @@ fn check_command(help: &mut Help, line: &str) -> Option<String> {
         format!(
             "`govtrust {}` has no option {}",
             path.join(" "),
-            unknown.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+            unknown
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
@@ -423,8 +467,15 @@ fn every_documented_command_line_parses() {
             }
         }
     }
-    assert!(seen > 30, "found only {seen} command lines: is the scanner broken?");
-    assert!(problems.is_empty(), "documented commands that govtrust does not have:\n{}", problems.join("\n"));
+    assert!(
+        seen > 30,
+        "found only {seen} command lines: is the scanner broken?"
+    );
+    assert!(
+        problems.is_empty(),
+        "documented commands that govtrust does not have:\n{}",
+        problems.join("\n")
+    );
 
     // README's CLI tour in particular names each top-level command it shows.
     let readme = read("README.md");
@@ -434,10 +485,17 @@ fn every_documented_command_line_parses() {
         .expect("README.md has a section \"## CLI tour\"");
     let top = subcommands(help.of(&[]));
     let tour_commands = command_lines(tour);
-    assert!(tour_commands.len() >= 8, "the CLI tour shows {} commands", tour_commands.len());
+    assert!(
+        tour_commands.len() >= 8,
+        "the CLI tour shows {} commands",
+        tour_commands.len()
+    );
     for line in &tour_commands {
         let first = line.split_whitespace().nth(1).unwrap_or("");
-        assert!(top.contains(&first.to_owned()), "README CLI tour: `{line}`: no command {first:?}");
+        assert!(
+            top.contains(&first.to_owned()),
+            "README CLI tour: `{line}`: no command {first:?}"
+        );
     }
 
     // The checker itself catches drift.
@@ -455,8 +513,16 @@ fn every_documented_command_line_parses() {
 fn json_is_a_global_flag() {
     // README.md says every command takes --json: it must be global.
     let mut help = Help::new();
-    for path in [vec![], vec!["inspect".to_owned()], vec!["ca".to_owned(), "init".to_owned()]] {
-        assert!(lists_flag(help.of(&path), "--json"), "govtrust {} --help lacks --json", path.join(" "));
+    for path in [
+        vec![],
+        vec!["inspect".to_owned()],
+        vec!["ca".to_owned(), "init".to_owned()],
+    ] {
+        assert!(
+            lists_flag(help.of(&path), "--json"),
+            "govtrust {} --help lacks --json",
+            path.join(" ")
+        );
     }
     assert!(Path::new(env!("CARGO_BIN_EXE_govtrust")).exists());
 }
@@ -470,11 +536,17 @@ fn api_source() -> String {
     if let Ok(dir) = std::fs::read_dir(repo().join("service/src/api")) {
         let mut files: Vec<PathBuf> = dir.map(|e| e.expect("entry").path()).collect();
         files.sort();
-        for f in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "rs")) {
+        for f in files
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+        {
             text.push_str(&std::fs::read_to_string(f).expect("api module"));
         }
     }
-    assert!(!text.is_empty(), "neither service/src/api.rs nor service/src/api/");
+    assert!(
+        !text.is_empty(),
+        "neither service/src/api.rs nor service/src/api/"
+    );
     text
 }
 
@@ -494,7 +566,9 @@ fn openapi_components(source: &str) -> Vec<String> {
 
 /// The backticked names of docs/api.md §8's schema bullet.
 fn documented_schemas(api_md: &str) -> Vec<String> {
-    let at = api_md.find("- the schemas ").expect("docs/api.md §8 lists \"the schemas\"");
+    let at = api_md
+        .find("- the schemas ")
+        .expect("docs/api.md §8 lists \"the schemas\"");
     let bullet = &api_md[at..];
     let bullet = &bullet[..bullet.find(';').expect("the list ends with ';'")];
     bullet
@@ -508,19 +582,29 @@ fn documented_schemas(api_md: &str) -> Vec<String> {
 /// Whether a type `name` is declared in the service or the API crate.
 fn type_declared(name: &str) -> bool {
     fn walk(dir: &Path, needles: &[String]) -> bool {
-        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, needles)
-            } else {
-                p.extension().is_some_and(|x| x == "rs")
-                    && std::fs::read_to_string(&p)
-                        .is_ok_and(|t| needles.iter().any(|n| t.contains(n.as_str())))
-            }
-        })
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, needles)
+                } else {
+                    p.extension().is_some_and(|x| x == "rs")
+                        && std::fs::read_to_string(&p)
+                            .is_ok_and(|t| needles.iter().any(|n| t.contains(n.as_str())))
+                }
+            })
     }
-    let needles = [format!("struct {name} "), format!("enum {name} "), format!("struct {name}<")];
-    ["service/src", "api/src"].iter().any(|d| walk(&repo().join(d), &needles))
+    let needles = [
+        format!("struct {name} "),
+        format!("enum {name} "),
+        format!("struct {name}<"),
+    ];
+    ["service/src", "api/src"]
+        .iter()
+        .any(|d| walk(&repo().join(d), &needles))
 }
 
 #[test]
@@ -528,14 +612,25 @@ fn api_openapi_schema_list_matches_the_code() {
     let components = openapi_components(&api_source());
     let documented = documented_schemas(&read("docs/api.md"));
     assert!(components.len() >= 10, "parsed only {components:?}");
-    let undocumented: Vec<&String> = components.iter().filter(|c| !documented.contains(c)).collect();
-    assert!(undocumented.is_empty(), "docs/api.md §8 lacks the OpenAPI schemas {undocumented:?}");
+    let undocumented: Vec<&String> = components
+        .iter()
+        .filter(|c| !documented.contains(c))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "docs/api.md §8 lacks the OpenAPI schemas {undocumented:?}"
+    );
     let unknown: Vec<&String> = documented.iter().filter(|d| !type_declared(d)).collect();
-    assert!(unknown.is_empty(), "docs/api.md §8 lists schemas no type declares: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "docs/api.md §8 lists schemas no type declares: {unknown:?}"
+    );
     // Drift is caught.
     assert!(!type_declared("NoSuchSchemaType"));
     assert_eq!(
-        openapi_components("#[openapi(components(schemas(ErrorBody, crate::x::Gone)), modifiers())]"),
+        openapi_components(
+            "#[openapi(components(schemas(ErrorBody, crate::x::Gone)), modifiers())]"
+        ),
         ["ErrorBody", "Gone"]
     );
 }
@@ -543,9 +638,12 @@ fn api_openapi_schema_list_matches_the_code() {
 /// (method, path) of every `.route(…)` in the API source.
 fn code_routes(source: &str) -> Vec<(String, String)> {
     let mut routes = Vec::new();
-    let pieces: Vec<&str> = source.split(".route(").skip(1).collect();
-    for piece in pieces {
-        let Some(path) = piece.trim_start().strip_prefix('"').and_then(|p| p.split('"').next()) else {
+    for piece in source.split(".route(").skip(1) {
+        let Some(path) = piece
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|p| p.split('"').next())
+        else {
             continue;
         };
         let body = piece.split(".fallback(").next().unwrap_or(piece);
@@ -598,7 +696,9 @@ fn api_endpoint_table_matches_the_routes() {
         "docs/api.md §3 (left) differs from the routes in service/src/api.rs (right)"
     );
     assert_eq!(
-        code_routes(".route(\n \"/a\", get(x).post(y)) .route(\"/b/{id}\", put(z)) .fallback(|| async {})"),
+        code_routes(
+            ".route(\n \"/a\", get(x).post(y)) .route(\"/b/{id}\", put(z)) .fallback(|| async {})"
+        ),
         [
             ("GET".to_owned(), "/a".to_owned()),
             ("POST".to_owned(), "/a".to_owned()),
