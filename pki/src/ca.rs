@@ -435,6 +435,45 @@ impl<S: Signer> IssuingCa<S> {
         Ok(issued)
     }
 
+    /// Issues a citizen attestation (EKU ARC.6) for a pseudonymous
+    /// citizen's device; the result has passed the verifier's citizen rule
+    /// for exactly the request (key, user, device, pseudonym, level).
+    pub fn issue_citizen_attestation(
+        &self,
+        request: &certprofile::CitizenAttestationRequest,
+        validity: Validity,
+    ) -> Result<IssuedCertificate, Error> {
+        let server = request.user_id.server_name();
+        if !self.cert.permitted_servers.iter().any(|s| s == server) {
+            return Err(Error::InvalidRequest(format!(
+                "this issuing CA may not certify users on {server}"
+            )));
+        }
+        let template =
+            certprofile::citizen_attestation(request, &self.cert.info, validity, self.crl_url())?;
+        let issued = self.sign_end_entity(&template)?;
+        let expected = profile::CitizenExpected {
+            user_id: request.user_id.clone(),
+            device_id: request.device_id.clone(),
+            key: request.key,
+            minimum_level: Some(request.level),
+        };
+        let verified = self.verifier.verify_citizen(
+            &expected,
+            &issued.chain,
+            &CrlSet::new(),
+            Self::check_time(&issued),
+        )?;
+        if verified.level != request.level {
+            return Err(Error::SelfCheck(
+                govtrust_verifier::Error::AssuranceLevelInvalid(
+                    "the issued level does not read back as the request".into(),
+                ),
+            ));
+        }
+        Ok(issued)
+    }
+
     /// Issues a TLS server certificate for the service's own endpoint.
     pub fn issue_tls_server(
         &self,

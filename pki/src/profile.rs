@@ -243,6 +243,57 @@ fn check_rsa_key(spki: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a citizen attestation (EKU ARC.6) certifies: a pseudonymous
+/// citizen's device key and the level of assurance of the identification
+/// behind the pseudonym. It carries no name: the subject is the pseudonym.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CitizenAttestationRequest {
+    /// The pseudonymous Matrix user (`@p-…:server`); its localpart is the
+    /// subject's `pseudonym` attribute.
+    pub user_id: UserId,
+    /// The pseudonym's device (ARC.10).
+    pub device_id: govtrust_verifier::DeviceId,
+    /// The device's Ed25519 key (the SPKI).
+    pub key: Ed25519Key,
+    /// The eIDAS level of assurance of the identification (ARC.12).
+    pub level: govtrust_verifier::profile::AssuranceLevel,
+}
+
+/// A citizen attestation: subject `pseudonym=<localpart>` only, SPKI the
+/// device's Ed25519 key, EKU exactly ARC.6, keyUsage digitalSignature,
+/// SAN `matrix:u/<pseudonym>:<server>`, ARC.10 device ID, ARC.12 level of
+/// assurance (`ENUMERATED`, non-critical), AKI/SKI and CRL DP.
+pub fn citizen_attestation(
+    request: &CitizenAttestationRequest,
+    issuer: &IssuerInfo,
+    validity: Validity,
+    crl_url: Option<&str>,
+) -> Result<CertificateTemplate, Error> {
+    let subject = DistinguishedName(vec![crate::der::NameAttribute {
+        oid: oid::AT_PSEUDONYM,
+        string: govtrust_verifier::DnString::Utf8,
+        value: request.user_id.localpart().to_owned(),
+    }]);
+    end_entity(
+        subject.to_der(),
+        request.key.to_spki_der(),
+        issuer,
+        validity,
+        crl_url,
+        vec![
+            ext::key_usage(&[KeyUsageBit::DigitalSignature]),
+            ext::extended_key_usage(&[oid::EKU_CITIZEN_ATTESTATION]),
+            ext::subject_alt_name_uris(&[&request.user_id.to_matrix_uri()]),
+            ext::device_id(request.device_id.as_str()),
+            ext::raw(
+                oid::EXT_ASSURANCE_LEVEL,
+                false,
+                request.level.to_der().to_vec(),
+            ),
+        ],
+    )
+}
+
 /// An agency's enrollment-client certificate (mTLS to the service): EKU
 /// ARC.3 plus clientAuth (so standard TLS stacks accept it), the authority
 /// ID in the subject serialNumber.
@@ -337,6 +388,7 @@ pub const ISSUING_CA_EKUS: &[&[u8]] = &[
     oid::EKU_IDENTITY_ATTESTATION,
     oid::EKU_ENROLLMENT_CLIENT,
     oid::EKU_IDENTITY_SIGNING,
+    oid::EKU_CITIZEN_ATTESTATION,
     &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01], // serverAuth
     &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02], // clientAuth
 ];

@@ -267,6 +267,24 @@ pub enum Error {
     /// with the citizen's device key.
     #[error("the receipt's signature does not verify with the device key")]
     ReceiptSignatureInvalid,
+    /// Citizen attestation: the ARC.12 level of assurance is missing,
+    /// malformed, critical, or not one of low, substantial, high.
+    #[error("level of assurance: {0}")]
+    AssuranceLevelInvalid(String),
+    /// Citizen attestation: the certified level of assurance is below the
+    /// minimum the caller demands (the certificate itself is valid).
+    #[error("level of assurance {found} is below the required {required}")]
+    AssuranceTooLow {
+        /// The minimum the caller demanded.
+        required: &'static str,
+        /// The level the certificate attests.
+        found: &'static str,
+    },
+    /// Citizen attestation: the subject DN is not exactly one `pseudonym`
+    /// attribute equal to the user's localpart (a name, or anything else
+    /// that could identify the citizen, is a rejection).
+    #[error("citizen subject: {0}")]
+    CitizenSubjectInvalid(String),
 }
 
 fn describe_device(device: Option<&str>) -> String {
@@ -334,6 +352,9 @@ impl Error {
             Error::SealedAuthorityMismatch { .. } => "sealed_authority_mismatch",
             Error::ReceiptMismatch { .. } => "receipt_mismatch",
             Error::ReceiptSignatureInvalid => "receipt_signature_invalid",
+            Error::AssuranceLevelInvalid(_) => "assurance_level_invalid",
+            Error::AssuranceTooLow { .. } => "assurance_too_low",
+            Error::CitizenSubjectInvalid(_) => "citizen_subject_invalid",
         }
     }
 

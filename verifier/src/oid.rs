@@ -40,11 +40,22 @@ pub const EKU_DOCUMENT_SEAL: &[u8] = &arc_child(4);
 /// signs the user's cross-signing master key in Element's X.509 identity
 /// verification format (CMS, RSASSA-PSS-SHA512).
 pub const EKU_IDENTITY_SIGNING: &[u8] = &arc_child(5);
+/// ARC.6 — EKU: Matrix citizen attestation: the certificate attests a
+/// pseudonymous citizen's device Ed25519 key and the eIDAS assurance level
+/// of the identification behind it, without naming the citizen.
+pub const EKU_CITIZEN_ATTESTATION: &[u8] = &arc_child(6);
 /// ARC.10 — non-critical extension carrying the Matrix device ID (UTF8String).
 pub const EXT_DEVICE_ID: &[u8] = &arc_child(10);
 /// ARC.11 — non-critical extension on issuing CAs: the Matrix server names
 /// the CA may certify (SEQUENCE OF UTF8String).
 pub const EXT_PERMITTED_SERVERS: &[u8] = &arc_child(11);
+/// ARC.12 — non-critical extension on citizen attestations: the eIDAS
+/// level of assurance of the citizen's identification, DER `ENUMERATED`
+/// { low (1), substantial (2), high (3) }.
+pub const EXT_ASSURANCE_LEVEL: &[u8] = &arc_child(12);
+/// `pseudonym` (X.520, 2.5.4.65), content octets: the only subject
+/// attribute of a citizen attestation.
+pub const AT_PSEUDONYM: &[u8] = &[0x55, 0x04, 0x41];
 
 /// `id-Ed25519` (RFC 8410), content octets.
 pub const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
@@ -68,7 +79,12 @@ pub fn profile_name(content: &[u8]) -> Option<&'static str> {
             EKU_IDENTITY_SIGNING,
             "Matrix identity signing (io.element.x509) (ARC.5)",
         ),
+        (
+            EKU_CITIZEN_ATTESTATION,
+            "Matrix citizen attestation (ARC.6)",
+        ),
         (EXT_DEVICE_ID, "Matrix device ID (ARC.10)"),
+        (EXT_ASSURANCE_LEVEL, "eIDAS level of assurance (ARC.12)"),
         (
             EXT_PERMITTED_SERVERS,
             "permitted Matrix server names (ARC.11)",
@@ -118,5 +134,8 @@ mod tests {
         assert_eq!(dotted(EKU_IDENTITY_SIGNING), format!("{ARC_DOTTED}.5"));
         assert_eq!(dotted(EXT_DEVICE_ID), format!("{ARC_DOTTED}.10"));
         assert_eq!(dotted(EXT_PERMITTED_SERVERS), format!("{ARC_DOTTED}.11"));
+        assert_eq!(dotted(EKU_CITIZEN_ATTESTATION), format!("{ARC_DOTTED}.6"));
+        assert_eq!(dotted(EXT_ASSURANCE_LEVEL), format!("{ARC_DOTTED}.12"));
+        assert_eq!(dotted(AT_PSEUDONYM), "2.5.4.65");
     }
 }

@@ -253,3 +253,257 @@ fn decode_utf8_string(der: &[u8], what: &'static str) -> Result<String, Error> {
     }
     Ok(s.string())
 }
+
+/// eIDAS level of assurance (Regulation (EU) 910/2014, Art. 8) of the
+/// identification behind a citizen attestation, ordered `Low < Substantial
+/// < High`. Certificates carry it in the ARC.12 extension as a DER
+/// `ENUMERATED` with the values 1, 2 and 3.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AssuranceLevel {
+    /// eIDAS "low".
+    Low,
+    /// eIDAS "substantial" (e.g. BundID with the online ID card at a
+    /// substantial flow, ELSTER certificate).
+    Substantial,
+    /// eIDAS "high" (e.g. the online ID card function).
+    High,
+}
+
+impl AssuranceLevel {
+    /// All levels, lowest first.
+    pub const ALL: [AssuranceLevel; 3] = [
+        AssuranceLevel::Low,
+        AssuranceLevel::Substantial,
+        AssuranceLevel::High,
+    ];
+
+    /// Lower-case name (`low`, `substantial`, `high`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssuranceLevel::Low => "low",
+            AssuranceLevel::Substantial => "substantial",
+            AssuranceLevel::High => "high",
+        }
+    }
+
+    /// Parses the lower-case name.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == name)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "level of assurance {name:?} is not low, substantial or high"
+                ))
+            })
+    }
+
+    /// The ENUMERATED value in ARC.12.
+    pub fn enumerated(self) -> u8 {
+        match self {
+            AssuranceLevel::Low => 1,
+            AssuranceLevel::Substantial => 2,
+            AssuranceLevel::High => 3,
+        }
+    }
+
+    /// DER of the ARC.12 extension value: `ENUMERATED <n>`.
+    pub fn to_der(self) -> [u8; 3] {
+        [0x0a, 0x01, self.enumerated()]
+    }
+
+    /// Decodes the ARC.12 extension value: exactly the three DER octets
+    /// `0a 01 0n` with n in 1..=3 (DER admits no other encoding).
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
+        match der {
+            [0x0a, 0x01, n] => Self::ALL
+                .into_iter()
+                .find(|l| l.enumerated() == *n)
+                .ok_or_else(|| Error::AssuranceLevelInvalid(format!("unknown value {n}"))),
+            _ => Err(Error::AssuranceLevelInvalid(
+                "not a DER ENUMERATED of one octet".into(),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AssuranceLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an agency holds about a pseudonymous citizen and wants confirmed
+/// by a citizen attestation (EKU ARC.6): the pseudonymous user, the
+/// device, its key from the caller's own crypto store, and optionally the
+/// lowest level of assurance the agency accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CitizenExpected {
+    /// The pseudonymous Matrix user (`@p-…:server`).
+    pub user_id: UserId,
+    /// The pseudonym's device.
+    pub device_id: DeviceId,
+    /// The device's Ed25519 key as the caller's crypto store holds it.
+    pub key: Ed25519Key,
+    /// The lowest acceptable level; `None` accepts any valid level.
+    pub minimum_level: Option<AssuranceLevel>,
+}
+
+/// A citizen attestation that passed every rule: a device of a pseudonymous
+/// citizen identified at `level`. It names no person and no authority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifiedCitizen {
+    /// The pseudonymous user.
+    pub user_id: UserId,
+    /// The attested device.
+    pub device_id: DeviceId,
+    /// The attested key (equal to the expected key).
+    pub key: Ed25519Key,
+    /// The certified level of assurance (at least the demanded minimum).
+    pub level: AssuranceLevel,
+    /// Leaf serial number, lower-case hex.
+    pub serial: String,
+    /// Leaf notAfter, seconds since the Unix epoch.
+    pub not_after: i64,
+    /// Subject of the issuing CA, RFC 4514 form.
+    pub issuer: String,
+    /// Subject of the pinned root the chain ends in, RFC 4514 form.
+    pub root: String,
+}
+
+/// Checks a citizen attestation leaf against the expectation and the
+/// profile (key, EKU ARC.6, key usage, not a CA, SAN, device extension,
+/// pseudonym-only subject, ARC.12 level); returns the certified level.
+/// The minimum level and path rules are not checked here.
+pub fn check_citizen_leaf(
+    leaf: &X509Certificate<'_>,
+    expected: &CitizenExpected,
+) -> Result<AssuranceLevel, Error> {
+    check_spki(leaf, &expected.key)?;
+    check_eku_exactly(
+        leaf,
+        oid::EKU_CITIZEN_ATTESTATION,
+        "Matrix citizen attestation (ARC.6)",
+    )?;
+    check_leaf_key_usage(leaf)?;
+    if leaf
+        .basic_constraints()
+        .map_err(|e| Error::malformed("basic constraints", e))?
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(Error::LeafIsCa);
+    }
+    check_san(leaf, &expected.user_id)?;
+    check_device(leaf, &Subject::Device(expected.device_id.clone()))?;
+    check_pseudonym_subject(leaf, &expected.user_id)?;
+    assurance_level(leaf)
+}
+
+fn check_eku_exactly(
+    leaf: &X509Certificate<'_>,
+    eku_oid: &[u8],
+    name: &'static str,
+) -> Result<(), Error> {
+    let wrong = || Error::WrongEku { expected: name };
+    let eku = leaf
+        .extended_key_usage()
+        .map_err(|e| Error::malformed("extended key usage", e))?
+        .ok_or_else(wrong)?;
+    let e = eku.value;
+    let only_expected = !(e.any
+        || e.server_auth
+        || e.client_auth
+        || e.code_signing
+        || e.email_protection
+        || e.time_stamping
+        || e.ocsp_signing)
+        && e.other.len() == 1
+        && e.other[0].as_bytes() == eku_oid;
+    if only_expected {
+        Ok(())
+    } else {
+        Err(wrong())
+    }
+}
+
+/// The subject must be exactly one RDN holding one `pseudonym` UTF8String
+/// equal to the user's localpart: no name, no authority record.
+fn check_pseudonym_subject(leaf: &X509Certificate<'_>, user: &UserId) -> Result<(), Error> {
+    use x509_parser::asn1_rs::Tag;
+    let rdns: Vec<_> = leaf.subject().iter().collect();
+    let [rdn] = rdns.as_slice() else {
+        return Err(Error::CitizenSubjectInvalid(format!(
+            "{} RDNs, the profile allows exactly one (pseudonym)",
+            rdns.len()
+        )));
+    };
+    let attrs: Vec<_> = rdn.iter().collect();
+    let [attr] = attrs.as_slice() else {
+        return Err(Error::CitizenSubjectInvalid(
+            "the RDN must hold exactly one attribute".into(),
+        ));
+    };
+    if attr.attr_type().as_bytes() != oid::AT_PSEUDONYM {
+        return Err(Error::CitizenSubjectInvalid(format!(
+            "attribute {} is not pseudonym (2.5.4.65)",
+            attr.attr_type()
+        )));
+    }
+    if attr.attr_value().tag() != Tag::Utf8String {
+        return Err(Error::CitizenSubjectInvalid(
+            "the pseudonym is not a UTF8String".into(),
+        ));
+    }
+    let value = attr
+        .as_str()
+        .map_err(|_| Error::CitizenSubjectInvalid("the pseudonym is not a string".into()))?;
+    if value != user.localpart() {
+        return Err(Error::CitizenSubjectInvalid(format!(
+            "pseudonym {value:?} is not the user's localpart {:?}",
+            user.localpart()
+        )));
+    }
+    Ok(())
+}
+
+/// The level of assurance a citizen attestation carries in ARC.12: the
+/// extension must be present exactly once, non-critical, and one of the
+/// three values.
+pub fn assurance_level(cert: &X509Certificate<'_>) -> Result<AssuranceLevel, Error> {
+    let ext = find_extension(cert, oid::EXT_ASSURANCE_LEVEL)
+        .map_err(|_| Error::AssuranceLevelInvalid("the extension appears twice".into()))?
+        .ok_or_else(|| Error::AssuranceLevelInvalid("missing".into()))?;
+    if ext.critical {
+        return Err(Error::AssuranceLevelInvalid(
+            "the extension is critical; the profile makes it non-critical".into(),
+        ));
+    }
+    AssuranceLevel::from_der(ext.value)
+}
+
+/// Checks what a leaf's issuing CA must permit, given the leaf's EKU and
+/// the user's server: the EKU in the CA's own EKU list, the server in its
+/// ARC.11 permitted server names.
+pub(crate) fn check_issuer_permits(
+    issuer: &X509Certificate<'_>,
+    eku_oid: &[u8],
+    server: &str,
+) -> Result<(), Error> {
+    let eku = issuer
+        .extended_key_usage()
+        .map_err(|e| Error::malformed("issuer extended key usage", e))?
+        .ok_or(Error::IssuerEkuMissing)?;
+    if !eku.value.other.iter().any(|o| o.as_bytes() == eku_oid) {
+        return Err(Error::IssuerEkuMissing);
+    }
+    if permitted_servers(issuer)?.iter().any(|p| p == server) {
+        Ok(())
+    } else {
+        Err(Error::ServerNotPermitted {
+            server: server.to_owned(),
+        })
+    }
+}

@@ -188,3 +188,70 @@ impl Expected {
         })
     }
 }
+
+impl Verifier {
+    /// Applies the acceptance rule for a citizen attestation (EKU ARC.6,
+    /// docs/profile.md §5.8) to `chain` (leaf first) for `expected` at
+    /// `time`: the leaf rules (key, EKU, key usage, SAN, device, pseudonym
+    /// subject, ARC.12 level), then the path, the CRLs and the issuing CA's
+    /// EKU list and ARC.11 servers, exactly as for device attestations.
+    /// Only a chain that passes all of them is compared with
+    /// `expected.minimum_level`, so `assurance_too_low` always means "a
+    /// valid attestation, at a lower level than demanded".
+    ///
+    /// The issuing-CA memo is not used: citizen attestations are checked
+    /// by agencies one at a time, not by clients rendering a room.
+    pub fn verify_citizen(
+        &self,
+        expected: &profile::CitizenExpected,
+        chain: &[CertificateDer<'_>],
+        crls: &CrlSet,
+        time: UnixTime,
+    ) -> Result<profile::VerifiedCitizen, Error> {
+        let (leaf_der, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| Error::malformed("chain", "no certificate"))?;
+        if chain.len() > MAX_CHAIN_LEN {
+            return Err(Error::malformed("chain", "too many certificates"));
+        }
+        let leaf = parse(leaf_der, "citizen attestation certificate")?;
+        let level = profile::check_citizen_leaf(&leaf, expected)?;
+        let path = validate_path(
+            &self.anchors,
+            leaf_der,
+            intermediates,
+            &PathOptions {
+                algorithms: PROFILE_ALGORITHMS,
+                eku: Some(crate::oid::EKU_CITIZEN_ATTESTATION),
+                time,
+                crls,
+                crl_policy: self.crl_policy,
+            },
+        )?;
+        let issuer = parse(path.leaf_issuer(), "issuing CA certificate")?;
+        profile::check_issuer_permits(
+            &issuer,
+            crate::oid::EKU_CITIZEN_ATTESTATION,
+            expected.user_id.server_name(),
+        )?;
+        let root = parse(&path.root, "root certificate")?;
+        if let Some(required) = expected.minimum_level {
+            if level < required {
+                return Err(Error::AssuranceTooLow {
+                    required: required.as_str(),
+                    found: level.as_str(),
+                });
+            }
+        }
+        Ok(profile::VerifiedCitizen {
+            user_id: expected.user_id.clone(),
+            device_id: expected.device_id.clone(),
+            key: expected.key,
+            level,
+            serial: leaf.raw_serial_as_string().replace(':', ""),
+            not_after: leaf.validity().not_after.timestamp(),
+            issuer: issuer.subject().to_string(),
+            root: root.subject().to_string(),
+        })
+    }
+}
