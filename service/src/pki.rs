@@ -62,8 +62,9 @@ impl ServicePki {
             ))?;
         }
         let ca_dir = CaDir::open(&dir)?;
+        // The configured CA issues: refused if the root revoked it.
         let issuing = ca_dir
-            .issuing_ca(&config.ca.issuing_ca)
+            .issuing_ca_for_issuance(&config.ca.issuing_ca)
             .with_context(|| format!("loading issuing CA {:?}", config.ca.issuing_ca))?;
         let anchors = TrustAnchors::from_der([ca_dir.root_cert()?])?;
         let mut retired = Vec::new();
