@@ -88,6 +88,9 @@ pub enum Command {
     /// The agency side: enroll a Matrix device with the service.
     #[command(subcommand)]
     Agency(AgencyCommand),
+    /// Sealed-document archives: re-verify offline.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
 }
 
 /// Where the service's configuration comes from.
@@ -167,6 +170,132 @@ pub enum AgencyCommand {
     /// request a challenge over mTLS, receive it on the device (Olm-encrypted
     /// to-device message), answer it, print the certificate chain.
     Enroll(AgencyEnrollArgs),
+    /// Create the agency's sealing key: an Ed25519 key registered as its
+    /// own Matrix device of the agency user and enrolled with the service
+    /// (device attestation, `signature` proof). matrix-sdk 0.18 cannot sign
+    /// with a client's own device key; docs/profile.md §15 explains.
+    SealingDevice(AgencySealingDeviceArgs),
+    /// Seal a JSON document (e.g. a FIM decision) with the sealing key and
+    /// send it as an `io.govtrust.sealed` event into a room.
+    SendSealed(AgencySendSealedArgs),
+    /// Export the room's sealed events, the receipts that verify and the
+    /// CRLs given into an archive directory (`govtrust archive verify`).
+    Archive(AgencyArchiveArgs),
+}
+
+/// The agency's Matrix account (matrix-sdk device kept in --store).
+#[derive(Debug, Args)]
+pub struct AgencyAccountArgs {
+    /// Homeserver URL of the agency's Matrix account.
+    #[arg(long)]
+    pub homeserver: url::Url,
+    /// The agency's Matrix user ID.
+    #[arg(long)]
+    pub user: String,
+    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD).
+    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Directory for the device's matrix-sdk store (keeps the device).
+    #[arg(long)]
+    pub store: PathBuf,
+}
+
+/// `govtrust agency sealing-device`
+#[derive(Debug, Args)]
+pub struct AgencySealingDeviceArgs {
+    /// Homeserver URL of the agency's Matrix account.
+    #[arg(long)]
+    pub homeserver: url::Url,
+    /// The agency's Matrix user ID.
+    #[arg(long)]
+    pub user: String,
+    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD).
+    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Where to write the new sealing key (PKCS#8 PEM, mode 0600).
+    #[arg(long)]
+    pub new_key: PathBuf,
+    /// The service's base URL.
+    #[arg(long)]
+    pub service: url::Url,
+    /// Root certificate (PEM) the service's TLS certificate chains to.
+    #[arg(long)]
+    pub service_root: PathBuf,
+    /// The agency's enrollment-client certificate chain (PEM).
+    #[arg(long)]
+    pub client_cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    #[arg(long)]
+    pub client_key: PathBuf,
+    /// Where to write the sealing key's attestation chain (PEM).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `govtrust agency send-sealed`
+#[derive(Debug, Args)]
+pub struct AgencySendSealedArgs {
+    #[command(flatten)]
+    pub account: AgencyAccountArgs,
+    /// The room to send into (ID).
+    #[arg(long)]
+    pub room: String,
+    /// The JSON document to seal.
+    #[arg(long)]
+    pub document: PathBuf,
+    /// The agency's reference number.
+    #[arg(long, default_value = "")]
+    pub reference: String,
+    /// Directory of JSON Schemas (by `$id`): a document with `$schema` must
+    /// conform to the schema of that ID found here. Nothing is fetched.
+    #[arg(long)]
+    pub schema_dir: Option<PathBuf>,
+    /// The sealing key (PKCS#8 PEM or DER).
+    #[arg(long)]
+    pub sealing_key: PathBuf,
+    /// Its attestation chain (PEM).
+    #[arg(long)]
+    pub sealing_chain: PathBuf,
+}
+
+/// `govtrust agency archive`
+#[derive(Debug, Args)]
+pub struct AgencyArchiveArgs {
+    #[command(flatten)]
+    pub account: AgencyAccountArgs,
+    /// The room to archive (ID).
+    #[arg(long)]
+    pub room: String,
+    /// CRLs (DER or PEM) to store with every record: those of the signer's
+    /// issuing CA and of the root, as of now.
+    #[arg(long = "crl")]
+    pub crls: Vec<PathBuf>,
+    /// The archive directory.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `govtrust archive …`
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Re-verify an archive of sealed documents offline: each record's seal
+    /// as of its issued_at with the CRLs stored in it, and its receipts.
+    /// Exit status 1 if any record or receipt fails.
+    Verify(ArchiveVerifyArgs),
+}
+
+/// `govtrust archive verify`
+#[derive(Debug, Args)]
+pub struct ArchiveVerifyArgs {
+    /// The archive directory (one JSON record per file).
+    pub dir: PathBuf,
+    /// The pinned root certificate(s) (PEM).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Accept records without CRLs (default: a CRL valid at issued_at is
+    /// required for every certificate on the path).
+    #[arg(long)]
+    pub allow_missing_crl: bool,
 }
 
 /// `govtrust agency enroll`

@@ -85,6 +85,7 @@ mod directory;
 mod error;
 mod evaluate;
 mod plan;
+pub mod sealed;
 mod state;
 mod store;
 mod worker;
@@ -98,3 +99,4 @@ pub use crate::crls::{
 };
 pub use crate::decision::{TrustAction, TrustDecision, Verdict};
 pub use crate::error::AgentError;
+pub use crate::sealed::{send_receipt, ReceiptKey, SealedDecision, SealedInbox};

@@ -17,6 +17,8 @@ use anyhow::{bail, Context, Result};
 use matrix_sdk::ruma::OwnedUserId;
 use matrix_sdk::Client;
 
+pub mod sealed;
+
 use crate::error::ErrorBody;
 use crate::matrix::ChallengeReceiver;
 use govtrust_api::enrollment::{

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod inspect;
 pub mod issue;
 pub mod revoke;
+pub mod sealed;
 pub mod service;
 pub mod verify;
 
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use govtrust_verifier::AuthorityRecord;
 
 use crate::cli::{
-    AgencyCommand, AuditCommand, AuthorityCommand, CaCommand, Cli, Command, ConfigCommand,
+    AgencyCommand, ArchiveCommand, AuditCommand, AuthorityCommand, CaCommand, Cli, Command, ConfigCommand,
     IssueCommand,
 };
 use crate::output::Output;
@@ -48,6 +49,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Authority(AuthorityCommand::List(args)) => service::authority_list(&args, out),
         Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(&args, out),
         Command::Agency(AgencyCommand::Enroll(args)) => service::agency_enroll(&args, out),
+        Command::Agency(AgencyCommand::SealingDevice(args)) => sealed::sealing_device(&args, out),
+        Command::Agency(AgencyCommand::SendSealed(args)) => sealed::send_sealed(&args, out),
+        Command::Agency(AgencyCommand::Archive(args)) => sealed::archive(&args, out),
+        Command::Archive(ArchiveCommand::Verify(args)) => sealed::archive_verify(&args, out),
     }
 }
 

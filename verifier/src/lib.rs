@@ -42,6 +42,7 @@ pub mod path;
 pub mod pem;
 pub mod profile;
 pub mod sealed;
+pub mod sealed_archive;
 pub mod signature;
 mod verify;
 
@@ -57,7 +58,7 @@ pub use path::TrustAnchors;
 pub use profile::{Expected, Subject};
 pub use rustls_pki_types::{CertificateDer, UnixTime};
 pub use sealed::{
-    verify_receipt, ReceiptContent, ReceiptExpected, SealedContent, SealedContext,
-    SealedVerifier, VerifiedReceipt, VerifiedSealed,
+    verify_receipt, ReceiptContent, ReceiptExpected, SealedContent, SealedContext, SealedVerifier,
+    VerifiedReceipt, VerifiedSealed,
 };
 pub use verify::{VerifiedAttestation, Verifier};
