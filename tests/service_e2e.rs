@@ -415,6 +415,7 @@ fn device_and_identity_enrollment_end_to_end() {
                 challenge: secret,
                 signature: None,
                 wait_for_event_ms: Some(0),
+                rsa_public_key: None,
             })
             .await
             .expect("enrollment answering the challenge at once");
@@ -1169,6 +1170,7 @@ fn homeserver_outage_during_enrollment() {
                 challenge: secret,
                 signature: None,
                 wait_for_event_ms: Some(1000),
+                rsa_public_key: None,
             })
             .await
             .expect("enrollment while the homeserver is down");

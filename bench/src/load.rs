@@ -75,6 +75,7 @@ async fn enroll_one(
             challenge: nonce,
             signature: Some(signature),
             wait_for_event_ms,
+            rsa_public_key: None,
         })
         .await
         .context("enrollment")?;

@@ -14,6 +14,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use govtrust_pki::element_x509::IdentitySigner;
+use matrix_sdk::ruma::api::client::uiaa;
 use matrix_sdk::ruma::OwnedUserId;
 use matrix_sdk::Client;
 
@@ -105,7 +109,7 @@ pub async fn enroll_device(
     service: &ServiceClient,
     bot: OwnedUserId,
 ) -> Result<EnrollResponse> {
-    enroll(client, service, bot, Kind::Device).await
+    enroll(client, service, bot, Kind::Device, None).await
 }
 
 /// Enrolls the user's cross-signing master key, proven through this
@@ -115,7 +119,21 @@ pub async fn enroll_identity(
     service: &ServiceClient,
     bot: OwnedUserId,
 ) -> Result<EnrollResponse> {
-    enroll(client, service, bot, Kind::Identity).await
+    enroll(client, service, bot, Kind::Identity, None).await
+}
+
+/// Enrolls an identity-signing certificate (EKU ARC.5, `io.element.x509`)
+/// for the agency's RSA key `signer`, proven like [`enroll_identity`]
+/// (this device and the user's master key). The answer's chain is what
+/// [`sign_identity`] signs with; nothing is published.
+pub async fn enroll_identity_signing(
+    client: &Client,
+    service: &ServiceClient,
+    bot: OwnedUserId,
+    signer: &dyn IdentitySigner,
+) -> Result<EnrollResponse> {
+    let spki = STANDARD.encode(signer.spki_der());
+    enroll(client, service, bot, Kind::IdentitySigning, Some(spki)).await
 }
 
 async fn enroll(
@@ -123,6 +141,7 @@ async fn enroll(
     service: &ServiceClient,
     bot: OwnedUserId,
     kind: Kind,
+    rsa_public_key: Option<String>,
 ) -> Result<EnrollResponse> {
     let user = client
         .user_id()
@@ -138,7 +157,7 @@ async fn enroll(
             .ed25519_key()
             .await
             .context("the device has no Ed25519 key")?,
-        Kind::Identity => encryption
+        Kind::Identity | Kind::IdentitySigning => encryption
             .get_user_identity(client.user_id().context("not logged in")?)
             .await?
             .and_then(|identity| identity.master_key().get_first_key().map(|k| k.to_base64()))
@@ -165,6 +184,182 @@ async fn enroll(
             challenge: secret,
             signature: None,
             wait_for_event_ms: None,
+            rsa_public_key,
         })
         .await
+}
+
+/// How [`sign_identity`] got the signature onto the homeserver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureUpload {
+    /// `POST /keys/signatures/upload` took it.
+    SignaturesUpload,
+    /// The homeserver refused it there (Synapse accepts only device
+    /// signatures on a user's own master key), so the master key object
+    /// with the signature was re-uploaded through
+    /// `POST /keys/device_signing/upload`, authorised by the password (UIA).
+    DeviceSigningUpload,
+}
+
+/// The outcome of [`sign_identity`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SignedIdentity {
+    /// The user whose master key was signed.
+    pub user_id: String,
+    /// `io.element.x509:<key id>`.
+    pub key_id: String,
+    /// The master key object as the homeserver serves it afterwards
+    /// (`/keys/query`), with the signature.
+    pub master_key: serde_json::Value,
+    /// The request that stored it.
+    pub uploaded_with: SignatureUpload,
+}
+
+/// Signs the logged-in user's own cross-signing master key in Element's
+/// `io.element.x509` format with the agency's identity-signing key and
+/// uploads the signature.
+///
+/// The master key object is read from the homeserver (`/keys/query`, as
+/// every client will read it), signed with
+/// [`govtrust_pki::element_x509::sign_master_key`] (`chain`: the
+/// identity-signing certificate and its issuing CA, as enrollment returned
+/// them; `signer`: its RSA key) and uploaded with
+/// `POST /keys/signatures/upload`. A homeserver that refuses a non-device
+/// signature there (stock Synapse does) gets the signed object through
+/// `POST /keys/device_signing/upload` instead if `password` is given (that
+/// endpoint needs user-interactive auth to change a stored key). Finally
+/// the signature is read back from `/keys/query`.
+pub async fn sign_identity(
+    client: &Client,
+    chain: &[govtrust_verifier::CertificateDer<'_>],
+    signer: &dyn IdentitySigner,
+    password: Option<&str>,
+) -> Result<SignedIdentity> {
+    use matrix_sdk::ruma::api::client::keys::{upload_signatures, upload_signing_keys};
+    use matrix_sdk::ruma::serde::Raw;
+
+    let user = client
+        .user_id()
+        .context("the Matrix client is not logged in")?
+        .to_owned();
+    let mut master = query_master_key(client, &user)
+        .await?
+        .context("the user has no cross-signing master key; bootstrap cross-signing first")?;
+    let master_id = master_key_name(&master)?;
+    let signed = govtrust_pki::element_x509::sign_master_key(&mut master, chain, signer)
+        .context("signing the master key")?;
+
+    // Only the new signature: the homeserver checks every signature it is sent.
+    let mut upload = master.clone();
+    upload.insert(
+        "signatures".into(),
+        serde_json::json!({ user.as_str(): { &signed.key_id: &signed.cms_pem } }),
+    );
+    let mut keys = upload_signatures::v3::SignedKeys::new();
+    keys.add_cross_signing_keys(
+        master_id.into(),
+        Raw::from_json(serde_json::value::to_raw_value(&upload)?),
+    );
+    let answer = client
+        .send(upload_signatures::v3::Request::new(
+            [(user.clone(), keys)].into(),
+        ))
+        .await
+        .context("POST /keys/signatures/upload")?;
+    let uploaded_with = match answer.failures.get(&user) {
+        None => SignatureUpload::SignaturesUpload,
+        Some(failures) => {
+            let Some(password) = password else {
+                bail!(
+                    "the homeserver refused the signature in /keys/signatures/upload ({failures:?}); \
+                     give the account password to store it through /keys/device_signing/upload"
+                );
+            };
+            tracing::info!(?failures, "/keys/signatures/upload refused the io.element.x509 signature; using /keys/device_signing/upload");
+            let raw = Raw::from_json(serde_json::value::to_raw_value(&master)?);
+            let mut request = upload_signing_keys::v3::Request::new();
+            request.master_key = Some(raw.clone());
+            if let Err(e) = client.send(request).await {
+                let session = e
+                    .as_uiaa_response()
+                    .with_context(|| format!("POST /keys/device_signing/upload: {e}"))?
+                    .session
+                    .clone();
+                let mut auth = uiaa::Password::new(
+                    uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(
+                        user.to_string(),
+                    )),
+                    password.to_owned(),
+                );
+                auth.session = session;
+                let mut request = upload_signing_keys::v3::Request::new();
+                request.master_key = Some(raw);
+                request.auth = Some(uiaa::AuthData::Password(auth));
+                client
+                    .send(request)
+                    .await
+                    .context("POST /keys/device_signing/upload with the password")?;
+            }
+            SignatureUpload::DeviceSigningUpload
+        }
+    };
+
+    let served = query_master_key(client, &user)
+        .await?
+        .context("the master key vanished from /keys/query")?;
+    let stored = served
+        .get("signatures")
+        .and_then(|s| s.get(user.as_str()))
+        .and_then(|s| s.get(&signed.key_id))
+        .and_then(serde_json::Value::as_str);
+    if stored != Some(signed.cms_pem.as_str()) {
+        bail!(
+            "the homeserver does not serve the {} signature on {user}'s master key after the upload",
+            signed.key_id
+        );
+    }
+    Ok(SignedIdentity {
+        user_id: user.to_string(),
+        key_id: signed.key_id,
+        master_key: serde_json::Value::Object(served),
+        uploaded_with,
+    })
+}
+
+/// The user's master key object as `/keys/query` serves it (`None`: no
+/// cross-signing identity).
+pub async fn query_master_key(
+    client: &Client,
+    user: &matrix_sdk::ruma::UserId,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    use matrix_sdk::ruma::api::client::keys::get_keys;
+    let mut request = get_keys::v3::Request::new();
+    request.device_keys.insert(user.to_owned(), Vec::new());
+    let response = client
+        .send(request)
+        .await
+        .context("POST /keys/query")?;
+    response
+        .master_keys
+        .get(user)
+        .map(|raw| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.json().get())
+                .context("the master key is not a JSON object")
+        })
+        .transpose()
+}
+
+/// The unpadded base64 public key of a master key object (its one
+/// `ed25519:<key>` entry): the key's ID in `/keys/signatures/upload`.
+fn master_key_name(master: &serde_json::Map<String, serde_json::Value>) -> Result<String> {
+    let keys = master
+        .get("keys")
+        .and_then(serde_json::Value::as_object)
+        .context("the master key has no keys")?;
+    let mut names = keys.keys().filter_map(|k| k.strip_prefix("ed25519:"));
+    match (names.next(), names.next()) {
+        (Some(name), None) => Ok(name.to_owned()),
+        _ => bail!("the master key does not hold exactly one ed25519 key"),
+    }
 }

@@ -12,6 +12,14 @@
 //! authority, user and device, unused, unexpired, and bound to the
 //! reported key.
 //!
+//! `identity_signing` (an identity-signing certificate for the agency's RSA
+//! key, docs/profile.md §5.7) is proven exactly like `identity`: the device
+//! and the user's master key, bound at challenge time. The enrollment adds
+//! the RSA key (checked by `EnrollRequest::validate`: RSA, 2048 to 8192
+//! bits), which the certificate certifies and the store records; nothing
+//! is published (the agency signs the master key itself, `govtrust agency
+//! sign-identity`), so the answer has no state key and no event ID.
+//!
 //! The keys are bound when the challenge is made — the moment the service
 //! encrypts to the device — so the enrollment call itself needs no
 //! homeserver: an outage between the two steps loses nothing.
@@ -32,7 +40,7 @@ use govtrust_api::enrollment::{
     Proof,
 };
 use govtrust_api::policy::{check_user, PolicyDenial};
-use govtrust_pki::AttestationRequest;
+use govtrust_pki::{AttestationRequest, IdentitySigningRequest, IssuedCertificate};
 use govtrust_verifier::event::state_key;
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 
@@ -51,6 +59,7 @@ fn certificate_kind(kind: Kind) -> CertificateKind {
     match kind {
         Kind::Device => CertificateKind::Device,
         Kind::Identity => CertificateKind::Identity,
+        Kind::IdentitySigning => CertificateKind::IdentitySigning,
     }
 }
 
@@ -140,7 +149,7 @@ pub async fn challenge(
     }
     let attested = match request.kind {
         Kind::Device => queried.ed25519,
-        Kind::Identity => {
+        Kind::Identity | Kind::IdentitySigning => {
             let identity = answer.identity.ok_or_else(|| {
                 ApiError::identity_unverified(format!("{user} has no cross-signing identity"))
             })?;
@@ -223,6 +232,7 @@ pub async fn enroll(
     let user = UserId::parse(&request.user_id).map_err(param)?;
     let device = DeviceId::parse(&request.device_id).map_err(param)?;
     let key = Ed25519Key::from_base64(&request.key).map_err(param)?;
+    let rsa_key = request.validate().map_err(param)?;
     if request.challenge.is_empty() || request.challenge.len() > 256 {
         return Err(ApiError::invalid_param(
             "challenge must be 1 to 256 characters",
@@ -253,19 +263,51 @@ pub async fn enroll(
         verify_signature(svc, &stored, &request)?;
     }
 
-    let subject = match request.kind {
-        Kind::Device => Subject::Device(device.clone()),
-        Kind::Identity => Subject::Identity,
+    let Issuance {
+        issued,
+        state_key,
+        content,
+        certified_key,
+    } = match (request.kind, rsa_key) {
+        (Kind::IdentitySigning, Some(rsa)) => {
+            let issued = svc.pki.issue_identity_signing(&IdentitySigningRequest {
+                user_id: user.clone(),
+                authority: authority.record.clone(),
+                spki: rsa.der.clone(),
+            })?;
+            Issuance {
+                issued,
+                state_key: String::new(),
+                content: None,
+                certified_key: STANDARD.encode(&rsa.der),
+            }
+        }
+        (Kind::IdentitySigning, None) => {
+            return Err(ApiError::invalid_param(
+                "identity_signing enrollment needs \"rsa_public_key\"",
+            ))
+        }
+        (kind, _) => {
+            let subject = match kind {
+                Kind::Device => Subject::Device(device.clone()),
+                _ => Subject::Identity,
+            };
+            let attestation = AttestationRequest {
+                user_id: user.clone(),
+                subject: subject.clone(),
+                key,
+                authority: authority.record.clone(),
+            };
+            let issued = svc.pki.issue(&attestation)?;
+            let content = issued.attestation_content(&attestation);
+            Issuance {
+                issued,
+                state_key: state_key(&user, &subject),
+                content: Some(serde_json::to_value(&content).unwrap_or_default()),
+                certified_key: key.to_base64(),
+            }
+        }
     };
-    let attestation = AttestationRequest {
-        user_id: user.clone(),
-        subject: subject.clone(),
-        key,
-        authority: authority.record.clone(),
-    };
-    let issued = svc.pki.issue(&attestation)?;
-    let state_key = state_key(&user, &subject);
-    let content = issued.attestation_content(&attestation);
     let attested_device = (request.kind == Kind::Device).then(|| device.to_string());
     let previous = svc
         .store
@@ -277,11 +319,23 @@ pub async fn enroll(
         )
         .await?;
     let serial = issued.serial_hex();
-    let outbox = svc.publishing().then(|| NewOutboxItem {
-        kind: "attestation".into(),
-        state_key: state_key.clone(),
-        content: serde_json::to_value(&content).unwrap_or_default(),
+    let outbox = content
+        .filter(|_| svc.publishing())
+        .map(|content| NewOutboxItem {
+            kind: "attestation".into(),
+            state_key: state_key.clone(),
+            content,
+        });
+    let mut details = serde_json::json!({
+        "kind": request.kind,
+        "user_id": user.as_str(),
+        "device_id": device.as_str(),
+        "key": key.to_base64(),
+        "client_certificate": agency.client.certificate_serial,
     });
+    if request.kind == Kind::IdentitySigning {
+        details["rsa_public_key"] = serde_json::Value::String(certified_key.clone());
+    }
     let outbox_queued = outbox.is_some();
     let consumed = svc
         .store
@@ -293,7 +347,7 @@ pub async fn enroll(
                 kind: certificate_kind(request.kind),
                 user_id: Some(user.to_string()),
                 device_id: attested_device,
-                key: key.to_base64(),
+                key: certified_key,
                 authority_id: authority.record.id.clone(),
                 not_before: issued.not_before.unix_timestamp() * 1000,
                 not_after: issued.not_after.unix_timestamp() * 1000,
@@ -306,13 +360,7 @@ pub async fn enroll(
                 format!("agency:{}", agency.client.authority_id),
                 "certificate.issued",
                 serial.clone(),
-                serde_json::json!({
-                    "kind": request.kind,
-                    "user_id": user.as_str(),
-                    "device_id": device.as_str(),
-                    "key": key.to_base64(),
-                    "client_certificate": agency.client.certificate_serial,
-                }),
+                details,
             ),
         )
         .await?;
@@ -323,7 +371,7 @@ pub async fn enroll(
     svc.metrics
         .enrollments
         .get_or_create(&crate::metrics::KindLabel {
-            kind: format!("{:?}", request.kind).to_lowercase(),
+            kind: request.kind.as_str().to_owned(),
         })
         .inc();
 
@@ -342,6 +390,18 @@ pub async fn enroll(
         event_id,
         serial,
     })
+}
+
+/// What an enrollment issued, by kind.
+struct Issuance {
+    issued: IssuedCertificate,
+    /// The attestation's state key; empty for identity signing.
+    state_key: String,
+    /// The attestation event content to publish; `None` for identity signing.
+    content: Option<serde_json::Value>,
+    /// The key the certificate certifies, as stored: the Ed25519 key
+    /// (base64) or the RSA SubjectPublicKeyInfo (standard base64 DER).
+    certified_key: String,
 }
 
 /// The API error for a challenge that cannot be consumed.

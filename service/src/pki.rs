@@ -146,6 +146,18 @@ impl ServicePki {
             .issue_attestation(request, Validity::from_now(self.attestation_lifetime))
     }
 
+    /// Issues an identity-signing certificate (EKU ARC.5, `io.element.x509`)
+    /// for an agency's RSA key, with the lifetime of attestations.
+    pub fn issue_identity_signing(
+        &self,
+        request: &govtrust_pki::IdentitySigningRequest,
+    ) -> Result<IssuedCertificate, govtrust_pki::Error> {
+        self.issuing.issue_identity_signing(
+            request,
+            Validity::from_now(self.attestation_lifetime),
+        )
+    }
+
     /// Issues an agency's enrollment-client certificate (EKU ARC.3) for
     /// `spki` (operator tooling and tests; the same as
     /// `govtrust issue enrollment-client`).

@@ -100,6 +100,9 @@ pub enum CertificateKind {
     Identity,
     /// An agency's mTLS client certificate for the service (EKU ARC.3).
     EnrollmentClient,
+    /// An agency's RSA key that signs the user's master key for Element's
+    /// `io.element.x509` (EKU ARC.5); never published, never renewed.
+    IdentitySigning,
 }
 
 impl CertificateKind {
@@ -109,6 +112,7 @@ impl CertificateKind {
             Self::Device => "device",
             Self::Identity => "identity",
             Self::EnrollmentClient => "enrollment_client",
+            Self::IdentitySigning => "identity_signing",
         }
     }
 
@@ -118,6 +122,7 @@ impl CertificateKind {
             "device" => Ok(Self::Device),
             "identity" => Ok(Self::Identity),
             "enrollment_client" => Ok(Self::EnrollmentClient),
+            "identity_signing" => Ok(Self::IdentitySigning),
             other => Err(StoreError::Corrupt(format!(
                 "unknown certificate kind {other:?}"
             ))),
