@@ -5,10 +5,12 @@
 //! HSM over PKCS#11 for production) is a backend behind [`Signer`].
 
 mod file;
+pub mod mac;
 mod pkcs11;
 
 pub use file::FileSigner;
-pub use pkcs11::{Pkcs11Config, Pkcs11Signer};
+pub use mac::{FileMacKey, MacKey};
+pub use pkcs11::{Pkcs11Config, Pkcs11MacKey, Pkcs11Signer};
 
 use crate::Error;
 

@@ -44,6 +44,9 @@ use zeroize::Zeroizing;
 use super::{ecdsa_raw_to_der, KeyAlgorithm, Signer};
 use crate::Error;
 
+mod hmac;
+pub use hmac::Pkcs11MacKey;
+
 /// `CKA_EC_PARAMS` for P-256: the namedCurve OID prime256v1.
 const EC_PARAMS_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 /// `CKA_EC_PARAMS` for P-384: the namedCurve OID secp384r1.
