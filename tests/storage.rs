@@ -16,9 +16,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt as _;
 use govtrust_service::storage::{
-    sha256_hex, AuditEntry, Authority, AuthorityStatus, Backend, CertificateKind,
-    CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate, NewOutboxItem,
-    OperatorToken, OutboxState, RevokeOutcome, Store, StoreError, StoreOptions, StoredCrl,
+    sha256_hex, AuditEntry, Authority, AuthorityStatus, Backend, CertificateKind, CertificateQuery,
+    CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, ListedStatus, NewCertificate,
+    NewOutboxItem, OperatorRole, OperatorToken, OutboxState, RevokeOutcome, Store, StoreError,
+    StoreOptions, StoredCrl, TokenRevocation,
 };
 use govtrust_verifier::AuthorityRecord;
 use rand::Rng as _;
@@ -183,6 +184,7 @@ both_backends!(
     outbox_claim_lease_publish_supersede,
     audit_chain_detects_tampering,
     operator_tokens,
+    certificate_listing,
     concurrent_issuance_two_stores,
 );
 
@@ -1512,11 +1514,13 @@ async fn audit_chain_detects_tampering(db: Db) {
 async fn operator_tokens(db: Db) {
     let store = db.open().await;
     let hash = sha256_hex(b"secret-token-1");
-    let token = OperatorToken {
-        name: "alice".to_owned(),
-        token_hash: hash.clone(),
-        created_at: T0,
-    };
+    let mut token = OperatorToken::new(
+        "alice",
+        hash.clone(),
+        vec![OperatorRole::Registrar, OperatorRole::Revoker],
+        T0,
+    );
+    token.expires_at = Some(T0 + 1_000_000);
     store
         .insert_operator_token(token.clone(), audit("operator.created", "alice"))
         .await
@@ -1528,6 +1532,7 @@ async fn operator_tokens(db: Db) {
             .expect("find"),
         Some(token.clone())
     );
+    assert!(token.is_active(T0) && !token.is_active(T0 + 1_000_000));
     assert_eq!(
         store
             .find_operator_by_token_hash(&sha256_hex(b"other"))
@@ -1541,10 +1546,18 @@ async fn operator_tokens(db: Db) {
         .insert_operator_token(same_hash, audit("operator.created", "bob"))
         .await;
     assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
+
+    // Rotation: the old hash no longer finds it, the new one does.
+    let rotated = sha256_hex(b"secret-token-2");
     store
-        .delete_operator_token("alice", T0 + 1, audit("operator.deleted", "alice"))
+        .rotate_operator_token(
+            "alice",
+            &rotated,
+            T0 + 5,
+            audit("operator.rotated", "alice"),
+        )
         .await
-        .expect("delete");
+        .expect("rotate");
     assert_eq!(
         store
             .find_operator_by_token_hash(&hash)
@@ -1552,13 +1565,199 @@ async fn operator_tokens(db: Db) {
             .expect("find"),
         None
     );
+    let found = store
+        .find_operator_by_token_hash(&rotated)
+        .await
+        .expect("find")
+        .expect("rotated token");
+    assert_eq!(found.rotated_at, Some(T0 + 5));
+    assert_eq!(
+        found.roles,
+        [OperatorRole::Registrar, OperatorRole::Revoker]
+    );
     assert!(matches!(
         store
-            .delete_operator_token("alice", T0 + 2, audit("operator.deleted", "alice"))
+            .rotate_operator_token(
+                "nobody",
+                &sha256_hex(b"x"),
+                T0 + 6,
+                audit("operator.rotated", "nobody")
+            )
             .await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(assert_chain_ok(&store).await, 2);
+
+    // Revocation keeps the row, marks it, and is idempotent; a revoked
+    // token cannot be rotated.
+    assert_eq!(
+        store
+            .revoke_operator_token("alice", T0 + 7, audit("operator.revoked", "alice"))
+            .await
+            .expect("revoke"),
+        TokenRevocation::Revoked
+    );
+    assert_eq!(
+        store
+            .revoke_operator_token("alice", T0 + 8, audit("operator.revoked", "alice"))
+            .await
+            .expect("revoke again"),
+        TokenRevocation::AlreadyRevoked
+    );
+    let listed = store.list_operator_tokens().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].revoked_at, Some(T0 + 7));
+    assert!(!listed[0].is_active(T0 + 7));
+    assert!(matches!(
+        store
+            .rotate_operator_token(
+                "alice",
+                &sha256_hex(b"y"),
+                T0 + 9,
+                audit("operator.rotated", "alice")
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .revoke_operator_token("nobody", T0 + 9, audit("operator.revoked", "nobody"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    store
+        .delete_operator_token("alice", T0 + 10, audit("operator.deleted", "alice"))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .find_operator_by_token_hash(&rotated)
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(matches!(
+        store
+            .delete_operator_token("alice", T0 + 11, audit("operator.deleted", "alice"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Only the changes that happened were audited, and the chain holds.
+    assert!(store.verify_audit_chain().await.expect("verify").is_ok());
+}
+
+/// `list_certificates`: filters, (created_at, serial) order and keyset
+/// paging, on both backends (the statement is assembled at run time).
+async fn certificate_listing(db: Db) {
+    let store = db.open().await;
+    store
+        .insert_authority(authority(AUTH), audit("authority.created", AUTH))
+        .await
+        .expect("authority");
+    let day = 86_400_000;
+    let now = T0 + 100 * day;
+    // (serial, user, created_at, not_after)
+    let rows = [
+        ("01", "@a:localhost", T0, T0 + day),            // expired
+        ("02", "@a:localhost", T0 + day, now + day),     // live
+        ("03", "@b:localhost", T0 + day, now + 9 * day), // live, tie on created_at
+        ("04", "@b:localhost", T0 + 2 * day, now + day), // revoked below
+    ];
+    for (serial, user, created, not_after) in rows {
+        let mut cert = device_cert(serial, user, &format!("D{serial}"), not_after);
+        cert.created_at = created;
+        store
+            .insert_certificate(cert, None, audit("certificate.issued", serial))
+            .await
+            .expect("insert");
+    }
+    let mut renewal = device_cert("05", "@b:localhost", "D03", now + 30 * day);
+    renewal.created_at = T0 + 3 * day;
+    renewal.renewed_from = Some("03".into());
+    store
+        .insert_certificate(renewal, None, audit("certificate.issued", "05"))
+        .await
+        .expect("renewal");
+    store
+        .revoke(
+            "04",
+            "keyCompromise",
+            T0 + 4 * day,
+            None,
+            audit("certificate.revoked", "04"),
+        )
+        .await
+        .expect("revoke");
+
+    let list = |q: CertificateQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_certificates(&q)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|c| c.serial)
+                .collect::<Vec<_>>()
+        }
+    };
+    let base = CertificateQuery {
+        now,
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(list(base.clone()).await, ["01", "02", "03", "04", "05"]);
+    // Paging by the last (created_at, serial), across the created_at tie.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_certificates(&CertificateQuery {
+                after: after.clone(),
+                limit: 2,
+                ..base.clone()
+            })
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.serial.clone()));
+        seen.extend(page.iter().map(|c| c.serial.clone()));
+    }
+    assert_eq!(seen, ["01", "02", "03", "04", "05"]);
+    for (status, expected) in [
+        (ListedStatus::Live, vec!["02", "05"]),
+        (ListedStatus::Expired, vec!["01"]),
+        (ListedStatus::Revoked, vec!["04"]),
+        (ListedStatus::Superseded, vec!["03"]),
+    ] {
+        let got = list(CertificateQuery {
+            status: Some(status),
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(got, expected, "{status:?}");
+    }
+    let by_user = list(CertificateQuery {
+        user_id: Some("@b:localhost".into()),
+        expiring_before: Some(now + 10 * day),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(by_user, ["03", "04"]);
+    let by_authority = list(CertificateQuery {
+        authority_id: Some(AUTH.into()),
+        status: Some(ListedStatus::Live),
+        after: Some((T0 + day, "02".into())),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(by_authority, ["05"]);
+    let nobody = list(CertificateQuery {
+        authority_id: Some("DE-NOBODY".into()),
+        ..base
+    })
+    .await;
+    assert!(nobody.is_empty());
 }
 
 /// Two service instances on one database issue 2,000 certificates from many

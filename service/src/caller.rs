@@ -9,6 +9,15 @@
 //! challenge it answers — in one query, and refuses a revoked client
 //! certificate. The [`Agency`] extractor does both for the endpoints that
 //! need no challenge.
+//!
+//! An operator is authenticated by an active bearer token
+//! ([`OperatorIdentity::authenticate`]) and authorised by the roles of
+//! that token: each operator endpoint extracts [`Require<P>`] (or
+//! [`AgencyOr<P>`]) with the permission it needs, and
+//! [`Permission::roles`] is the table of which roles hold which
+//! permission.
+
+use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -19,7 +28,7 @@ use crate::auth::{authenticate_agency_chain, token_hash, AgencyClient};
 use crate::error::ApiError;
 use crate::server::{ConnectionAuth, PeerCertificates};
 use crate::state::{AppState, Service};
-use crate::storage::{Authority, Certificate, CertificateStatus, Challenge};
+use crate::storage::{Authority, Certificate, CertificateStatus, Challenge, OperatorRole};
 
 /// An agency authenticated by its enrollment-client certificate (mTLS) and
 /// within its rate limit; its standing not yet looked up.
@@ -57,6 +66,8 @@ impl FromRequestParts<AppState> for AgencyIdentity {
                 wait.as_millis()
             ))
         })?;
+        // The access log names the caller (crate::server::with_access_log).
+        crate::server::record_caller(&format!("agency:{}", client.authority_id));
         Ok(AgencyIdentity(client))
     }
 }
@@ -111,27 +122,194 @@ impl FromRequestParts<AppState> for Agency {
     }
 }
 
-/// An operator, by bearer token.
-pub struct Operator(pub String);
+/// What an operator endpoint needs. [`Permission::roles`] is the
+/// permission table: the one place that says which roles may do what. An
+/// endpoint states its permission in its signature by extracting
+/// [`Require<P>`] (or [`AgencyOr<P>`]) with one of the marker types in
+/// [`perm`]; the OpenAPI document lists the same roles
+/// (`x-govtrust-roles`, and as the bearer requirement's role names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// List and read certificates.
+    ReadCertificates,
+    /// Revoke certificates.
+    RevokeCertificates,
+    /// List and read authorities.
+    ReadAuthorities,
+    /// Create, update, suspend and activate authorities; issue enrollment
+    /// clients.
+    ManageAuthorities,
+    /// Read and verify the audit log.
+    ReadAudit,
+    /// Create, list, rotate and revoke operator tokens.
+    ManageTokens,
+}
 
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 6] = [
+        Self::ReadCertificates,
+        Self::RevokeCertificates,
+        Self::ReadAuthorities,
+        Self::ManageAuthorities,
+        Self::ReadAudit,
+        Self::ManageTokens,
+    ];
 
-    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
+    /// The roles that hold this permission (the permission table).
+    pub fn roles(self) -> &'static [OperatorRole] {
+        use OperatorRole::{Admin, Auditor, Registrar, Revoker};
+        match self {
+            // A revoker has to find what it revokes.
+            Self::ReadCertificates => &[Admin, Revoker, Auditor],
+            Self::RevokeCertificates => &[Admin, Revoker],
+            Self::ReadAuthorities => &[Admin, Registrar, Auditor],
+            Self::ManageAuthorities => &[Admin, Registrar],
+            Self::ReadAudit => &[Admin, Auditor],
+            Self::ManageTokens => &[Admin],
+        }
+    }
+
+    /// What it allows, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ReadCertificates => "read certificates",
+            Self::RevokeCertificates => "revoke certificates",
+            Self::ReadAuthorities => "read the authority registry",
+            Self::ManageAuthorities => "change the authority registry",
+            Self::ReadAudit => "read the audit log",
+            Self::ManageTokens => "manage operator tokens",
+        }
+    }
+
+    /// Whether a token with `roles` holds this permission.
+    pub fn admits(self, roles: &[OperatorRole]) -> bool {
+        roles.iter().any(|r| self.roles().contains(r))
+    }
+}
+
+/// The marker types an endpoint names in [`Require<P>`] /
+/// [`AgencyOr<P>`], one per [`Permission`].
+pub mod perm {
+    use super::Permission;
+
+    /// A permission as a type, so that an extractor can demand it.
+    pub trait Needs: Send + Sync + 'static {
+        /// The permission demanded.
+        const PERMISSION: Permission;
+    }
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Demands [`Permission::", stringify!($name), "`].")]
+            #[derive(Debug)]
+            pub struct $name;
+            impl Needs for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )*};
+    }
+
+    markers!(
+        ReadCertificates,
+        RevokeCertificates,
+        ReadAuthorities,
+        ManageAuthorities,
+        ReadAudit,
+        ManageTokens,
+    );
+}
+
+/// An operator authenticated by an active bearer token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorIdentity {
+    /// The token's name (audit actor `operator:<name>`).
+    pub name: String,
+    /// Its roles.
+    pub roles: Vec<OperatorRole>,
+}
+
+impl OperatorIdentity {
+    /// How the audit log names this operator.
+    pub fn actor(&self) -> String {
+        format!("operator:{}", self.name)
+    }
+
+    /// Authenticates the bearer token of a request: it must exist, not be
+    /// revoked and not be expired (`GT_UNAUTHORIZED` otherwise).
+    pub async fn authenticate(parts: &Parts, svc: &Service) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthorized("operator endpoints need Authorization: Bearer <token>")
             })?;
-        let operator = svc
+        let stored = svc
             .store
-            .find_operator_by_token_hash(&token_hash(token.trim()))
+            .find_operator_by_token_hash(&token_hash(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown operator token"))?;
-        Ok(Operator(operator.name))
+        if stored.revoked_at.is_some() {
+            return Err(ApiError::unauthorized(format!(
+                "operator token {} is revoked",
+                stored.name
+            )));
+        }
+        if !stored.is_active(crate::tasks::now_ms()) {
+            return Err(ApiError::unauthorized(format!(
+                "operator token {} has expired",
+                stored.name
+            )));
+        }
+        crate::server::record_caller(&format!("operator:{}", stored.name));
+        Ok(OperatorIdentity {
+            name: stored.name,
+            roles: stored.roles,
+        })
+    }
+
+    /// `GT_FORBIDDEN` unless this operator holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if permission.admits(&self.roles) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "operator token {} ({}) may not {}: that needs the role {}",
+            self.name,
+            OperatorRole::join(&self.roles),
+            permission.describe(),
+            permission
+                .roles()
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
+    }
+}
+
+/// An operator holding permission `P`: `GT_UNAUTHORIZED` (401) without an
+/// active token, `GT_FORBIDDEN` (403) when its roles lack `P`.
+pub struct Require<P>(pub OperatorIdentity, pub PhantomData<P>);
+
+impl<P> Require<P> {
+    /// The operator.
+    pub fn operator(&self) -> &OperatorIdentity {
+        &self.0
+    }
+}
+
+impl<P: perm::Needs> FromRequestParts<AppState> for Require<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
+        let operator = OperatorIdentity::authenticate(parts, svc).await?;
+        operator.require(P::PERMISSION)?;
+        Ok(Require(operator, PhantomData))
     }
 }
 
@@ -140,7 +318,7 @@ pub enum Caller {
     /// An agency client.
     Agency(AgencyClient),
     /// An operator.
-    Operator(String),
+    Operator(OperatorIdentity),
 }
 
 impl Caller {
@@ -148,7 +326,7 @@ impl Caller {
     pub fn actor(&self) -> String {
         match self {
             Caller::Agency(a) => format!("agency:{}", a.authority_id),
-            Caller::Operator(o) => format!("operator:{o}"),
+            Caller::Operator(o) => o.actor(),
         }
     }
 
@@ -162,17 +340,20 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// An agency (mTLS, its own certificates only) or an operator holding
+/// permission `P`. The presence of an `Authorization` header selects the
+/// operator, whatever client certificate is also presented.
+pub struct AgencyOr<P>(pub Caller, pub PhantomData<P>);
+
+impl<P: perm::Needs> FromRequestParts<AppState> for AgencyOr<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(AUTHORIZATION) {
-            return Operator::from_request_parts(parts, svc)
-                .await
-                .map(|o| Caller::Operator(o.0));
+            let Require(operator, _) = Require::<P>::from_request_parts(parts, svc).await?;
+            return Ok(AgencyOr(Caller::Operator(operator), PhantomData));
         }
-        Agency::from_request_parts(parts, svc)
-            .await
-            .map(|a| Caller::Agency(a.client))
+        let agency = Agency::from_request_parts(parts, svc).await?;
+        Ok(AgencyOr(Caller::Agency(agency.client), PhantomData))
     }
 }

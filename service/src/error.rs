@@ -50,6 +50,7 @@ errcodes! {
     no_client_cert => (UNAUTHORIZED, "GT_NO_CLIENT_CERT"),
     client_cert_rejected => (UNAUTHORIZED, "GT_CLIENT_CERT_REJECTED"),
     unauthorized => (UNAUTHORIZED, "GT_UNAUTHORIZED"),
+    forbidden => (FORBIDDEN, "GT_FORBIDDEN"),
     unknown_authority => (FORBIDDEN, "GT_UNKNOWN_AUTHORITY"),
     authority_suspended => (FORBIDDEN, "GT_AUTHORITY_SUSPENDED"),
     user_not_permitted => (FORBIDDEN, "GT_USER_NOT_PERMITTED"),

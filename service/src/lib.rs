@@ -12,7 +12,8 @@
 //! publisher, CRLs, renewal), [`keys`] (homeserver key lookups),
 //! [`storage`] (SQLite/PostgreSQL, audit chain), [`matrix`] (the bot that
 //! publishes attestations). [`agency`] is the agency side's client of this
-//! service, and [`synapse`] sets up a local homeserver for the demo and the
+//! service, [`operator_client`] the operators' (the `govtrust` operator
+//! commands), and [`synapse`] sets up a local homeserver for the demo and the
 //! tests. The request bodies, authority records, user policy and the
 //! `authority import` file format are the pure crate `govtrust_api`.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod hierarchy;
 pub mod keys;
 pub mod matrix;
 pub mod metrics;
+pub mod operator_client;
 pub mod pemfile;
 pub mod pki;
 pub mod server;
@@ -112,8 +114,9 @@ pub fn assemble(
     })
 }
 
-/// On first start, creates an `admin` operator token and writes it to
-/// `<data_dir>/operator-token` (mode 0600).
+/// On first start, creates the operator token `admin` with the role
+/// `admin` and writes its secret to `<data_dir>/operator-token` (mode
+/// 0600). Further tokens are made through `POST /v1/tokens`.
 pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
     let path = svc.config.data_dir.join("operator-token");
     if path.exists() {
@@ -123,11 +126,12 @@ pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
     match svc
         .store
         .insert_operator_token(
-            OperatorToken {
-                name: "admin".into(),
-                token_hash: auth::token_hash(&token),
-                created_at: tasks::now_ms(),
-            },
+            OperatorToken::new(
+                "admin",
+                auth::token_hash(&token),
+                vec![storage::OperatorRole::Admin],
+                tasks::now_ms(),
+            ),
             AuditEntry::new(
                 "system",
                 "operator.token_created",

@@ -99,10 +99,12 @@ pub use audit::{
 pub use connect::StoreOptions;
 pub use error::{StoreError, StoreResult};
 pub use model::{
-    AgencyStanding, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateStatus,
-    Challenge, ChallengeClaim, ChallengeOutcome, NewCertificate, NewOutboxItem, OperatorToken,
-    OutboxRecord, OutboxState, Revocation, RevokeOutcome, StoredCrl,
+    AgencyStanding, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateQuery,
+    CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, ListedStatus, NewCertificate,
+    NewOutboxItem, OperatorRole, OperatorToken, OutboxRecord, OutboxState, Revocation,
+    RevokeOutcome, StoredCrl,
 };
+pub use operator_tokens::TokenRevocation;
 
 use error::{duplicate, not_found};
 

@@ -347,13 +347,175 @@ pub struct OutboxRecord {
     pub event_id: Option<String>,
 }
 
+/// What an operator token may do. The API's permission table
+/// (`crate::caller::Permission`) says which roles each endpoint admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorRole {
+    /// Everything, including managing tokens.
+    Admin,
+    /// The authority registry: create, update, suspend, activate
+    /// authorities, issue enrollment clients.
+    Registrar,
+    /// Revoking certificates.
+    Revoker,
+    /// Read-only: certificates, authorities, the audit log.
+    Auditor,
+}
+
+impl OperatorRole {
+    /// Every role, in the order documentation lists them.
+    pub const ALL: [OperatorRole; 4] = [Self::Admin, Self::Registrar, Self::Revoker, Self::Auditor];
+
+    /// The role's name (API, database, CLI).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Registrar => "registrar",
+            Self::Revoker => "revoker",
+            Self::Auditor => "auditor",
+        }
+    }
+
+    /// Parses a role name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The stored form of a set of roles: names joined by commas.
+    pub fn join(roles: &[OperatorRole]) -> String {
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Parses the stored form; an unknown name means the row is corrupt.
+    pub fn split(stored: &str) -> Result<Vec<OperatorRole>, StoreError> {
+        stored
+            .split(',')
+            .map(|name| {
+                Self::parse(name.trim())
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown operator role {name:?}")))
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for OperatorRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An operator's API token (only its hash is stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorToken {
-    /// Operator name (audit actor `operator:<name>`).
+    /// Token name (audit actor `operator:<name>`); unique, kept after
+    /// revocation so that the audit log's names stay unambiguous.
     pub name: String,
     /// Lower-case hex SHA-256 of the bearer token.
     pub token_hash: String,
+    /// What it may do; never empty.
+    pub roles: Vec<OperatorRole>,
     /// When it was created (unix ms).
     pub created_at: i64,
+    /// It is refused from this time on (unix ms), if set.
+    pub expires_at: Option<i64>,
+    /// When it was revoked (unix ms); a revoked token is refused.
+    pub revoked_at: Option<i64>,
+    /// When its secret was last replaced (unix ms), if ever.
+    pub rotated_at: Option<i64>,
+}
+
+impl OperatorToken {
+    /// A fresh token with `roles`, no expiry, never revoked or rotated.
+    pub fn new(
+        name: impl Into<String>,
+        token_hash: impl Into<String>,
+        roles: Vec<OperatorRole>,
+        created_at: i64,
+    ) -> Self {
+        OperatorToken {
+            name: name.into(),
+            token_hash: token_hash.into(),
+            roles,
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+            rotated_at: None,
+        }
+    }
+
+    /// Whether it authenticates at `now`: not revoked and not expired.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// What `GET /v1/certificates?status=` selects. The four values partition
+/// the certificates at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListedStatus {
+    /// Valid and not expired: the current certificate of its binding.
+    Live,
+    /// Revoked (whether expired or not).
+    Revoked,
+    /// Not revoked and past `not_after`.
+    Expired,
+    /// Replaced by a renewal or a new enrollment and not expired (it still
+    /// verifies until `not_after`).
+    Superseded,
+}
+
+impl ListedStatus {
+    /// Every value, for error messages.
+    pub const ALL: [ListedStatus; 4] = [Self::Live, Self::Revoked, Self::Expired, Self::Superseded];
+
+    /// The value's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// Parses a name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Where a stored certificate falls at `now`.
+    pub fn of(cert: &Certificate, now: i64) -> Self {
+        match cert.status {
+            CertificateStatus::Revoked => Self::Revoked,
+            _ if cert.not_after <= now => Self::Expired,
+            CertificateStatus::Valid => Self::Live,
+            CertificateStatus::Superseded => Self::Superseded,
+        }
+    }
+}
+
+/// A page request of [`Store::list_certificates`](super::Store::list_certificates):
+/// filters, and the keyset position to continue after.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificateQuery {
+    /// Only this authority's certificates.
+    pub authority_id: Option<String>,
+    /// Only this Matrix user's certificates.
+    pub user_id: Option<String>,
+    /// Only certificates in this state at `now`.
+    pub status: Option<ListedStatus>,
+    /// Only certificates with `not_after` before this time (unix ms).
+    pub expiring_before: Option<i64>,
+    /// The time `status` is judged at (unix ms).
+    pub now: i64,
+    /// Continue after this (created_at, serial), exclusive.
+    pub after: Option<(i64, String)>,
+    /// Page size.
+    pub limit: u32,
 }

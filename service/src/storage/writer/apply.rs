@@ -52,6 +52,10 @@ pub(super) async fn apply(
         } => revocations::revoke(conn, backend, serial, reason, outbox.as_ref(), at).await,
         Op::StoreCrl(crl) => crls::store(conn, crl).await,
         Op::InsertOperatorToken(t) => operator_tokens::insert(conn, t).await,
+        Op::RotateOperatorToken { name, token_hash } => {
+            operator_tokens::rotate(conn, name, token_hash, at).await
+        }
+        Op::RevokeOperatorToken { name } => operator_tokens::revoke(conn, name, at).await,
         Op::DeleteOperatorToken { name } => operator_tokens::delete(conn, name).await,
         Op::Enqueue(item) => {
             outbox::enqueue(conn, backend, item, at).await?;

@@ -65,7 +65,14 @@ pub(super) enum Op {
         outbox: Option<PreparedOutbox>,
     },
     StoreCrl(Box<StoredCrl>),
-    InsertOperatorToken(OperatorToken),
+    InsertOperatorToken(Box<OperatorToken>),
+    RotateOperatorToken {
+        name: String,
+        token_hash: String,
+    },
+    RevokeOperatorToken {
+        name: String,
+    },
     DeleteOperatorToken {
         name: String,
     },
