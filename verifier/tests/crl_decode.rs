@@ -368,7 +368,7 @@ fn unusual_encodings_are_read_as_x509_parser_reads_them() {
     .unwrap();
     assert_eq!(crl.lookup(&[1]).unwrap().revoked_at, T0 + 60);
     assert_eq!(crl.lookup(&[2]).unwrap().revoked_at, T0);
-    let x509 = x509_reading(&crl.der().to_vec());
+    let x509 = x509_reading(crl.der());
     assert_eq!(
         crl.lookup(&[3]).map(|e| e.reason),
         x509[2].1.map(|e| e.reason)
@@ -414,11 +414,11 @@ fn x509_reading(der: &[u8]) -> Vec<(Vec<u8>, Option<RevokedEntry>)> {
             let reason = e
                 .extensions()
                 .iter()
-                .filter_map(|x| match x.parsed_extension() {
+                .rev()
+                .find_map(|x| match x.parsed_extension() {
                     ParsedExtension::ReasonCode(r) => Some(r.0),
                     _ => None,
-                })
-                .last();
+                });
             let entry = (reason != Some(8)).then_some(RevokedEntry {
                 revoked_at: e.revocation_date.timestamp(),
                 reason,

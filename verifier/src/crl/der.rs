@@ -140,10 +140,11 @@ fn time_fields(tag: u8, content: &[u8]) -> Option<[i64; 6]> {
     Some([year, month, day, hour, minute, second])
 }
 
-#[inline]
+#[inline(always)]
 fn two_digits(a: u8, b: u8) -> Option<i64> {
-    if a.is_ascii_digit() && b.is_ascii_digit() {
-        Some(i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+    let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+    if a < 10 && b < 10 {
+        Some(i64::from(a) * 10 + i64::from(b))
     } else {
         None
     }

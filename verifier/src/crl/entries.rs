@@ -1,12 +1,12 @@
 //! The revokedCertificates list, decoded lazily.
 //!
-//! Decoding walks the DER of the list once, validates every entry (its
-//! structure, serial, revocation date and extensions) and keeps, per
-//! distinct serial, one 16-octet [`Slot`]: an 8-octet sort key taken from
-//! the serial and the entry's offset in the CRL's DER. Nothing is allocated
-//! per entry. The slots are sorted by serial (CAs that emit entries in
-//! serial order skip the sort), so a lookup is a binary search, and only
-//! the entry found is read again for its date and reason.
+//! Decoding walks the DER of the list (a light first pass over the serials,
+//! then one that validates every entry: structure, serial, revocation date
+//! and extensions) and keeps, per distinct serial, one 16-octet [`Slot`]:
+//! an 8-octet sort key taken from the serial and the entry's offset in the
+//! CRL's DER. Nothing is allocated per entry. The slots are sorted by
+//! serial, so a lookup is a binary search, and only the entry found is read
+//! again for its date and reason.
 //!
 //! What counts as revoked is what the x509-parser-based decoder counted:
 //! the serials of all entries except those with reason removeFromCRL; for a
@@ -40,10 +40,19 @@ pub(super) struct Slot {
     serial: u32,
 }
 
+/// Marks a removeFromCRL entry's slot (in `at`) until compaction.
+const REMOVED: u32 = 1 << 31;
+
 impl Slot {
+    const EMPTY: Slot = Slot {
+        key: 0,
+        at: 0,
+        serial: 0,
+    };
+
     #[inline]
     fn serial<'a>(&self, der: &'a [u8]) -> &'a [u8] {
-        let start = self.at as usize + (self.serial & 0xff) as usize;
+        let start = (self.at & !REMOVED) as usize + (self.serial & 0xff) as usize;
         der.get(start..start + (self.serial >> 8) as usize)
             .unwrap_or_default()
     }
@@ -92,15 +101,21 @@ struct Entry {
 
 impl Index {
     /// Decodes the content of the revokedCertificates SEQUENCE `list`.
+    ///
+    /// A first pass only counts the entries (bounded by [`MAX_CRL_ENTRIES`]
+    /// before anything is allocated); the second validates each entry and
+    /// records its slot. The slots are then sorted by serial (see
+    /// [`sort_by_serial`]) and compacted: removeFromCRL entries dropped,
+    /// one slot kept per serial.
     pub(super) fn decode(der: &[u8], list: Tlv) -> Result<Decoded, &'static str> {
         if list.tag != der::SEQUENCE {
             return Err("revokedCertificates is not a SEQUENCE");
         }
-        // Offsets are kept as u32.
-        if u32::try_from(der.len()).is_err() {
+        // Offsets are kept in 31 bits (the top bit of `at` marks a
+        // removeFromCRL entry until compaction).
+        if der.len() >= REMOVED as usize {
             return Err("CRL too large");
         }
-        // First pass: count (and bound) the entries before allocating.
         let mut count = 0usize;
         let mut pos = list.body;
         while pos < list.end {
@@ -111,8 +126,10 @@ impl Index {
                 return Err("too many entries");
             }
         }
+
         let mut slots = Vec::with_capacity(count);
         let mut unsupported_critical = None;
+        let mut removed_any = false;
         let mut sorted = true;
         let mut pos = list.body;
         while pos < list.end {
@@ -122,18 +139,21 @@ impl Index {
             if entry.unsupported_critical.is_some() {
                 unsupported_critical = entry.unsupported_critical;
             }
-            if entry.reason == Some(REMOVE_FROM_CRL) {
-                continue;
-            }
             let delta = entry.serial.start - tlv.start;
             let len = entry.serial.len();
             if delta > 0xff || len > 0x00ff_ffff {
                 return Err("revoked entry: serial number too long");
             }
+            let removed = if entry.reason == Some(REMOVE_FROM_CRL) {
+                removed_any = true;
+                REMOVED
+            } else {
+                0
+            };
             let slot = Slot {
                 key: key_of(der.get(entry.serial.clone()).unwrap_or_default()),
-                // In range: the DER length fits u32 (checked above).
-                at: tlv.start as u32,
+                // Below 2^31: the DER length is (checked above).
+                at: tlv.start as u32 | removed,
                 serial: ((len as u32) << 8) | delta as u32,
             };
             if let Some(last) = slots.last() {
@@ -141,20 +161,23 @@ impl Index {
             }
             slots.push(slot);
         }
-        if !sorted {
+
+        if !sorted || removed_any {
             sort_by_serial(&mut slots, der);
-            // Equal serials are now adjacent and in DER order (`at`), so
-            // the last entry of each run is the one a map fed in DER order
-            // would keep.
+            // Equal serials are adjacent, in DER order: keep the last entry
+            // of each that is not removeFromCRL.
             let mut kept = 0;
-            for i in 0..slots.len() {
-                let last_of_run = slots
-                    .get(i + 1)
-                    .is_none_or(|next| slots[i].cmp_in(next, der) != Ordering::Equal);
-                if last_of_run {
-                    slots[kept] = slots[i];
+            let mut i = 0;
+            while i < slots.len() {
+                let mut j = i + 1;
+                while j < slots.len() && slots[j].cmp_in(&slots[i], der) == Ordering::Equal {
+                    j += 1;
+                }
+                if let Some(last) = (i..j).rev().find(|&k| slots[k].at & REMOVED == 0) {
+                    slots[kept] = slots[last];
                     kept += 1;
                 }
+                i = j;
             }
             slots.truncate(kept);
         }
@@ -204,44 +227,51 @@ impl Index {
 
 /// Sorts slots by serial, then by position in the DER.
 ///
-/// A least-significant-digit radix sort on the 8-octet key (stable, so
-/// slots with equal keys stay in DER order; digits that are the same in
-/// every key are skipped), then a comparison sort of each run of equal
-/// keys by the whole serial: O(n) for distinct keys whatever their order,
+/// A least-significant-digit radix sort (stable, so slots stay in DER order
+/// among equal digits) on the most significant octets of the key that are
+/// not the same in every key (as many as make equal prefixes rare); then each run of slots equal in those and
+/// all more significant octets (rare for distinct serials) is sorted by the
+/// whole serial and position. O(n) for keys that differ in those octets,
 /// O(n log n) at worst.
 fn sort_by_serial(slots: &mut Vec<Slot>, der: &[u8]) {
-    let by_serial = |a: &Slot, b: &Slot| a.cmp_in(b, der).then(a.at.cmp(&b.at));
-    if slots.len() < 64 {
+    let by_serial = |a: &Slot, b: &Slot| {
+        a.cmp_in(b, der)
+            .then((a.at & !REMOVED).cmp(&(b.at & !REMOVED)))
+    };
+    let n = slots.len();
+    if n < 64 {
         slots.sort_unstable_by(by_serial);
         return;
     }
-    let n = slots.len();
+    // Histograms of all eight octets (octet 7 the most significant).
     let mut counts = [[0usize; 256]; 8];
     for slot in slots.iter() {
-        for (digit, count) in counts.iter_mut().enumerate() {
-            count[((slot.key >> (8 * digit)) & 0xff) as usize] += 1;
+        for (octet, count) in counts.iter_mut().enumerate() {
+            count[((slot.key >> (8 * octet)) & 0xff) as usize] += 1;
         }
     }
-    let mut scratch = vec![
-        Slot {
-            key: 0,
-            at: 0,
-            serial: 0
-        };
-        n
-    ];
-    for (digit, count) in counts.iter().enumerate() {
-        if count.contains(&n) {
-            continue;
-        }
+    // Enough octets that equal prefixes are rare for distinct serials
+    // (about 16 keys per value of the sorted octets, at most four passes).
+    let passes = ((usize::BITS - n.leading_zeros()) as usize + 4)
+        .div_ceil(8)
+        .min(4);
+    let varying: Vec<usize> = (0..8)
+        .rev()
+        .filter(|&octet| !counts[octet].contains(&n))
+        .take(passes)
+        .collect();
+    // Octets below the lowest sorted one are left to the run sort.
+    let shift = varying.last().map_or(64, |&octet| 8 * octet as u32);
+    let mut scratch = vec![Slot::EMPTY; n];
+    for &octet in varying.iter().rev() {
         let mut next = [0usize; 256];
         let mut sum = 0;
-        for (next, count) in next.iter_mut().zip(count) {
+        for (next, count) in next.iter_mut().zip(&counts[octet]) {
             *next = sum;
             sum += count;
         }
         for slot in slots.iter() {
-            let bucket = &mut next[((slot.key >> (8 * digit)) & 0xff) as usize];
+            let bucket = &mut next[((slot.key >> (8 * octet)) & 0xff) as usize];
             if let Some(place) = scratch.get_mut(*bucket) {
                 *place = *slot;
             }
@@ -250,12 +280,13 @@ fn sort_by_serial(slots: &mut Vec<Slot>, der: &[u8]) {
         std::mem::swap(slots, &mut scratch);
     }
     drop(scratch);
+    let prefix = |s: &Slot| s.key.checked_shr(shift).unwrap_or(0);
     let mut start = 0;
     while start < n {
-        let key = slots[start].key;
+        let p = prefix(&slots[start]);
         let end = slots[start..]
             .iter()
-            .position(|s| s.key != key)
+            .position(|s| prefix(s) != p)
             .map_or(n, |len| start + len);
         if end - start > 1 {
             slots[start..end].sort_unstable_by(by_serial);
