@@ -50,6 +50,7 @@ impl Db {
         let options = StoreOptions {
             max_connections: 8,
             pg_schema: self.schema.clone(),
+            ..Default::default()
         };
         match Store::connect_with(&self.url, options).await {
             Ok(s) => s,

@@ -133,6 +133,7 @@ pub(crate) async fn start_service(
         StoreOptions {
             max_connections: args.db_connections,
             pg_schema: storage.pg_schema.clone(),
+            ..Default::default()
         },
     )
     .await

@@ -48,44 +48,95 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::keys::KeySource;
 use crate::matrix::{Bot, MatrixConfig};
-use crate::state::{AppState, Service};
+use crate::state::{AppState, Publisher, Service};
 use crate::storage::{AuditEntry, OperatorToken, Store};
 
-/// Builds the service from its configuration: storage (migrated), CAs
-/// (created for development on first start), the Matrix bot if configured.
+/// Builds the service from its configuration: storage (migrated, with the
+/// configured pool), CAs (created for development on first start), and the
+/// Matrix bot if configured. The bot gets one attempt here; if the
+/// homeserver cannot be reached the service starts anyway (`/readyz`
+/// answers 503) and [`tasks::run_matrix_connect`] keeps trying in the
+/// background. Only a bot configuration that can never work is an error.
 pub async fn build(config: Config) -> Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let store = Store::connect(&config.database_url())
+    let store = Store::connect_with(&config.database_url(), config.store_options())
         .await
         .context("opening the database")?;
     let pki = pki::ServicePki::open_or_create(&config)?;
-    let publisher = match &config.matrix {
-        Some(m) => {
-            let mut matrix = MatrixConfig::new(
-                m.homeserver_url.clone(),
-                m.user_id.clone(),
-                m.password.clone().unwrap_or_default(),
-                config.data_dir.join("matrix"),
-            );
-            matrix.directory_alias_localpart = m.directory_alias.clone();
-            let bot = Bot::connect(matrix)
-                .await
-                .context("connecting the Matrix bot")?;
-            bot.ensure_directory_room()
-                .await
-                .context("directory room")?;
-            Some(Arc::new(bot))
+    if config.matrix.is_none() {
+        tracing::warn!("no homeserver configured: enrollment and publishing are off");
+        return Ok(assemble(config, store, pki, KeySource::Unconfigured, None));
+    }
+    let first = connect_bot(&config).await;
+    let keys = KeySource::Deferred(Arc::default());
+    let svc = assemble_with(
+        config,
+        store,
+        pki,
+        keys,
+        Publisher::connecting(Arc::default()),
+    );
+    match first {
+        Ok(Some(bot)) => install_bot(&svc, Arc::new(bot)),
+        Ok(None) => {}
+        Err(e) if is_permanent(&e) => return Err(e),
+        Err(e) => {
+            let why = format!("{e:#}");
+            tracing::warn!(error = %why, "homeserver unreachable at start; serving anyway and retrying in the background");
+            svc.publisher.set_error(Some(why));
         }
-        None => {
-            tracing::warn!("no homeserver configured: enrollment and publishing are off");
-            None
-        }
+    }
+    Ok(svc)
+}
+
+/// Logs the bot in (or restores its session) and ensures the directory
+/// room; `None` if no homeserver is configured.
+pub async fn connect_bot(config: &Config) -> Result<Option<Bot>> {
+    let Some(m) = &config.matrix else {
+        return Ok(None);
     };
-    let keys = publisher
-        .clone()
-        .map_or(KeySource::Unconfigured, KeySource::Homeserver);
-    Ok(assemble(config, store, pki, keys, publisher))
+    let mut matrix = MatrixConfig::new(
+        m.homeserver_url.clone(),
+        m.user_id.clone(),
+        m.password.clone().unwrap_or_default(),
+        config.data_dir.join("matrix"),
+    );
+    matrix.directory_alias_localpart = m.directory_alias.clone();
+    let bot = Bot::connect(matrix)
+        .await
+        .context("connecting the Matrix bot")?;
+    bot.ensure_directory_room()
+        .await
+        .context("directory room")?;
+    Ok(Some(bot))
+}
+
+/// Whether a bot connection error can only be fixed by the operator (bad
+/// user ID, a store directory of another account): retrying cannot help.
+fn is_permanent(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<matrix::MatrixError>(),
+            Some(matrix::MatrixError::Config(_) | matrix::MatrixError::Store(_))
+        )
+    })
+}
+
+/// Hands a connected bot to the service: the key source and the publisher
+/// use it from now on, and the outbox worker wakes up to drain the queue.
+pub fn install_bot(svc: &Service, bot: Arc<Bot>) {
+    if let KeySource::Deferred(slot) = &svc.keys {
+        let _ = slot.set(homeserver_keys(Arc::clone(&bot)));
+    }
+    let _ = svc.publisher.slot().set(bot);
+    svc.publisher.set_error(None);
+    svc.outbox_wakeup.notify_one();
+}
+
+/// The key source over a connected bot.
+fn homeserver_keys(bot: Arc<Bot>) -> KeySource {
+    KeySource::Homeserver(bot)
 }
 
 /// Puts the parts together (also used by the load benchmark, with a
@@ -96,6 +147,20 @@ pub fn assemble(
     pki: pki::ServicePki,
     keys: KeySource,
     publisher: Option<Arc<Bot>>,
+) -> AppState {
+    let publisher = match publisher {
+        Some(bot) => Publisher::connected(bot),
+        None => Publisher::off(),
+    };
+    assemble_with(config, store, pki, keys, publisher)
+}
+
+fn assemble_with(
+    config: Config,
+    store: Store,
+    pki: pki::ServicePki,
+    keys: KeySource,
+    publisher: Publisher,
 ) -> AppState {
     let limiter = auth::RateLimiter::new(
         config.limits.agency_requests_per_second,
@@ -111,6 +176,8 @@ pub fn assemble(
         limiter,
         outbox_wakeup: tokio::sync::Notify::new(),
         published: tokio::sync::Notify::new(),
+        tls: std::sync::OnceLock::new(),
+        shutting_down: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -155,7 +222,10 @@ pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
     Ok(())
 }
 
-/// Runs the service until SIGINT/SIGTERM.
+/// Runs the service until SIGINT/SIGTERM, then shuts down gracefully:
+/// stops accepting, lets in-flight requests finish (up to
+/// `shutdown_grace_secs`), stops the background tasks and closes the
+/// database pool (every acknowledged write is committed by then).
 pub async fn run(config: Config) -> Result<()> {
     let svc = build(config).await?;
     ensure_operator_token(&svc).await?;
@@ -163,19 +233,76 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", svc.config.listen))?;
     tracing::info!(listen = %svc.config.listen, public = %svc.config.public_base(), "govtrust serving");
-    serve_on(svc, listener, shutdown_signal()).await
+    let result = serve_on(Arc::clone(&svc), listener, shutdown_signal()).await;
+    // Every acknowledged write is committed; this returns the connections.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), svc.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database pool did not close within 10 s");
+    }
+    tracing::info!("stopped");
+    result
 }
 
-/// Serves an assembled service on `listener` (background tasks included)
-/// until `shutdown` resolves; `run` and in-process tests share this.
+/// Serves an assembled service on `listener` (background tasks included,
+/// and the plain-HTTP metrics listener if `metrics_listen` is set) until
+/// `shutdown` resolves, then drains in-flight requests for up to
+/// `shutdown_grace_secs` and stops the background tasks and the bot's
+/// sync; `run` and in-process tests share this.
 pub async fn serve_on(
     svc: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let tls = svc.pki.tls_config(&svc.config)?;
-    tasks::spawn_all(&svc);
-    server::serve(listener, tls, api::router(svc), shutdown).await
+    let material = svc.pki.tls_load(&svc.config)?;
+    let holder = match svc.tls.get() {
+        Some(holder) => {
+            holder.replace(material.chain, material.key)?;
+            Arc::clone(holder)
+        }
+        None => {
+            let holder = Arc::new(tls::CertHolder::new(material.chain, material.key)?);
+            let _ = svc.tls.set(Arc::clone(&holder));
+            holder
+        }
+    };
+    let tls = svc.pki.tls_config(holder)?;
+    let metrics_listener = match svc.config.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics_listen {addr}"))?;
+            tracing::info!(listen = %addr, "metrics served over plain HTTP");
+            Some(l)
+        }
+        None => None,
+    };
+    let tasks = tasks::spawn_all(&svc);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|l| {
+        tokio::spawn(server::serve_metrics(l, Arc::clone(&svc), async {
+            let _ = metrics_stopped.await;
+        }))
+    });
+    let app = server::with_access_log(api::router(Arc::clone(&svc)));
+    let grace = std::time::Duration::from_secs(svc.config.shutdown_grace_secs);
+    let flag = Arc::clone(&svc);
+    let shutdown = async move {
+        shutdown.await;
+        flag.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let result = server::serve(listener, tls, app, shutdown, grace).await;
+    let _ = stop_metrics.send(());
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
+    tasks.stop().await;
+    if let Some(bot) = svc.publisher.get() {
+        bot.shutdown();
+    }
+    result
 }
 
 async fn shutdown_signal() {

@@ -46,6 +46,14 @@ pub struct Metrics {
     pub outbox_depth: Gauge,
     /// Certificates renewed automatically.
     pub renewals: Counter,
+    /// Seconds until the root and each issuing CA expire.
+    pub ca_expiry: Family<CaLabel, Gauge<f64, AtomicU64>>,
+    /// Seconds until each served CRL's nextUpdate (negative: stale).
+    pub crl_next_update: Family<CaLabel, Gauge<f64, AtomicU64>>,
+    /// Seconds until the served TLS certificate expires.
+    pub tls_expiry: Gauge<f64, AtomicU64>,
+    /// TLS certificate renewals while running.
+    pub tls_renewals: Counter,
 }
 
 impl Default for Metrics {
@@ -57,6 +65,30 @@ impl Default for Metrics {
         let crl_age = Family::<CaLabel, Gauge<f64, AtomicU64>>::default();
         let outbox_depth = Gauge::default();
         let renewals = Counter::default();
+        let ca_expiry = Family::<CaLabel, Gauge<f64, AtomicU64>>::default();
+        let crl_next_update = Family::<CaLabel, Gauge<f64, AtomicU64>>::default();
+        let tls_expiry = Gauge::<f64, AtomicU64>::default();
+        let tls_renewals = Counter::default();
+        registry.register(
+            "ca_expiry_seconds",
+            "Seconds until the CA certificate expires (ca=root or an issuing CA ID)",
+            ca_expiry.clone(),
+        );
+        registry.register(
+            "crl_next_update_seconds",
+            "Seconds until the served CRL's nextUpdate (negative once stale)",
+            crl_next_update.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "Seconds until the served TLS server certificate expires",
+            tls_expiry.clone(),
+        );
+        registry.register(
+            "tls_certificate_renewals",
+            "TLS server certificate renewals while running",
+            tls_renewals.clone(),
+        );
         registry.register("enrollments", "Successful enrollments", enrollments.clone());
         registry.register(
             "rejections",
@@ -87,6 +119,10 @@ impl Default for Metrics {
             crl_age,
             outbox_depth,
             renewals,
+            ca_expiry,
+            crl_next_update,
+            tls_expiry,
+            tls_renewals,
         }
     }
 }
@@ -101,6 +137,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the gauge of `ca` in `family`.
+    fn set(family: &Family<CaLabel, Gauge<f64, AtomicU64>>, ca: &str, value: f64) {
+        family
+            .get_or_create(&CaLabel { ca: ca.to_owned() })
+            .set(value);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -109,4 +152,54 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Brings the gauges up to date: outbox depth, CRL age and nextUpdate,
+/// CA and TLS certificate expiry. Run periodically and before each scrape.
+pub async fn refresh(svc: &crate::state::Service) {
+    let m = &svc.metrics;
+    let now_ms = crate::tasks::now_ms();
+    let now = now_ms / 1000;
+    if let Ok(depth) = svc.store.outbox_depth().await {
+        m.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+    for ca in svc.pki.ca_ids() {
+        if let Ok(Some(crl)) = svc.store.latest_crl(&ca).await {
+            Metrics::set(&m.crl_age, &ca, (now_ms - crl.this_update) as f64 / 1000.0);
+            Metrics::set(
+                &m.crl_next_update,
+                &ca,
+                (crl.next_update - now_ms) as f64 / 1000.0,
+            );
+        }
+    }
+    if let Ok(Some(der)) = svc.pki.root_crl() {
+        if let Ok(crl) = govtrust_verifier::Crl::from_der(&der) {
+            if let Some(next) = crl.next_update() {
+                Metrics::set(&m.crl_next_update, "root", (next - now) as f64);
+            }
+        }
+    }
+    for (ca, not_after) in svc.pki.ca_expiries() {
+        Metrics::set(&m.ca_expiry, &ca, (not_after - now) as f64);
+    }
+    if let Some(leaf) = svc.tls.get().and_then(|h| h.leaf()) {
+        if let Ok(not_after) = crate::pki::not_after(&leaf) {
+            m.tls_expiry.set((not_after - now) as f64);
+        }
+    }
+}
+
+/// The `/metrics` response: gauges refreshed, then rendered.
+pub async fn scrape(svc: &crate::state::Service) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    refresh(svc).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        svc.metrics.render(),
+    )
+        .into_response()
 }

@@ -27,9 +27,6 @@ use crate::pemfile;
 
 use crate::config::Config;
 
-/// Renew the service's TLS certificate when it has less than this left.
-const TLS_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
-
 /// The CAs the service works with.
 pub struct ServicePki {
     issuing: IssuingCa<Box<dyn Signer>>,
@@ -223,28 +220,62 @@ impl ServicePki {
         Ok(Some(der))
     }
 
-    /// The TLS server configuration: the configured certificate, or one
-    /// issued by the issuing CA for `hosts` (kept in `<data_dir>/tls`,
-    /// renewed when close to expiry).
-    pub fn tls_config(&self, config: &Config) -> Result<Arc<rustls::ServerConfig>> {
-        let (cert_path, key_path) = match (&config.tls.cert, &config.tls.key) {
-            (Some(c), Some(k)) => (c.clone(), k.clone()),
+    /// The TLS server configuration over `certs` (see [`Self::tls_load`]).
+    pub fn tls_config(
+        &self,
+        certs: Arc<crate::tls::CertHolder>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
+        let hints = vec![rustls::DistinguishedName::from(
+            x509_subject(self.root()).context("root subject")?,
+        )];
+        crate::tls::server_config(certs, hints)
+    }
+
+    /// The TLS certificate and key to serve: the configured files, or the
+    /// certificate the issuing CA issued for this service (kept in
+    /// `<data_dir>/tls`), re-issued first if it is missing or has less
+    /// than `tls.renew_before_secs` left.
+    pub fn tls_load(&self, config: &Config) -> Result<TlsMaterial> {
+        let (cert_path, key_path, self_issued) = match (&config.tls.cert, &config.tls.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone(), false),
             _ => {
                 let dir = config.data_dir.join("tls");
                 let (c, k) = (dir.join("server.pem"), dir.join("server.key.pem"));
-                if needs_renewal(&c)? {
+                if needs_renewal(&c, Duration::from_secs(config.tls.renew_before_secs))? {
                     self.issue_tls(&dir, config)?;
                 }
-                (c, k)
+                (c, k, true)
             }
         };
         let chain = pemfile::read_certs(&cert_path)?;
         let key = PrivateKeyDer::from_pem_file(&key_path)
             .with_context(|| format!("reading key {}", key_path.display()))?;
-        let hints = vec![rustls::DistinguishedName::from(
-            x509_subject(self.root()).context("root subject")?,
-        )];
-        crate::tls::server_config(chain, key, hints)
+        let not_after = match chain.first() {
+            Some(leaf) => not_after(leaf)
+                .with_context(|| format!("TLS certificate {}", cert_path.display()))?,
+            None => anyhow::bail!("{} holds no certificate", cert_path.display()),
+        };
+        Ok(TlsMaterial {
+            chain,
+            key,
+            not_after,
+            self_issued,
+        })
+    }
+
+    /// The root's and each issuing CA's `notAfter` (unix seconds), the
+    /// root as `root`.
+    pub fn ca_expiries(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        if let Ok(t) = not_after(self.root()) {
+            out.push(("root".to_owned(), t));
+        }
+        for (id, ca) in self.all() {
+            if let Ok(t) = not_after(ca.certificate().der()) {
+                out.push((id.to_owned(), t));
+            }
+        }
+        out
     }
 
     fn issue_tls(&self, dir: &Path, config: &Config) -> Result<()> {
@@ -268,7 +299,7 @@ impl ServicePki {
             &dns,
             &ips,
             key.spki_der().to_vec(),
-            Validity::from_now(Duration::from_secs(90 * 86_400)),
+            Validity::from_now(Duration::from_secs(config.tls.validity_secs)),
         )?;
         let key_path = dir.join("server.key.pem");
         let _ = std::fs::remove_file(&key_path);
@@ -281,8 +312,28 @@ impl ServicePki {
     }
 }
 
-/// Whether the TLS certificate at `path` is missing or expires soon.
-fn needs_renewal(path: &Path) -> Result<bool> {
+/// The TLS certificate and key the service serves.
+pub struct TlsMaterial {
+    /// Server certificate first.
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Its key.
+    pub key: PrivateKeyDer<'static>,
+    /// The server certificate's `notAfter`, unix seconds.
+    pub not_after: i64,
+    /// Issued by this service (and so renewed by it), not configured files.
+    pub self_issued: bool,
+}
+
+/// A certificate's `notAfter`, unix seconds.
+pub fn not_after(der: &[u8]) -> Result<i64> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(parsed.validity().not_after.timestamp())
+}
+
+/// Whether the TLS certificate at `path` is missing or has less than
+/// `renew_before` left.
+fn needs_renewal(path: &Path, renew_before: Duration) -> Result<bool> {
     if !path.exists() {
         return Ok(true);
     }
@@ -293,7 +344,7 @@ fn needs_renewal(path: &Path) -> Result<bool> {
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let left = parsed.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
-    Ok(left < i64::try_from(TLS_RENEW_BEFORE.as_secs()).unwrap_or(i64::MAX))
+    Ok(left < i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn x509_subject(cert: &[u8]) -> Result<Vec<u8>> {

@@ -33,10 +33,16 @@ pub fn now_ms() -> i64 {
 /// Publishes queued attestation events until the process ends; retries
 /// with exponential backoff while the homeserver is unavailable.
 pub async fn run_outbox(svc: AppState) {
-    let Some(bot) = svc.publisher.clone() else {
+    if !svc.publisher.is_configured() {
         return;
-    };
+    }
     loop {
+        let Some(bot) = svc.publisher.get().cloned() else {
+            // Not connected yet: items stay queued until the bot is.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), svc.outbox_wakeup.notified()).await;
+            continue;
+        };
         match publish_round(&svc, &bot).await {
             Ok(0) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), svc.outbox_wakeup.notified())
@@ -385,8 +391,132 @@ fn attestation_of(cert: &Certificate) -> Result<Option<(UserId, Subject)>> {
     })
 }
 
-/// Spawns the background tasks.
-pub fn spawn_all(svc: &AppState) {
-    tokio::spawn(run_outbox(Arc::clone(svc)));
-    tokio::spawn(run_maintenance(Arc::clone(svc)));
+/// Longest pause between attempts to reach the homeserver.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Connects the Matrix bot and ensures the directory room, retrying with
+/// exponential backoff (1 s doubling to 60 s) until it succeeds; then the
+/// key source and the outbox publisher start using it. Returns at once if
+/// no homeserver is configured or the bot is already connected.
+pub async fn run_matrix_connect(svc: AppState) {
+    if !svc.publisher.is_configured() {
+        return;
+    }
+    let mut backoff = Duration::from_secs(1);
+    while svc.publisher.get().is_none() {
+        match crate::connect_bot(&svc.config).await {
+            Ok(Some(bot)) => {
+                crate::install_bot(&svc, Arc::new(bot));
+                tracing::info!("Matrix bot connected; directory room ready");
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::warn!(error = %why, "homeserver unreachable; retrying in {backoff:?}");
+                svc.publisher.set_error(Some(why));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Keeps the served TLS certificate current without a restart: sleeps
+/// until `tls.renew_before_secs` before it expires, then re-issues it
+/// (self-issued) or re-reads the configured files (checked every minute),
+/// and swaps it in for new connections.
+pub async fn run_tls_renewal(svc: AppState) {
+    let Some(holder) = svc.tls.get().cloned() else {
+        return;
+    };
+    let renew_before = i64::try_from(svc.config.tls.renew_before_secs).unwrap_or(i64::MAX);
+    let configured_files = svc.config.tls.cert.is_some();
+    loop {
+        let now = now_ms() / 1000;
+        let due_in = holder
+            .leaf()
+            .and_then(|leaf| crate::pki::not_after(&leaf).ok())
+            .map_or(60, |not_after| not_after.saturating_sub(renew_before).saturating_sub(now));
+        let mut wait = u64::try_from(due_in).unwrap_or(0).clamp(1, 3600);
+        if configured_files {
+            wait = wait.min(60);
+        }
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        match svc.pki.tls_load(&svc.config) {
+            Ok(material) => {
+                let changed = material.chain.first() != holder.leaf().as_ref();
+                if changed {
+                    let serial = material
+                        .chain
+                        .first()
+                        .and_then(|leaf| serial_hex(leaf))
+                        .unwrap_or_default();
+                    match holder.replace(material.chain, material.key) {
+                        Ok(()) => {
+                            svc.metrics.tls_renewals.inc();
+                            svc.metrics
+                                .tls_expiry
+                                .set((material.not_after - now_ms() / 1000) as f64);
+                            tracing::info!(%serial, not_after = material.not_after, "TLS certificate renewed; new connections get it");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "new TLS certificate not usable; keeping the old one");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "TLS certificate renewal failed; retrying in a minute");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    }
+}
+
+fn serial_hex(der: &[u8]) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(
+        parsed
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// Refreshes the expiry and CRL gauges every minute (and `/metrics`
+/// refreshes them before each scrape too).
+pub async fn run_gauges(svc: AppState) {
+    loop {
+        crate::metrics::refresh(&svc).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
+/// The running background tasks; [`BackgroundTasks::stop`] ends them.
+pub struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl BackgroundTasks {
+    /// Stops every task (at its next await point) and waits for them.
+    pub async fn stop(self) {
+        for task in &self.0 {
+            task.abort();
+        }
+        for task in self.0 {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Spawns the background tasks: Matrix connection, outbox, maintenance
+/// (CRLs, renewals), TLS certificate renewal, gauges.
+pub fn spawn_all(svc: &AppState) -> BackgroundTasks {
+    BackgroundTasks(vec![
+        tokio::spawn(run_matrix_connect(Arc::clone(svc))),
+        tokio::spawn(run_outbox(Arc::clone(svc))),
+        tokio::spawn(run_maintenance(Arc::clone(svc))),
+        tokio::spawn(run_tls_renewal(Arc::clone(svc))),
+        tokio::spawn(run_gauges(Arc::clone(svc))),
+    ])
 }

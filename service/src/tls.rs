@@ -10,21 +10,88 @@
 //! than an opaque handshake failure. Endpoints that need an agency must use
 //! the `Agency` extractor; public endpoints ignore the certificate.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
-/// Builds the server configuration: `chain` (server certificate first) and
-/// its key; client certificates are requested, with `root_subjects` as the
-/// CA hints, and checked later per request.
-pub fn server_config(
+/// The server certificate in use, swappable while the service runs: every
+/// new TLS handshake takes the current one, established connections keep
+/// the one they were made with.
+#[derive(Debug)]
+pub struct CertHolder {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertHolder {
+    /// A holder serving `chain` (server certificate first) with `key`.
+    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self> {
+        Ok(CertHolder {
+            current: RwLock::new(certified_key(chain, key)?),
+        })
+    }
+
+    /// Serves `chain` and `key` from the next handshake on.
+    pub fn replace(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<()> {
+        let new = certified_key(chain, key)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = new;
+        Ok(())
+    }
+
+    /// The certificate (leaf) served now.
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        self.get().cert.first().cloned()
+    }
+
+    fn get(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl ResolvesServerCert for CertHolder {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>> {
+    if chain.is_empty() {
+        anyhow::bail!("TLS server certificate chain is empty");
+    }
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .context("TLS server key type is not supported")?;
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        // The key type cannot tell its public key: nothing to compare.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context("TLS server certificate and key do not match"))
+        }
+    }
+    Ok(Arc::new(certified))
+}
+
+/// Builds the server configuration: the certificate is whatever `certs`
+/// holds at each handshake; client certificates are requested, with
+/// `root_subjects` as the CA hints, and checked later per request.
+pub fn server_config(
+    certs: Arc<CertHolder>,
     root_subjects: Vec<DistinguishedName>,
 ) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -36,8 +103,7 @@ pub fn server_config(
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .context("TLS server certificate and key do not match")?;
+        .with_cert_resolver(certs);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

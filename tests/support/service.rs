@@ -164,7 +164,7 @@ impl TestService {
 
     /// The service's Matrix bot.
     pub fn bot(&self) -> &Arc<Bot> {
-        self.svc.publisher.as_ref().expect("the service has a bot")
+        self.svc.publisher.get().expect("the service has a bot")
     }
 
     /// The bot's user ID.

@@ -26,6 +26,11 @@ pub enum KeySource {
     Unconfigured,
     /// The live homeserver, through the service's bot.
     Homeserver(Arc<Bot>),
+    /// The source set once the service's bot has connected (the homeserver
+    /// may be down when the service starts, see
+    /// `tasks::run_matrix_connect`); until then lookups and deliveries fail
+    /// as `homeserver unavailable`.
+    Deferred(Arc<std::sync::OnceLock<KeySource>>),
     /// Answers prepared in advance (load benchmark, service-only mode);
     /// only signature proofs work, since nothing can be delivered.
     Prefilled(Arc<HashMap<(String, String), KeyAnswer>>),
@@ -35,13 +40,28 @@ fn unavailable(e: &MatrixError) -> ApiError {
     ApiError::homeserver_unavailable(format!("homeserver: {e}"))
 }
 
+/// A deferred key source whose bot has not connected yet.
+fn not_connected() -> ApiError {
+    ApiError::homeserver_unavailable(
+        "the service has not reached its homeserver yet; retry later",
+    )
+}
+
 impl KeySource {
     /// Looks up `device` of `user` and `user`'s identity.
     pub async fn lookup(&self, user: &UserId, device: &DeviceId) -> Result<KeyAnswer, ApiError> {
+        if let KeySource::Deferred(slot) = self {
+            return match slot.get() {
+                Some(inner) => Box::pin(inner.lookup(user, device)).await,
+                None => Err(not_connected()),
+            };
+        }
         match self {
             KeySource::Unconfigured => Err(ApiError::homeserver_unavailable(
                 "no homeserver is configured, so device keys cannot be checked",
             )),
+            // Handled above.
+            KeySource::Deferred(_) => Err(not_connected()),
             KeySource::Homeserver(bot) => {
                 let (device, identity) = bot
                     .device_and_identity(user, device)
@@ -67,6 +87,12 @@ impl KeySource {
         device: &DeviceId,
         secret: &str,
     ) -> Result<Ed25519Key, ApiError> {
+        if let KeySource::Deferred(slot) = self {
+            return match slot.get() {
+                Some(inner) => Box::pin(inner.deliver(user, device, secret)).await,
+                None => Err(not_connected()),
+            };
+        }
         match self {
             KeySource::Homeserver(bot) => {
                 bot.send_challenge(user, device, secret)

@@ -29,6 +29,13 @@ pub struct StoreOptions {
     /// connection, created if missing). Letters, digits and `_` only.
     /// `None` uses the server's default search path.
     pub pg_schema: Option<String>,
+    /// Connections the pool keeps open even when idle.
+    pub min_connections: u32,
+    /// How long a query waits for a pooled connection before failing.
+    pub acquire_timeout: Duration,
+    /// Idle connections above `min_connections` are closed after this;
+    /// `None` keeps them.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -36,6 +43,9 @@ impl Default for StoreOptions {
         Self {
             max_connections: 10,
             pg_schema: None,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -101,6 +111,13 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let max_connections = options.max_connections.max(2);
+        let min_connections = options.min_connections.min(max_connections);
+        let configured_pool = || {
+            pool_options()
+                .min_connections(min_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .idle_timeout(options.idle_timeout)
+        };
         let (pool, gate) = match backend {
             Backend::Sqlite => {
                 if options.pg_schema.is_some() {
@@ -122,9 +139,10 @@ impl Store {
                         conn.close().await?;
                     }
                 }
-                let pool = pool_options()
+                let pool = configured_pool()
                     // Each connection to `:memory:` would be its own database.
                     .max_connections(if memory { 1 } else { max_connections })
+                    .min_connections(if memory { 1 } else { min_connections })
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             conn.execute(sqlite_pragmas()).await?;
@@ -136,7 +154,7 @@ impl Store {
                 (pool, Some(gate))
             }
             Backend::Postgres => {
-                let schema = match options.pg_schema {
+                let schema = match options.pg_schema.clone() {
                     Some(s) if valid_schema_name(&s) => Some(s),
                     Some(s) => {
                         return Err(StoreError::InvalidUrl(format!(
@@ -165,7 +183,7 @@ impl Store {
                 }
                 let set_path: Option<Arc<str>> =
                     schema.map(|s| Arc::from(format!("SET search_path TO \"{s}\"")));
-                let pool = pool_options()
+                let pool = configured_pool()
                     .max_connections(max_connections)
                     .after_connect(move |conn, _meta| {
                         let set_path = set_path.clone();

@@ -144,7 +144,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
     let root_pem = govtrust_service::pemfile::cert_pem(svc.pki.root());
     let directory = svc
         .publisher
-        .as_ref()
+        .get()
         .map(|bot| bot.directory_alias().to_string())
         .unwrap_or_default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
