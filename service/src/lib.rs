@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod operator_client;
 pub mod pemfile;
 pub mod pki;
+pub mod pseudonym;
 pub mod server;
 pub mod state;
 pub mod storage;

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens/{name}/revoke", post(tokens::revoke_token))
         .route("/v1/audit/log", get(audit::audit_log))
         .route("/v1/audit/verify", get(audit::audit_verify))
+        .merge(crate::pseudonym::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(
             state.clone(),
