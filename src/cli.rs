@@ -79,12 +79,43 @@ pub enum Command {
     /// Check a service configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Manage the authority registry (directly in the service's database).
-    #[command(subcommand)]
+    /// Manage the authority registry over the service's API (list and
+    /// import can also work on the database directly).
+    #[command(subcommand, after_long_help = OPERATOR_HELP)]
     Authority(AuthorityCommand),
-    /// Check the audit log's hash chain.
-    #[command(subcommand)]
+    /// List, show and revoke issued certificates over the service's API.
+    #[command(subcommand, after_long_help = OPERATOR_HELP)]
+    Cert(CertCommand),
+    /// Issue and revoke agencies' enrollment-client (mTLS) certificates
+    /// over the service's API.
+    #[command(subcommand, after_long_help = OPERATOR_HELP)]
+    EnrollmentClient(EnrollmentClientCommand),
+    /// Manage operator tokens and their roles over the service's API
+    /// (needs an admin token).
+    #[command(subcommand, after_long_help = OPERATOR_HELP)]
+    Token(TokenCommand),
+    /// Read the audit log and check its hash chain.
+    #[command(subcommand, after_long_help = OPERATOR_HELP)]
     Audit(AuditCommand),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///
+    ///   govtrust completions bash > /etc/bash_completion.d/govtrust
+    ///   govtrust completions zsh > "${fpath[1]}/_govtrust"
+    ///   govtrust completions fish > ~/.config/fish/completions/govtrust.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (govtrust.1 and one per subcommand) into DIR.
+    ///
+    /// Example: govtrust man /usr/local/share/man/man1
+    Man {
+        /// Directory to write the pages into (created if missing).
+        dir: PathBuf,
+    },
     /// The agency side: enroll a Matrix device with the service.
     #[command(subcommand)]
     Agency(AgencyCommand),
@@ -130,23 +161,145 @@ pub enum ConfigCommand {
     },
 }
 
+/// How an operator command reaches the service.
+const OPERATOR_HELP: &str = "\
+Connecting to the service:
+  --server URL        the service, e.g. https://govtrust.example:7443 (env GOVTRUST_SERVER)
+  --token-file FILE   the operator token, e.g. <data dir>/operator-token (env GOVTRUST_TOKEN_FILE)
+  --ca-file FILE      the root the service's TLS certificate chains to (env GOVTRUST_CA_FILE)
+
+The token's roles decide what it may do: admin (everything), registrar
+(authorities, enrollment clients), revoker (read and revoke certificates),
+auditor (read certificates, authorities and the audit log). A refused
+command exits 1 with the service's errcode, e.g. GT_FORBIDDEN.
+
+--json prints the API's JSON instead of tables.
+
+Example session:
+  export GOVTRUST_SERVER=https://127.0.0.1:7443
+  export GOVTRUST_TOKEN_FILE=data/operator-token GOVTRUST_CA_FILE=data/ca/root/cert.pem
+  govtrust authority create authority.json
+  govtrust enrollment-client issue DE-BE-11000000-BA-NK --public-key agency.pub.pem --out agency.chain.pem
+  govtrust cert list --authority DE-BE-11000000-BA-NK --status live
+  govtrust token create night-shift --role revoker --expires-in-days 30 --out night-shift.token
+  govtrust audit log --since now-1d";
+
+/// Where an operator command sends its requests.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerArgs {
+    /// The service's URL, e.g. https://govtrust.example:7443.
+    #[arg(long, env = "GOVTRUST_SERVER", value_name = "URL")]
+    pub server: Option<url::Url>,
+    /// File holding the operator token (the first one is
+    /// <data dir>/operator-token).
+    #[arg(long, env = "GOVTRUST_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The root certificate (PEM) the service's TLS certificate chains to.
+    #[arg(long, env = "GOVTRUST_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
 /// `govtrust authority …`
 #[derive(Debug, Subcommand)]
 pub enum AuthorityCommand {
+    /// Register an authority from a JSON file.
+    ///
+    /// The file is an AuthorityInput: {"record": {"id", "name", "unit",
+    /// "street", "postal_code", "locality", "state", "country"},
+    /// "servers": [...], "user_patterns": [...], "contact": "..."}.
+    ///
+    /// Example:
+    ///
+    ///   govtrust authority create neukoelln.json
+    #[command(verbatim_doc_comment)]
+    Create(AuthorityFileArgs),
+    /// List authorities: a table of ID, status, name, servers, patterns.
+    ///
+    /// With --server (or GOVTRUST_SERVER) it asks the service; with
+    /// --config/--data-dir, or without a server, it reads the service's
+    /// database directly (run it where the service's files are).
+    ///
+    /// Examples:
+    ///
+    ///   govtrust authority list --server https://127.0.0.1:7443 --token-file t --ca-file root.pem
+    ///   govtrust authority list --data-dir /var/lib/govtrust
+    #[command(verbatim_doc_comment)]
+    List(AuthorityListArgs),
+    /// Show one authority.
+    ///
+    /// Example: govtrust authority show DE-BE-11000000-BA-NK
+    Show(AuthorityIdArgs),
+    /// Replace an authority's record, servers, patterns and contact from a
+    /// JSON file (as for create; its record.id must be ID). The status is
+    /// kept.
+    ///
+    /// Example: govtrust authority update DE-BE-11000000-BA-NK neukoelln.json
+    Update(AuthorityUpdateArgs),
+    /// Suspend an authority: enrollment stops and every live certificate
+    /// of it is revoked (privilege_withdrawn). Prints the revoked serials.
+    ///
+    /// Example: govtrust authority suspend DE-BE-11000000-BA-NK
+    Suspend(AuthorityIdArgs),
+    /// Activate a suspended authority again (revoked certificates stay
+    /// revoked).
+    Activate(AuthorityIdArgs),
     /// Import authorities from JSON (an array of {record, servers,
     /// user_patterns, contact}) or CSV (header: id,name,unit,street,
     /// postal_code,locality,state,country,servers,user_patterns,contact;
     /// servers and patterns separated by ';'). Each row is validated and
     /// stored on its own: a bad row is reported and never half-imported,
     /// good rows go in; an existing ID is updated.
+    ///
+    /// With --server it goes through the API (create, or update when the
+    /// ID exists); otherwise it writes the database directly.
+    ///
+    /// Example: govtrust authority import offices.csv --server https://127.0.0.1:7443
     Import(ImportArgs),
-    /// List authorities.
-    List(ConfigArgs),
+}
+
+/// `govtrust authority create FILE`
+#[derive(Debug, Args)]
+pub struct AuthorityFileArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The AuthorityInput JSON file.
+    pub file: PathBuf,
+}
+
+/// `govtrust authority update ID FILE`
+#[derive(Debug, Args)]
+pub struct AuthorityUpdateArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The authority ID.
+    pub id: String,
+    /// The AuthorityInput JSON file.
+    pub file: PathBuf,
+}
+
+/// `govtrust authority show|suspend|activate ID`
+#[derive(Debug, Args)]
+pub struct AuthorityIdArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The authority ID.
+    pub id: String,
+}
+
+/// `govtrust authority list`
+#[derive(Debug, Args)]
+pub struct AuthorityListArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// `govtrust authority import`
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// The file (.json or .csv; see --format).
@@ -156,11 +309,251 @@ pub struct ImportArgs {
     pub format: Option<String>,
 }
 
+/// `govtrust cert …`
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// List certificates in issuance order, filtered.
+    ///
+    /// --status: live (valid, unexpired), revoked, expired (not revoked,
+    /// past not_after) or superseded (replaced, unexpired). Times
+    /// (--expiring-before) are RFC 3339, milliseconds since the epoch, or
+    /// now+30d / now-12h. Prints one page (--limit) and the cursor of the
+    /// next; --all follows every page.
+    ///
+    /// Examples:
+    ///
+    ///   govtrust cert list --authority DE-BE-11000000-BA-NK --status live
+    ///   govtrust cert list --status live --expiring-before now+7d --all
+    ///   govtrust cert list --user @office.berlin:id.bund.example --json
+    #[command(verbatim_doc_comment)]
+    List(CertListArgs),
+    /// Show one certificate (--pem: print its chain as PEM).
+    ///
+    /// Example: govtrust cert show 461f7d667539828e675bf1e785e5b23e --pem > chain.pem
+    Show(CertShowArgs),
+    /// Revoke a certificate; takes effect with the issuing CA's next CRL,
+    /// which the service signs on the next fetch.
+    ///
+    /// Reasons: unspecified, key_compromise, ca_compromise,
+    /// affiliation_changed, superseded, cessation_of_operation,
+    /// certificate_hold, privilege_withdrawn.
+    ///
+    /// Example: govtrust cert revoke 461f7d667539828e675bf1e785e5b23e --reason key_compromise
+    Revoke(CertRevokeArgs),
+}
+
+/// `govtrust cert list`
+#[derive(Debug, Args)]
+pub struct CertListArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Only this authority's certificates.
+    #[arg(long)]
+    pub authority: Option<String>,
+    /// Only this Matrix user's certificates.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// live, revoked, expired or superseded.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only certificates that expire before this time.
+    #[arg(long, value_name = "TIME")]
+    pub expiring_before: Option<String>,
+    /// Page size (1–1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Continue after this cursor (printed by the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `govtrust cert show`
+#[derive(Debug, Args)]
+pub struct CertShowArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The serial (hex).
+    pub serial: String,
+    /// Print the certificate chain as PEM instead of its fields.
+    #[arg(long)]
+    pub pem: bool,
+}
+
+/// `govtrust cert revoke`
+#[derive(Debug, Args)]
+pub struct CertRevokeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The serial (hex).
+    pub serial: String,
+    /// RFC 5280 reason name (default unspecified).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `govtrust enrollment-client …`
+#[derive(Debug, Subcommand)]
+pub enum EnrollmentClientCommand {
+    /// Issue an enrollment-client certificate for an agency's public key.
+    ///
+    /// The agency makes its key pair and sends only the public key, e.g.
+    ///   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out agency.key
+    ///   openssl pkey -in agency.key -pubout -out agency.pub.pem
+    /// The chain (certificate + issuing CA) goes to --out or standard output.
+    ///
+    /// Example:
+    ///
+    ///   govtrust enrollment-client issue DE-BE-11000000-BA-NK --public-key agency.pub.pem --days 365 --out agency.chain.pem
+    #[command(verbatim_doc_comment)]
+    Issue(EnrollmentClientIssueArgs),
+    /// Revoke an enrollment-client certificate: the agency's next request
+    /// is refused (GT_CLIENT_CERT_REJECTED).
+    ///
+    /// Example: govtrust enrollment-client revoke 5f0c… --reason key_compromise
+    Revoke(CertRevokeArgs),
+}
+
+/// `govtrust enrollment-client issue`
+#[derive(Debug, Args)]
+pub struct EnrollmentClientIssueArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The authority ID.
+    pub authority: String,
+    /// The agency's public key (PEM SubjectPublicKeyInfo: P-256, P-384 or
+    /// Ed25519).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+    /// Validity in days (1–398; the service's default is 365).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Write the PEM chain here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `govtrust token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token. Its secret is shown once: written to --out (mode
+    /// 0600) or printed.
+    ///
+    /// Roles: admin, registrar, revoker, auditor (repeat --role for
+    /// several).
+    ///
+    /// Examples:
+    ///
+    ///   govtrust token create registry-team --role registrar --out registry-team.token
+    ///   govtrust token create siem --role auditor --expires-in-days 90
+    #[command(verbatim_doc_comment)]
+    Create(TokenCreateArgs),
+    /// List tokens: name, roles, state (active, expired, revoked), times.
+    List(TokenListArgs),
+    /// Give a token a new secret; the old one stops working at once.
+    ///
+    /// Example: govtrust token rotate siem --out siem.token
+    Rotate(TokenSecretArgs),
+    /// Revoke a token for good (its name is not reused).
+    ///
+    /// Example: govtrust token revoke siem
+    Revoke(TokenNameArgs),
+}
+
+/// `govtrust token create`
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Name: 1–64 of a-z 0-9 . _ -; it names the operator in the audit log.
+    pub name: String,
+    /// A role (repeat for several).
+    #[arg(long = "role", required = true, value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Expire after this many days (default: never).
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
+    /// Write the secret to this file (mode 0600) instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `govtrust token list`
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `govtrust token rotate`
+#[derive(Debug, Args)]
+pub struct TokenSecretArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The token's name.
+    pub name: String,
+    /// Write the new secret to this file (mode 0600) instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `govtrust token revoke`
+#[derive(Debug, Args)]
+pub struct TokenNameArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The token's name.
+    pub name: String,
+}
+
 /// `govtrust audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; name the first broken entry.
-    Verify(ConfigArgs),
+    /// Read the audit log in chain order: seq, time, actor, action,
+    /// subject. --since takes RFC 3339, milliseconds, or now-7d / now-12h.
+    ///
+    /// Examples:
+    ///
+    ///   govtrust audit log --since now-1d
+    ///   govtrust audit log --all --json > audit.json
+    #[command(verbatim_doc_comment)]
+    Log(AuditLogArgs),
+    /// Recompute the hash chain; name the first broken entry. Exit status
+    /// 1 if it is broken.
+    ///
+    /// With --server it asks the service; with --config/--data-dir, or
+    /// without a server, it reads the database directly.
+    Verify(AuditVerifyArgs),
+}
+
+/// `govtrust audit log`
+#[derive(Debug, Args)]
+pub struct AuditLogArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Only entries at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Page size (1–1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Continue after this cursor (printed by the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `govtrust audit verify`
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// `govtrust agency …`

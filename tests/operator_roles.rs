@@ -996,3 +996,307 @@ async fn certificates_and_audit_log_filter_and_page() {
         assert_err(&answer, StatusCode::BAD_REQUEST, "GT_INVALID_PARAM", query);
     }
 }
+
+/// Runs the `govtrust` binary with `args` against `svc` (connection from
+/// the environment variables); exit status and standard output.
+async fn govtrust(svc: &Svc, token_file: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let dir = svc._dir.path().to_owned();
+    let ca = dir.join("root.pem");
+    std::fs::write(&ca, &svc.root_pem).expect("root.pem");
+    let base = svc.base.clone();
+    let token_file = token_file.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_govtrust"))
+            .args(&args)
+            .env("GOVTRUST_SERVER", base)
+            .env("GOVTRUST_TOKEN_FILE", token_file)
+            .env("GOVTRUST_CA_FILE", ca)
+            .output()
+            .expect("run govtrust");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_cli_drives_every_operator_endpoint() {
+    let svc = Svc::start().await;
+    let dir = svc._dir.path().to_owned();
+    let admin = dir.join("operator-token");
+    let ok = |r: (i32, String, String), what: &str| {
+        assert_eq!(r.0, 0, "{what}: {}{}", r.1, r.2);
+        r.1
+    };
+
+    // Tokens: create (secret to a 0600 file), list, rotate, revoke.
+    let auditor_file = dir.join("auditor.token");
+    let auditor_path = auditor_file.to_str().expect("path");
+    ok(
+        govtrust(
+            &svc,
+            &admin,
+            &[
+                "token",
+                "create",
+                "cli-auditor",
+                "--role",
+                "auditor",
+                "--expires-in-days",
+                "1",
+                "--out",
+                auditor_path,
+            ],
+        )
+        .await,
+        "token create",
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&auditor_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let list = ok(
+        govtrust(&svc, &admin, &["token", "list"]).await,
+        "token list",
+    );
+    assert!(
+        list.contains("cli-auditor") && list.contains("auditor") && list.contains("active"),
+        "{list}"
+    );
+    let json: Value = serde_json::from_str(&ok(
+        govtrust(&svc, &admin, &["--json", "token", "list"]).await,
+        "token list --json",
+    ))
+    .expect("JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(2));
+
+    // Authorities: create, show, update, list (API), suspend, activate.
+    let input = dir.join("authority.json");
+    std::fs::write(&input, authority_input("DE-CLI-1").to_string()).expect("input");
+    let input = input.to_str().expect("path");
+    ok(
+        govtrust(&svc, &admin, &["authority", "create", input]).await,
+        "authority create",
+    );
+    let shown = ok(
+        govtrust(&svc, &auditor_file, &["authority", "show", "DE-CLI-1"]).await,
+        "show",
+    );
+    assert!(
+        shown.contains("Bürgeramt Test") && shown.contains("active"),
+        "{shown}"
+    );
+    ok(
+        govtrust(&svc, &admin, &["authority", "update", "DE-CLI-1", input]).await,
+        "update",
+    );
+    let listed = ok(
+        govtrust(&svc, &auditor_file, &["authority", "list"]).await,
+        "list",
+    );
+    assert!(
+        listed.starts_with("ID") && listed.contains("DE-CLI-1"),
+        "{listed}"
+    );
+
+    // The auditor may not change the registry: exit 1 with the errcode.
+    let refused = govtrust(&svc, &auditor_file, &["authority", "suspend", "DE-CLI-1"]).await;
+    assert_eq!(refused.0, 1);
+    assert!(refused.2.contains("GT_FORBIDDEN"), "{}", refused.2);
+
+    // Enrollment client: issue, list, show, revoke.
+    let key = dir.join("agency.pub.pem");
+    std::fs::write(&key, public_key_pem()).expect("key");
+    let chain = dir.join("agency.chain.pem");
+    let issued = ok(
+        govtrust(
+            &svc,
+            &admin,
+            &[
+                "--json",
+                "enrollment-client",
+                "issue",
+                "DE-CLI-1",
+                "--public-key",
+                key.to_str().expect("p"),
+                "--days",
+                "30",
+                "--out",
+                chain.to_str().expect("p"),
+            ],
+        )
+        .await,
+        "enrollment-client issue",
+    );
+    let serial = serde_json::from_str::<Value>(&issued).expect("JSON")["serial"]
+        .as_str()
+        .expect("serial")
+        .to_owned();
+    assert!(std::fs::read_to_string(&chain)
+        .expect("chain")
+        .contains("BEGIN CERTIFICATE"));
+    let certs = ok(
+        govtrust(
+            &svc,
+            &auditor_file,
+            &[
+                "cert",
+                "list",
+                "--authority",
+                "DE-CLI-1",
+                "--status",
+                "live",
+            ],
+        )
+        .await,
+        "cert list",
+    );
+    assert!(
+        certs.contains(&serial) && certs.contains("enrollment_client"),
+        "{certs}"
+    );
+    let pem = ok(
+        govtrust(&svc, &auditor_file, &["cert", "show", &serial, "--pem"]).await,
+        "cert show --pem",
+    );
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let revoked = ok(
+        govtrust(
+            &svc,
+            &admin,
+            &[
+                "enrollment-client",
+                "revoke",
+                &serial,
+                "--reason",
+                "key_compromise",
+            ],
+        )
+        .await,
+        "revoke",
+    );
+    assert!(revoked.contains("revoked"), "{revoked}");
+    let again = ok(
+        govtrust(&svc, &admin, &["cert", "revoke", &serial]).await,
+        "cert revoke again",
+    );
+    assert!(again.contains("already revoked"), "{again}");
+    ok(
+        govtrust(&svc, &admin, &["authority", "suspend", "DE-CLI-1"]).await,
+        "suspend",
+    );
+    ok(
+        govtrust(&svc, &admin, &["authority", "activate", "DE-CLI-1"]).await,
+        "activate",
+    );
+
+    // Import over the API: one new row, one existing (updated).
+    let import = dir.join("import.json");
+    std::fs::write(
+        &import,
+        json!([authority_input("DE-CLI-1"), authority_input("DE-CLI-2")]).to_string(),
+    )
+    .expect("import");
+    let imported = ok(
+        govtrust(
+            &svc,
+            &admin,
+            &["authority", "import", import.to_str().expect("p")],
+        )
+        .await,
+        "import",
+    );
+    assert!(
+        imported.contains("1 created, 1 updated, 0 rejected"),
+        "{imported}"
+    );
+
+    // Audit: log (the CLI's own changes are there) and verify.
+    let log = ok(
+        govtrust(
+            &svc,
+            &auditor_file,
+            &["audit", "log", "--since", "now-1h", "--all"],
+        )
+        .await,
+        "audit log",
+    );
+    for action in [
+        "operator.token_created",
+        "authority.created",
+        "enrollment_client.issued",
+        "certificate.revoked",
+        "authority.suspended",
+    ] {
+        assert!(log.contains(action), "{action} missing:\n{log}");
+    }
+    let verified = ok(
+        govtrust(&svc, &auditor_file, &["audit", "verify"]).await,
+        "audit verify",
+    );
+    assert!(verified.contains("intact"), "{verified}");
+
+    // Rotate and revoke the auditor's token; the old file stops working.
+    let rotated = dir.join("auditor2.token");
+    ok(
+        govtrust(
+            &svc,
+            &admin,
+            &[
+                "token",
+                "rotate",
+                "cli-auditor",
+                "--out",
+                rotated.to_str().expect("p"),
+            ],
+        )
+        .await,
+        "rotate",
+    );
+    let stale = govtrust(&svc, &auditor_file, &["audit", "verify"]).await;
+    assert_eq!(stale.0, 1);
+    assert!(stale.2.contains("GT_UNAUTHORIZED"), "{}", stale.2);
+    ok(
+        govtrust(&svc, &rotated, &["audit", "verify"]).await,
+        "rotated secret works",
+    );
+    ok(
+        govtrust(&svc, &admin, &["token", "revoke", "cli-auditor"]).await,
+        "token revoke",
+    );
+    assert_eq!(govtrust(&svc, &rotated, &["audit", "verify"]).await.0, 1);
+
+    // Input errors are caught before any request.
+    let bad = govtrust(&svc, &admin, &["cert", "list", "--status", "bogus"]).await;
+    assert_eq!(bad.0, 1);
+    assert!(bad.2.contains("--status"), "{}", bad.2);
+
+    // Completions and man pages.
+    let bash = ok(
+        govtrust(&svc, &admin, &["completions", "bash"]).await,
+        "completions",
+    );
+    assert!(bash.contains("enrollment-client") && bash.contains("--token-file"));
+    let man = dir.join("man");
+    ok(
+        govtrust(&svc, &admin, &["man", man.to_str().expect("p")]).await,
+        "man",
+    );
+    for page in [
+        "govtrust.1",
+        "govtrust-cert-list.1",
+        "govtrust-token-create.1",
+    ] {
+        assert!(man.join(page).is_file(), "{page} missing");
+    }
+}

@@ -4,9 +4,12 @@ pub mod ca;
 pub mod demo;
 pub mod inspect;
 pub mod issue;
+pub mod manual;
+pub mod operator;
 pub mod revoke;
 pub mod sealed;
 pub mod service;
+pub mod table;
 pub mod verify;
 
 use std::path::Path;
@@ -16,8 +19,8 @@ use anyhow::{Context, Result};
 use govtrust_verifier::AuthorityRecord;
 
 use crate::cli::{
-    AgencyCommand, ArchiveCommand, AuditCommand, AuthorityCommand, CaCommand, Cli, Command, ConfigCommand,
-    IssueCommand,
+    AgencyCommand, ArchiveCommand, AuditCommand, AuthorityCommand, CaCommand, CertCommand, Cli, Command,
+    ConfigCommand, EnrollmentClientCommand, IssueCommand, TokenCommand,
 };
 use crate::output::Output;
 
@@ -45,14 +48,56 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::demo(&args),
         Command::Serve(args) => service::serve(&args),
         Command::Config(ConfigCommand::Check { file }) => service::config_check(&file, out),
-        Command::Authority(AuthorityCommand::Import(args)) => service::authority_import(&args, out),
-        Command::Authority(AuthorityCommand::List(args)) => service::authority_list(&args, out),
-        Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(&args, out),
+        Command::Authority(command) => authority(command, out),
+        Command::Cert(CertCommand::List(args)) => operator::cert_list(&args, out),
+        Command::Cert(CertCommand::Show(args)) => operator::cert_show(&args, out),
+        Command::Cert(CertCommand::Revoke(args)) => operator::cert_revoke(&args, out),
+        Command::EnrollmentClient(EnrollmentClientCommand::Issue(args)) => {
+            operator::enrollment_client_issue(&args, out)
+        }
+        Command::EnrollmentClient(EnrollmentClientCommand::Revoke(args)) => {
+            operator::enrollment_client_revoke(&args, out)
+        }
+        Command::Token(TokenCommand::Create(args)) => operator::token_create(&args, out),
+        Command::Token(TokenCommand::List(args)) => operator::token_list(&args, out),
+        Command::Token(TokenCommand::Rotate(args)) => operator::token_rotate(&args, out),
+        Command::Token(TokenCommand::Revoke(args)) => operator::token_revoke(&args, out),
+        Command::Audit(AuditCommand::Log(args)) => operator::audit_log(&args, out),
+        Command::Audit(AuditCommand::Verify(args)) => {
+            if operator::use_api(&args.server, &args.config) {
+                operator::audit_verify(&args.server, out)
+            } else {
+                service::audit_verify(&args.config, out)
+            }
+        }
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { dir } => manual::man(&dir, out),
         Command::Agency(AgencyCommand::Enroll(args)) => service::agency_enroll(&args, out),
         Command::Agency(AgencyCommand::SealingDevice(args)) => sealed::sealing_device(&args, out),
         Command::Agency(AgencyCommand::SendSealed(args)) => sealed::send_sealed(&args, out),
         Command::Agency(AgencyCommand::Archive(args)) => sealed::archive(&args, out),
         Command::Archive(ArchiveCommand::Verify(args)) => sealed::archive_verify(&args, out),
+    }
+}
+
+/// `govtrust authority …`: over the API, except `list` and `import`
+/// without a server (or with --config/--data-dir), which open the
+/// database directly as they always did.
+fn authority(command: AuthorityCommand, out: Output) -> Result<ExitCode> {
+    match command {
+        AuthorityCommand::Create(args) => operator::authority_create(&args, out),
+        AuthorityCommand::Show(args) => operator::authority_show(&args, out),
+        AuthorityCommand::Update(args) => operator::authority_update(&args, out),
+        AuthorityCommand::Suspend(args) => operator::authority_suspend(&args, out),
+        AuthorityCommand::Activate(args) => operator::authority_activate(&args, out),
+        AuthorityCommand::List(args) if operator::use_api(&args.server, &args.config) => {
+            operator::authority_list(&args.server, out)
+        }
+        AuthorityCommand::List(args) => service::authority_list(&args.config, out),
+        AuthorityCommand::Import(args) if operator::use_api(&args.server, &args.config) => {
+            operator::authority_import(&args, out)
+        }
+        AuthorityCommand::Import(args) => service::authority_import(&args, out),
     }
 }
 
