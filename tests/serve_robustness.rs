@@ -324,7 +324,7 @@ async fn starts_without_homeserver_and_catches_up() {
         &public,
         &format!("{}/v1/certificates/{serial}/revoke", setup.base),
         Some(&token),
-        &json!({"reason": "keyCompromise"}),
+        &json!({"reason": "key_compromise"}),
     )
     .await
     .expect("revoke while the homeserver is down");
@@ -400,7 +400,7 @@ async fn starts_without_homeserver_and_catches_up() {
         .expect("read state");
     assert_eq!(status, reqwest::StatusCode::OK, "{content}");
     assert_eq!(
-        content["revoked"]["reason"], "keyCompromise",
+        content["revoked"]["reason"], "key_compromise",
         "the queued revocation notice landed: {content}"
     );
     step(t0, "queued revocation published after the homeserver returned");
