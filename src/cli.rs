@@ -563,6 +563,12 @@ pub enum AgencyCommand {
     /// request a challenge over mTLS, receive it on the device (Olm-encrypted
     /// to-device message), answer it, print the certificate chain.
     Enroll(AgencyEnrollArgs),
+    /// Sign the account's own cross-signing master key in Element's
+    /// io.element.x509 format with the agency's identity-signing RSA key
+    /// (from `agency enroll --identity-signing-key`) and upload the
+    /// signature to the homeserver. The key is a PKCS#8 PEM file; PKCS#11
+    /// keys are not supported by this command yet.
+    SignIdentity(AgencySignIdentityArgs),
     /// Create the agency's sealing key: an Ed25519 key registered as its
     /// own Matrix device of the agency user and enrolled with the service
     /// (device attestation, `signature` proof). matrix-sdk 0.18 cannot sign
@@ -574,6 +580,34 @@ pub enum AgencyCommand {
     /// Export the room's sealed events, the receipts that verify and the
     /// CRLs given into an archive directory (`govtrust archive verify`).
     Archive(AgencyArchiveArgs),
+}
+
+/// `govtrust agency sign-identity`
+#[derive(Debug, Args)]
+pub struct AgencySignIdentityArgs {
+    /// Homeserver URL of the agency's Matrix account.
+    #[arg(long)]
+    pub homeserver: url::Url,
+    /// The agency's Matrix user ID.
+    #[arg(long)]
+    pub user: String,
+    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD). Also authorises
+    /// the re-upload of the master key where the homeserver refuses the
+    /// signature in /keys/signatures/upload (older Synapse releases).
+    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Directory for the device's matrix-sdk store (keeps the device).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// The identity-signing RSA key (PKCS#8 PEM, unencrypted).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The identity-signing chain (PEM): the certificate, then its issuing CA.
+    #[arg(long)]
+    pub chain: PathBuf,
+    /// Also write the signed master key object (as served afterwards) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// The agency's Matrix account (matrix-sdk device kept in --store).
@@ -724,6 +758,14 @@ pub struct AgencyEnrollArgs {
     /// Also enroll the user's cross-signing identity (master key).
     #[arg(long)]
     pub identity: bool,
+    /// Also enroll an identity-signing certificate (io.element.x509) for
+    /// this RSA key (PKCS#8 PEM, 2048 to 8192 bits); its chain goes to
+    /// --identity-signing-out.
+    #[arg(long, requires = "identity_signing_out")]
+    pub identity_signing_key: Option<PathBuf>,
+    /// Where to write the identity-signing chain (PEM).
+    #[arg(long, requires = "identity_signing_key")]
+    pub identity_signing_out: Option<PathBuf>,
     /// Write the PEM chain(s) here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -804,7 +846,8 @@ pub struct CaInitArgs {
     /// ID of the first issuing CA.
     #[arg(long, default_value = "issuing-1")]
     pub issuing_id: String,
-    /// CRL distribution point base URL; certificates get <URL>/<CA ID>.crl.
+    /// CRL distribution point base URL: what an issuing CA issues points at
+    /// <URL>/<CA ID>.crl, the issuing CA's own certificate at <URL>/root.crl.
     #[arg(long)]
     pub crl_base_url: Option<String>,
     /// Root validity in days.
@@ -852,7 +895,8 @@ pub struct IssuingCaArgs {
     /// Organisation record (JSON) put into the CA name.
     #[arg(long)]
     pub organisation: Option<PathBuf>,
-    /// CRL distribution point base URL; certificates get <URL>/<CA ID>.crl.
+    /// CRL distribution point base URL: what an issuing CA issues points at
+    /// <URL>/<CA ID>.crl, the issuing CA's own certificate at <URL>/root.crl.
     #[arg(long)]
     pub crl_base_url: Option<String>,
     /// Validity in days.
@@ -996,24 +1040,29 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub root: PathBuf,
     /// The chain, PEM: the leaf followed by its issuing CA.
-    #[arg(long)]
-    pub chain: PathBuf,
+    #[arg(long, required_unless_present = "element_x509")]
+    pub chain: Option<PathBuf>,
     /// The Matrix user the key belongs to.
     #[arg(long)]
     pub user: String,
     /// The device ID (device attestation).
     #[arg(
         long,
-        required_unless_present = "identity",
-        conflicts_with = "identity"
+        required_unless_present_any = ["identity", "element_x509"],
+        conflicts_with_all = ["identity", "element_x509"]
     )]
     pub device: Option<String>,
     /// Verify an identity (cross-signing master key) attestation.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "element_x509")]
     pub identity: bool,
     /// The Ed25519 key from your own crypto store, standard base64.
-    #[arg(long)]
-    pub key: String,
+    #[arg(long, required_unless_present = "element_x509")]
+    pub key: Option<String>,
+    /// Instead of an attestation chain: verify the io.element.x509
+    /// signature on this master key object (JSON, as /keys/query returns
+    /// it under master_keys[<user>]); the chain is inside the signature.
+    #[arg(long, value_name = "MASTER_KEY_JSON", conflicts_with_all = ["chain", "key"])]
+    pub element_x509: Option<PathBuf>,
     /// CRL file (PEM or DER); repeat for each issuer. Given CRLs are checked.
     #[arg(long)]
     pub crl: Vec<PathBuf>,

@@ -1,10 +1,19 @@
 //! Checking one device or identity: its attestation events, wherever they
 //! were found, verified against the key the client's own crypto store
 //! holds, the pinned roots and fresh CRLs.
+//!
+//! An identity can also rest on Element's `io.element.x509` signature on
+//! the master key (docs/profile.md §15), read from the client's own crypto
+//! store ([`Inner::check_element_x509`]): the same roots, the same CRL
+//! policy and fetching, and the same outcome type, so the decisions, the
+//! badge and the withdrawal on revocation or expiry are those of an
+//! identity attestation.
 
+use govtrust_verifier::element_x509::{parse_cms_pem, ElementX509Verifier, KEY_ID_PREFIX};
 use govtrust_verifier::event::{state_key, AttestationContent};
 use govtrust_verifier::{
-    Ed25519Key, Error, Expected, PathPosition, Subject, UserId, VerifiedAttestation,
+    CrlPolicy, Ed25519Key, Error, Expected, PathPosition, Subject, TrustAnchors, UserId,
+    VerifiedAttestation, VerifiedIdentitySignature,
 };
 use rustls_pki_types::UnixTime;
 
@@ -143,6 +152,83 @@ impl Inner {
         }
     }
 
+    /// Checks the `io.element.x509` signature(s) on a master key object as
+    /// the client's crypto store holds it (`master_key_json`): `Absent` if
+    /// it carries none; otherwise verified against the pinned roots,
+    /// fetching the CRLs the signer's chain needs — only after the chain
+    /// proved genuine without them — and then under the agent's CRL policy.
+    pub(crate) async fn check_element_x509(
+        &self,
+        state: &mut EvalState,
+        user: &UserId,
+        master_key_json: &str,
+    ) -> Check {
+        let Some(cms) = element_x509_signature(user, master_key_json) else {
+            return Check::Absent;
+        };
+        let rejected = |error| Check::Rejected {
+            error,
+            content: Some(master_key_json.to_owned()),
+        };
+        let roots =
+            || TrustAnchors::from_der(self.strict.anchors().roots().cloned().collect::<Vec<_>>());
+        let chain = parse_cms_pem(&cms).map(|c| c.chain).unwrap_or_default();
+        let leaf_points = chain
+            .first()
+            .map(|c| distribution_points(c))
+            .unwrap_or_default();
+        let issuer_points = chain
+            .get(1)
+            .map(|c| distribution_points(c))
+            .unwrap_or_default();
+        let now_unix = UnixTime::now();
+        let now = now_secs();
+        let all_fresh = !leaf_points.is_empty()
+            && leaf_points
+                .iter()
+                .chain(&issuer_points)
+                .all(|u| state.crls.is_fresh(u, now));
+        if !all_fresh {
+            let lenient = match roots() {
+                Ok(anchors) => ElementX509Verifier::new(anchors, CrlPolicy::ALLOW_MISSING),
+                Err(error) => return rejected(error),
+            };
+            let verified = match lenient.verify_master_key(
+                user,
+                master_key_json.as_bytes(),
+                &state.crls.set(),
+                now_unix,
+            ) {
+                Ok(v) => v,
+                Err(error) => return rejected(error),
+            };
+            let mut points = leaf_points;
+            if chain.len() == 2
+                && chain.get(1).and_then(|c| crls::subject_string(c))
+                    == Some(verified.signer.issuer.clone())
+            {
+                points.extend(issuer_points);
+            }
+            state.crls.ensure(&points, false).await;
+        }
+        let strict = match roots() {
+            Ok(anchors) => ElementX509Verifier::new(anchors, state.crls.policy()),
+            Err(error) => return rejected(error),
+        };
+        match strict.verify_master_key(
+            user,
+            master_key_json.as_bytes(),
+            &state.crls.set(),
+            now_unix,
+        ) {
+            Ok(v) => Check::Verified {
+                att: Box::new(as_identity_attestation(v)),
+                content: master_key_json.to_owned(),
+            },
+            Err(error) => rejected(error),
+        }
+    }
+
     /// Verifies one event content for `expected`, fetching the CRLs its
     /// chain needs — only after the chain proved genuine without them.
     async fn verify_content(
@@ -194,6 +280,35 @@ impl Inner {
     }
 }
 
+/// The first `io.element.x509:*` signature value under the user's own ID
+/// in a master key object, if there is one.
+fn element_x509_signature(user: &UserId, master_key_json: &str) -> Option<String> {
+    let object: serde_json::Value = serde_json::from_str(master_key_json).ok()?;
+    object
+        .get("signatures")?
+        .get(user.as_str())?
+        .as_object()?
+        .iter()
+        .find(|(key_id, _)| key_id.starts_with(KEY_ID_PREFIX))
+        .and_then(|(_, value)| value.as_str().map(str::to_owned))
+}
+
+/// A verified `io.element.x509` signature in the shape of an identity
+/// attestation: the master key, the signer certificate's authority record
+/// (the badge), serial, notAfter, issuer and root.
+fn as_identity_attestation(v: VerifiedIdentitySignature) -> VerifiedAttestation {
+    VerifiedAttestation {
+        user_id: v.signer.user_id,
+        subject: Subject::Identity,
+        key: v.master_key,
+        authority: v.signer.authority,
+        serial: v.signer.serial,
+        not_after: v.signer.not_after,
+        issuer: v.signer.issuer,
+        root: v.signer.root,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +328,18 @@ mod tests {
             check.verdict(),
             Verdict::Rejected(Error::Revoked { .. })
         ));
+    }
+
+    #[test]
+    fn only_an_io_element_x509_signature_of_the_user_counts() {
+        let user = UserId::parse("@a:example.org").expect("user");
+        let json = r#"{"user_id":"@a:example.org","signatures":{
+            "@b:example.org":{"io.element.x509:AAAA":"other user"},
+            "@a:example.org":{"ed25519:DEV":"sig","io.element.x509:BBBB":"cms"}}}"#;
+        assert_eq!(element_x509_signature(&user, json).as_deref(), Some("cms"));
+        let none = r#"{"signatures":{"@a:example.org":{"ed25519:DEV":"sig"}}}"#;
+        assert_eq!(element_x509_signature(&user, none), None);
+        assert_eq!(element_x509_signature(&user, "not json"), None);
     }
 
     #[test]

@@ -216,6 +216,11 @@ impl CrlCache {
     }
 
     /// All CRLs held, for verification.
+    /// The CRL policy the agent verifies under.
+    pub fn policy(&self) -> CrlPolicy {
+        self.policy
+    }
+
     pub fn set(&self) -> Arc<CrlSet> {
         self.set.clone()
     }

@@ -122,6 +122,7 @@ impl Inner {
                 content: None,
             },
         };
+        let check = self.with_element_x509(state, vuser, identity, check).await;
         let mut signed = record.as_ref().is_some_and(|r| r.signed);
         let mut changed = false;
         let mut warning = None;
@@ -197,6 +198,32 @@ impl Inner {
             check,
             signed_by_us,
         })
+    }
+
+    /// Where no identity attestation holds (and none is revoked), an
+    /// `io.element.x509` signature on the master key as the client's own
+    /// crypto store holds it may stand in for one (docs/profile.md §15):
+    /// a valid signature is a verified identity; a rejected one is the
+    /// outcome if nothing else was found, or if it is revoked.
+    async fn with_element_x509(
+        &self,
+        state: &mut EvalState,
+        vuser: &UserId,
+        identity: &UserIdentity,
+        check: Check,
+    ) -> Check {
+        if check.verified().is_some() || check.is_revoked() {
+            return check;
+        }
+        let Ok(json) = serde_json::to_string(identity.master_key().as_ref()) else {
+            return check;
+        };
+        match self.check_element_x509(state, vuser, &json).await {
+            Check::Absent => check,
+            x509 @ Check::Verified { .. } => x509,
+            x509 if x509.is_revoked() || matches!(check, Check::Absent) => x509,
+            _ => check,
+        }
     }
 
     /// Checks one device, decides the trust its attestation (or its

@@ -153,7 +153,7 @@ async fn enroll(
         .to_string();
     let encryption = client.encryption();
     let key = match kind {
-        Kind::Device => encryption
+        Kind::Device | Kind::Citizen => encryption
             .ed25519_key()
             .await
             .context("the device has no Ed25519 key")?,
@@ -195,7 +195,8 @@ async fn enroll(
 pub enum SignatureUpload {
     /// `POST /keys/signatures/upload` took it.
     SignaturesUpload,
-    /// The homeserver refused it there (Synapse accepts only device
+    /// The homeserver refused it there (Synapse releases before the
+    /// unchecked non-`ed25519` signatures, e.g. 1.100, accept only device
     /// signatures on a user's own master key), so the master key object
     /// with the signature was re-uploaded through
     /// `POST /keys/device_signing/upload`, authorised by the password (UIA).
@@ -225,8 +226,9 @@ pub struct SignedIdentity {
 /// [`govtrust_pki::element_x509::sign_master_key`] (`chain`: the
 /// identity-signing certificate and its issuing CA, as enrollment returned
 /// them; `signer`: its RSA key) and uploaded with
-/// `POST /keys/signatures/upload`. A homeserver that refuses a non-device
-/// signature there (stock Synapse does) gets the signed object through
+/// `POST /keys/signatures/upload` (Synapse 1.163 stores it). A homeserver
+/// that refuses a non-device signature there (older Synapse) gets the
+/// signed object through
 /// `POST /keys/device_signing/upload` instead if `password` is given (that
 /// endpoint needs user-interactive auth to change a stored key). Finally
 /// the signature is read back from `/keys/query`.
@@ -287,9 +289,7 @@ pub async fn sign_identity(
                     .session
                     .clone();
                 let mut auth = uiaa::Password::new(
-                    uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(
-                        user.to_string(),
-                    )),
+                    uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(user.to_string())),
                     password.to_owned(),
                 );
                 auth.session = session;
@@ -336,10 +336,7 @@ pub async fn query_master_key(
     use matrix_sdk::ruma::api::client::keys::get_keys;
     let mut request = get_keys::v3::Request::new();
     request.device_keys.insert(user.to_owned(), Vec::new());
-    let response = client
-        .send(request)
-        .await
-        .context("POST /keys/query")?;
+    let response = client.send(request).await.context("POST /keys/query")?;
     response
         .master_keys
         .get(user)

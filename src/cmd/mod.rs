@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod demo;
+pub mod element_x509;
 pub mod inspect;
 pub mod issue;
 pub mod manual;
@@ -73,6 +74,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { dir } => manual::man(&dir, out),
         Command::Agency(AgencyCommand::Enroll(args)) => service::agency_enroll(&args, out),
+        Command::Agency(AgencyCommand::SignIdentity(args)) => {
+            element_x509::sign_identity(&args, out)
+        }
         Command::Agency(AgencyCommand::SealingDevice(args)) => sealed::sealing_device(&args, out),
         Command::Agency(AgencyCommand::SendSealed(args)) => sealed::send_sealed(&args, out),
         Command::Agency(AgencyCommand::Archive(args)) => sealed::archive(&args, out),

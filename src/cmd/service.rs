@@ -286,13 +286,31 @@ pub fn agency_enroll(args: &AgencyEnrollArgs, out: Output) -> Result<ExitCode> {
         ];
         if args.identity {
             responses.push(
-                govtrust_service::agency::enroll_identity(device.client(), &service, bot).await?,
+                govtrust_service::agency::enroll_identity(device.client(), &service, bot.clone())
+                    .await?,
             );
+        }
+        if let (Some(key), Some(out)) = (&args.identity_signing_key, &args.identity_signing_out) {
+            let signer = super::element_x509::load_signer(key)?;
+            let enrolled = govtrust_service::agency::enroll_identity_signing(
+                device.client(),
+                &service,
+                bot,
+                &signer,
+            )
+            .await?;
+            govtrust_service::cadir::write_atomic(out, enrolled.chain_pem.as_bytes())?;
+            responses.push(enrolled);
         }
         device.shutdown();
         anyhow::Ok(responses)
     })?;
-    let pem: String = responses.iter().map(|r| r.chain_pem.clone()).collect();
+    // The identity-signing chain went to its own file.
+    let pem: String = responses
+        .iter()
+        .filter(|r| !r.state_key.is_empty())
+        .map(|r| r.chain_pem.clone())
+        .collect();
     match &args.out {
         Some(path) => govtrust_service::cadir::write_atomic(path, pem.as_bytes())?,
         None if !out.json => print!("{pem}"),

@@ -30,6 +30,9 @@ struct Verdict<'a> {
 
 /// Runs `govtrust verify` and returns its exit status.
 pub fn verify(args: &VerifyArgs, out: Output) -> ExitCode {
+    if let Some(master_key) = &args.element_x509 {
+        return super::element_x509::verify(args, master_key, out);
+    }
     let result = decide(args);
     let verdict = match &result {
         Ok(att) => Verdict {
@@ -73,10 +76,15 @@ pub fn verify(args: &VerifyArgs, out: Output) -> ExitCode {
 }
 
 fn decide(args: &VerifyArgs) -> Result<VerifiedAttestation, Error> {
-    let expected = Expected::new(&args.user, args.device.as_deref(), &args.key)?;
+    let (Some(key), Some(chain)) = (&args.key, &args.chain) else {
+        return Err(Error::InvalidInput(
+            "--chain and --key are required (or --element-x509)".into(),
+        ));
+    };
+    let expected = Expected::new(&args.user, args.device.as_deref(), key)?;
     let roots = read(&args.root, "root file")?;
     let anchors = TrustAnchors::from_pem(&roots)?;
-    let chain = govtrust_verifier::pem::certificates(&read(&args.chain, "chain file")?)?;
+    let chain = govtrust_verifier::pem::certificates(&read(chain, "chain file")?)?;
     let crls = args
         .crl
         .iter()

@@ -290,11 +290,12 @@ fn verify_case(
 ) -> ExitCode {
     let args = VerifyArgs {
         root: base.join("ca/root/cert.pem"),
-        chain: chain.to_path_buf(),
+        chain: Some(chain.to_path_buf()),
         user: user.into(),
         device: device.map(str::to_owned),
         identity: device.is_none(),
-        key: key.to_base64(),
+        key: Some(key.to_base64()),
+        element_x509: None,
         crl: crls.to_vec(),
         require_crl: true,
         crl_max_age_hours: None,
