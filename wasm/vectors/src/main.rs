@@ -6,7 +6,9 @@
 //!
 //! Builds a fresh hierarchy with govtrust-pki (a P-256 root and issuing
 //! CA, keys in memory only — nothing private is written), issues device
-//! and identity attestations, revokes one in the issuing CA's CRL, and
+//! and identity attestations and an identity-signing certificate (whose
+//! test-only RSA key signs a master key in Element's `io.element.x509`
+//! format), revokes one in the issuing CA's CRL, and
 //! writes the pinned root (PEM), the CRLs (DER, base64), the validation
 //! time and one case per verdict the web client must reach, each with the
 //! expected result. Every case is first run natively through the wasm
@@ -24,16 +26,50 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use govtrust_pki::der::DistinguishedName;
+use govtrust_pki::element_x509::{sign_master_key, FileIdentitySigner, IdentitySigner};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_pki::{
-    AttestationRequest, IssuedCertificate, IssuingCa, RevocationReason, RevokedCertificate, RootCa,
-    Validity,
+    AttestationRequest, IdentitySigningRequest, IssuedCertificate, IssuingCa, RevocationReason,
+    RevokedCertificate, RootCa, Validity,
 };
 use govtrust_verifier::{AuthorityRecord, DeviceId, Ed25519Key, Subject, UserId};
 use govtrust_verifier_wasm::core::{unix_time, Policy, Session};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// A test-only RSA-2048 identity-signing key (made once with `openssl
+/// genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`; ring cannot
+/// generate RSA keys). Public test material, like every key here.
+const IDENTITY_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCrWroCy7cpT5zL
+m39ts/NOc7qtQriU/oJZvhmnJY1nIrXYwWntMkbfl34cAhlAJhHTRfFnsZwLqGbh
+krztBbtS5FgO27U8XEkIuIpfT3zV05z1ZJRwN+7rXV1bYqzafJVFT6CzDMs+gDsm
+4ZBXrwJPymWKT+vFVTQ9mkuqy6x5H5xyWkOkKT4aXWuRkUQh5Vjn0hUiBlYzCzvr
+LDB6qzloR58ytRHeqYXDorrSAYytoPVnsqLIxzbMkV+LhvmvPpPUYQQQj8F0E+Al
+EathkcwvvzTMTiczSUomGQwWKSveuIf8IH4uS8oHSRAVUbN80zew7tqt4K1vZCgI
+7+GrGItDAgMBAAECggEAC9sirKfYu/iAskvHhNkjGAYE4BESQWjcrwXqs3hzMLQj
+neRABoPoiHbsaFay1Y/sws//lHui/uF/gNMM1F+FpwYam6iTASKngP13wYF38zmJ
+jicP6DXOh6V1nKmWqSVelKWeSlUzyNbJgPaxbIe04r1vyiKefxBWpX6EBsTB4b1z
+kEmFmDT0PCkQBjKHEIBBrg/Rcaf7vrK/N75yp0g+PimZVQYnKjJ6sf9c257YuJ/e
+ShIPw+p4j3VUq8ETm8mpLR2zGRf3LK+FpPgrChtwRFaa+Ek+ltHhpr6X7rptTY26
+G8JyKqkj8s1OKantJrH1tJpkTpjUEKiFSWh3KkzzoQKBgQDm2rK3Qsyc/0BqzLNX
+Mw7AaWnJMeaSDgCFsKZNJPQcd3plYfrJ/MI6OZPxVn0BnNcBYhWw1Y3ntYGw6x6z
+WDgx7GqMv4s5rVtxJajCGw8uyxmx+qpzXIEInMcFLt0V/KubTOGRrAMb4XYgOi4G
+/feCR37BP0nkmGNPgoFtz97wIQKBgQC+BORi7byxTWYaaeKRgDHKTFv17bqTBIYL
+ek8abEZ7VypZtMEoY28Mu7UkmoAmCgJUVuPVwGZrLlPKAMOLMh2du+Cpdgyd3smw
+xP0F8IdkeEWwC9yeA90z7GMRE159B4HkcVayLwzjG1ZIsP1oNH/U/tfmHTMv2D2R
+QN0Ego3e4wKBgQDOj0D52Ttb/siUxzRxAa5hW/DbpVq5tO2isb0bqcUC86UAsfrE
+YPUpQ/usJccUelGnWywtXefrO+0fcEG4F2eww+lSptDcetEnHJszkyKyq+gB6Fg7
+gLm0CxPI/3WzBrJF8zSiM1dUyxf3HhexCe09FNvF7esgL3os2okUyLqiAQKBgESQ
+AVRM0bvr4H6BXDYB2nVTDg9zotFvXWqAzFANZ3UTo31Qwi1vi189z4OQl9Kh4+tI
+mtbCoHHl+me11NjB0XvbkZmztaO1AnNc8KsW+dNfrk1ySj1dyY/1qF097ucQMWcb
+Ghwa6/x6Ha0G57iU0NcqyP4H5TNLRBPIIreA3+3fAoGAeB6v8CchOwbmFrXCJ2ci
+N0cnsnoTcf2MwURIHZFQQE6HG6uS8boANo4y7hhsSm/ppLGfcul5m2ooDvO54tS/
+rYawOTlGFQ/e5EImxfJucmdiUH3NEq7cFTv8PHL0VxaqExRXydsUyqXuoHQ+ZF/U
+/cK43rmI4T3he3tt/4DS+Xg=
+-----END PRIVATE KEY-----
+";
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -303,6 +339,29 @@ fn run(out: &str) -> Result<(), String> {
         .map_err(|e| format!("root CRL: {e}"))?;
     let crls = vec![ica_crl.clone(), root_crl.clone()];
 
+    // A master key signed in Element's io.element.x509 format with an
+    // identity-signing certificate (EKU ARC.5) of the pinned hierarchy.
+    let rsa = FileIdentitySigner::from_pkcs8_pem(IDENTITY_SIGNING_KEY)
+        .map_err(|e| format!("identity-signing key: {e}"))?;
+    let identity_signing = gov
+        .ica
+        .issue_identity_signing(
+            &IdentitySigningRequest {
+                user_id: UserId::parse(USER).map_err(|e| e.to_string())?,
+                authority: authority(),
+                spki: rsa.spki_der().to_vec(),
+            },
+            current,
+        )
+        .map_err(|e| format!("identity-signing certificate: {e}"))?;
+    let mut signed_master = match master_key_object(USER, &master_key, None) {
+        Value::Object(o) => o,
+        _ => return Err("master key object".into()),
+    };
+    sign_master_key(&mut signed_master, &identity_signing.chain, &rsa)
+        .map_err(|e| format!("io.element.x509 signature: {e}"))?;
+    let signed_master = Value::Object(signed_master);
+
     // A copy of the device event whose leaf signature has one bit flipped.
     let mut tampered_content = device_content.clone();
     {
@@ -433,6 +492,13 @@ fn run(out: &str) -> Result<(), String> {
         },
         // Element's io.element.x509 identity signature on the master key
         // object: the verifier's checks before the CMS signature itself.
+        element(
+            "element: valid io.element.x509 signature by an identity-signing certificate",
+            signed_master.clone(),
+            USER,
+            &master_key,
+            None,
+        ),
         element(
             "element: master key without an io.element.x509 signature",
             master_key_object(USER, &master_key, None),
