@@ -83,6 +83,9 @@ rYawOTlGFQ/e5EImxfJucmdiUH3NEq7cFTv8PHL0VxaqExRXydsUyqXuoHQ+ZF/U
 -----END PRIVATE KEY-----
 ";
 
+/// A 1024-bit RSA SubjectPublicKeyInfo (base64 DER), below the minimum.
+const RSA_1024_SPKI: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCoEXj4BVNImYqWafr9V8T/Hp4StTm33I4VrMJjF/cXExaBxkaLv5YXKPFDikThXdGI+2KaVyzz98iCiPySA4HotDOAhQEEKyaHpGn9gyZQPMUp3pzrO4lfH5+r6kNqJzd7EpyV+cxFbRkjekZTICIvEk7wi7XXc1AtGlE6erqaWQIDAQAB";
+
 /// Runs `govtrust verify --element-x509` and returns (exit code, stdout JSON).
 fn cli_verify(
     dir: &Path,
@@ -195,6 +198,40 @@ fn element_x509_identity_signature_end_to_end() {
         .expect("agency device");
         bootstrap_cross_signing(device.client(), &agency_id, AGENCY_PW).await;
         let signer = FileIdentitySigner::from_pkcs8_pem(AGENCY_RSA_KEY).expect("RSA key");
+
+        // The RSA key is checked before anything else of the answer.
+        let mtls = svc.mtls_client(&agency);
+        let master = device
+            .client()
+            .encryption()
+            .get_user_identity(device.client().user_id().expect("user"))
+            .await
+            .expect("crypto store")
+            .and_then(|i| i.master_key().get_first_key().map(|k| k.to_base64()))
+            .expect("master key");
+        for (kind, rsa, why) in [
+            ("identity_signing", None, "missing"),
+            ("identity_signing", Some(RSA_1024_SPKI), "1024 bits"),
+            ("identity_signing", Some("bm90IGFuIFNQS0k="), "not an SPKI"),
+            ("identity", Some(RSA_1024_SPKI), "with another kind"),
+        ] {
+            let mut body = json!({
+                "kind": kind,
+                "user_id": agency_id,
+                "device_id": device.client().device_id().expect("device").as_str(),
+                "key": master,
+                "challenge": "never-sent",
+            });
+            if let Some(rsa) = rsa {
+                body["rsa_public_key"] = json!(rsa);
+            }
+            let answer = svc.post(&mtls, "/v1/enrollment", &body).await;
+            service::assert_errcode(&answer, "GT_INVALID_PARAM");
+            step(
+                t0,
+                &format!("rsa_public_key {why}: refused ({})", answer.1["error"]),
+            );
+        }
         let enrolled = enroll_identity_signing(
             device.client(),
             &svc.service_client(&agency),
