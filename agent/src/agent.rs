@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use govtrust_verifier::{CrlPolicy, TrustAnchors, Verifier};
+use govtrust_verifier::{CrlPolicy, SealedVerifier, TrustAnchors, Verifier};
 use matrix_sdk::event_handler::EventHandlerHandle;
 use matrix_sdk::ruma::{DeviceId as RumaDeviceId, UserId as RumaUserId};
 use matrix_sdk::Client;
@@ -18,6 +18,7 @@ use crate::config::AgentConfig;
 use crate::crls::{CrlCache, CrlFetcher, HttpCrlFetcher};
 use crate::decision::TrustDecision;
 use crate::error::AgentError;
+use crate::sealed::SealedInbox;
 use crate::state::{EvalState, Inner, Settings};
 use crate::store::Store;
 use crate::worker::{self, MIN_WAKE};
@@ -33,6 +34,7 @@ pub struct AutoTrustAgent {
     inner: Arc<Inner>,
     tasks: Vec<JoinHandle<()>>,
     handlers: Vec<EventHandlerHandle>,
+    sealed: Option<SealedInbox>,
 }
 
 impl fmt::Debug for AutoTrustAgent {
@@ -71,6 +73,17 @@ impl AutoTrustAgent {
             Some(f) => f,
             None => Arc::new(HttpCrlFetcher::with_tls_roots(&roots)?),
         };
+        let sealed = if config.sealed_documents {
+            let verifier =
+                SealedVerifier::new(TrustAnchors::from_der(roots.clone())?, config.crl_policy);
+            Some(SealedInbox::start(
+                &client,
+                Arc::new(verifier),
+                fetcher.clone(),
+            ))
+        } else {
+            None
+        };
         let store = Store::open(&config.store_path, &format!("{own_user}|{own_device}"))?;
         let state = EvalState {
             store,
@@ -104,6 +117,7 @@ impl AutoTrustAgent {
             inner,
             tasks,
             handlers,
+            sealed,
         })
     }
 
@@ -196,6 +210,12 @@ impl AutoTrustAgent {
         self.inner.sweep(true).await
     }
 
+    /// The sealed-document inbox, if [`AgentConfig::sealed_documents`] is
+    /// on: subscribe to it for "sealed by …" verdicts and refusals.
+    pub fn sealed_inbox(&self) -> Option<&SealedInbox> {
+        self.sealed.as_ref()
+    }
+
     /// Stops the agent (same as dropping it).
     pub fn shutdown(self) {}
 }
@@ -207,6 +227,9 @@ impl Drop for AutoTrustAgent {
         }
         for handle in self.handlers.drain(..) {
             self.inner.client.remove_event_handler(handle);
+        }
+        if let Some(inbox) = self.sealed.take() {
+            inbox.shutdown();
         }
     }
 }

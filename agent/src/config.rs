@@ -93,6 +93,12 @@ pub struct AgentConfig {
     pub crl_refresh_interval: Duration,
     /// What to do on revocation to a device the agent trusted.
     pub on_revoked: RevocationAction,
+    /// Also verify incoming sealed documents (`io.govtrust.sealed`,
+    /// docs/profile.md §15) with the same roots, CRL policy and CRL
+    /// fetcher; the verdicts are on [`crate::AutoTrustAgent::sealed_inbox`].
+    /// Off by default: an app that shows no sealed documents need not
+    /// verify them.
+    pub sealed_documents: bool,
 }
 
 impl AgentConfig {
@@ -111,6 +117,7 @@ impl AgentConfig {
             refresh_interval: Duration::from_secs(600),
             crl_refresh_interval: Duration::from_secs(3600),
             on_revoked: RevocationAction::BlackList,
+            sealed_documents: false,
         }
     }
 }
@@ -129,6 +136,7 @@ impl fmt::Debug for AgentConfig {
             .field("refresh_interval", &self.refresh_interval)
             .field("crl_refresh_interval", &self.crl_refresh_interval)
             .field("on_revoked", &self.on_revoked)
+            .field("sealed_documents", &self.sealed_documents)
             .finish()
     }
 }

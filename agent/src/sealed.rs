@@ -156,6 +156,9 @@ pub async fn send_receipt(
 
 /// Capacity of the decision broadcast.
 const DECISION_BUFFER: usize = 256;
+/// Most decisions [`SealedInbox::decisions`] keeps (the oldest half is
+/// dropped when it is full).
+pub const DECISIONS_KEPT: usize = 4096;
 
 /// Verifies incoming sealed events as the app's sync brings them.
 pub struct SealedInbox {
@@ -196,6 +199,11 @@ impl SealedInbox {
                         return;
                     };
                     if let Ok(mut log) = log.lock() {
+                        if log.len() >= DECISIONS_KEPT {
+                            // Bounded: any room member can send sealed
+                            // events, so a flood must not grow memory.
+                            log.drain(..DECISIONS_KEPT / 2);
+                        }
                         log.push(decision.clone());
                     }
                     let _ = tx.send(decision);
@@ -215,7 +223,7 @@ impl SealedInbox {
         self.decisions.subscribe()
     }
 
-    /// Every decision so far.
+    /// The decisions so far (at most the latest [`DECISIONS_KEPT`]).
     pub fn decisions(&self) -> Vec<SealedDecision> {
         self.seen.lock().map(|l| l.clone()).unwrap_or_default()
     }
@@ -267,15 +275,20 @@ async fn decide(
     let sender: OwnedUserId = event.get("sender")?.as_str()?.try_into().ok()?;
     let content = event.get("content").cloned().unwrap_or(Value::Null);
     let content_json = serde_json::to_vec(&content).unwrap_or_default();
-    let crls = fetch_crls(&content, fetcher).await;
-    let verdict = verifier.verify_sealed(
-        &content_json,
-        &SealedContext {
-            room_id: room.room_id().as_str(),
-            sender: sender.as_str(),
-        },
-        &crls,
-    );
+    let context = SealedContext {
+        room_id: room.room_id().as_str(),
+        sender: sender.as_str(),
+    };
+    // Everything but revocation first: only a chain that validates to a
+    // pinned root gets its distribution points fetched, so a forged seal
+    // cannot make the client contact hosts of the sender's choosing.
+    let verdict = match verifier.precheck(&content_json, &context) {
+        Ok(prechecked) => {
+            let crls = fetch_crls(&prechecked.content.chain, fetcher).await;
+            verifier.verify_sealed(&content_json, &context, &crls)
+        }
+        Err(e) => Err(e),
+    };
     Some(SealedDecision {
         room_id: room.room_id().to_owned(),
         event_id,
@@ -285,18 +298,11 @@ async fn decide(
     })
 }
 
-/// The CRLs every certificate of the content's chain names (what cannot be
+/// The CRLs every certificate of a (prechecked) chain names (what cannot be
 /// fetched or decoded is left out; the verifier's CRL policy decides).
-async fn fetch_crls(content: &Value, fetcher: &dyn CrlFetcher) -> CrlSet {
+async fn fetch_crls(chain: &[String], fetcher: &dyn CrlFetcher) -> CrlSet {
     let mut urls: Vec<String> = Vec::new();
-    for cert in content
-        .get("chain")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .take(govtrust_verifier::event::MAX_CHAIN_LEN)
-    {
+    for cert in chain.iter().take(govtrust_verifier::event::MAX_CHAIN_LEN) {
         if let Ok(der) = STANDARD.decode(cert) {
             for url in distribution_points(&der) {
                 if !urls.contains(&url) {

@@ -441,3 +441,60 @@ fn oversized_content_is_refused() {
     };
     assert_eq!(case.code(), "event_too_large");
 }
+
+/// `precheck`: every rule but revocation, with no CRLs at all — what a
+/// client runs before it fetches the CRLs a chain names.
+#[test]
+fn precheck_skips_only_revocation() {
+    let precheck = |case: &Case| {
+        SealedVerifier::new(
+            TrustAnchors::from_der(case.scenario.anchors.clone()).expect("anchors"),
+            CrlPolicy::REQUIRE_FRESH,
+        )
+        .precheck(
+            case.json().as_bytes(),
+            &SealedContext {
+                room_id: &case.context_room,
+                sender: &case.context_sender,
+            },
+        )
+        .map(|_| ())
+        .map_err(|e| e.code())
+    };
+    let fx = fixture();
+    let case = Case::new();
+    assert_eq!(precheck(&case), Ok(()));
+
+    // Revoked before issued_at: the precheck passes (it sees no CRL), the
+    // full verification with the CRL refuses.
+    let mut revoked_case = Case::new();
+    revoked_case.scenario.ica_crl = Some(fx.ica_crl_with(
+        &[revoked(
+            revoked_case.leaf_serial(),
+            fx.now - Duration::from_secs(60),
+        )],
+        fx.now,
+        CRL_LIFETIME,
+    ));
+    assert_eq!(precheck(&revoked_case), Ok(()));
+    assert_eq!(revoked_case.code(), "revoked_before_signing");
+
+    // Everything else is refused before any CRL is needed.
+    let mut tampered = Case::new();
+    tampered.content.document = Document::Json {
+        json: json!({"decision": "rejected"}),
+    };
+    assert_eq!(precheck(&tampered), Err("sealed_document_tampered"));
+    let mut stranger = Case::new();
+    let key = new_key();
+    stranger.content.signer.key = public(&key).to_base64();
+    stranger.key = key;
+    stranger.sign();
+    assert_eq!(precheck(&stranger), Err("signer_not_attested"));
+    let mut unpinned = Case::new();
+    unpinned.scenario.anchors = vec![fx.other_root.certificate().der().clone()];
+    assert_eq!(precheck(&unpinned), Err("signer_not_attested"));
+    let mut elsewhere = Case::new();
+    elsewhere.context_room = "!other:id.bund.example".into();
+    assert_eq!(precheck(&elsewhere), Err("sealed_wrong_room"));
+}

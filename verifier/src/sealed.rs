@@ -244,6 +244,34 @@ impl SealedVerifier {
         context: &SealedContext<'_>,
         crls: &CrlSet,
     ) -> Result<VerifiedSealed, Error> {
+        self.verify_with(content_json, context, crls, &self.crl_policy)
+    }
+
+    /// Every check of [`SealedVerifier::verify_sealed`] except revocation
+    /// (no CRLs, none required): whether the seal is worth fetching CRLs
+    /// for. A client fetches the CRLs the chain names only after this
+    /// passed, so a forged chain cannot make it contact hosts the pinned
+    /// hierarchy did not certify. Never a final verdict.
+    pub fn precheck(
+        &self,
+        content_json: &[u8],
+        context: &SealedContext<'_>,
+    ) -> Result<VerifiedSealed, Error> {
+        self.verify_with(
+            content_json,
+            context,
+            &CrlSet::new(),
+            &CrlPolicy::ALLOW_MISSING,
+        )
+    }
+
+    fn verify_with(
+        &self,
+        content_json: &[u8],
+        context: &SealedContext<'_>,
+        crls: &CrlSet,
+        crl_policy: &CrlPolicy,
+    ) -> Result<VerifiedSealed, Error> {
         if content_json.len() > MAX_SEALED_CONTENT_BYTES {
             return Err(Error::EventTooLarge {
                 size: content_json.len(),
@@ -293,7 +321,7 @@ impl SealedVerifier {
         let issued_at = i64::try_from(issued_at_ms / 1000)
             .map_err(|_| Error::malformed("sealed event", "issued_at out of range"))?;
         let (attestation, revoked_after_signing) = self
-            .attested_at(&expected, &chain, crls, issued_at)
+            .attested_at(&expected, &chain, crls, crl_policy, issued_at)
             .map_err(|e| match e {
                 e @ Error::RevokedBeforeSigning { .. } => e,
                 e => Error::SignerNotAttested(Box::new(e)),
@@ -318,6 +346,7 @@ impl SealedVerifier {
         expected: &Expected,
         chain: &[CertificateDer<'static>],
         crls: &CrlSet,
+        crl_policy: &CrlPolicy,
         issued_at: i64,
     ) -> Result<(VerifiedAttestation, Option<i64>), Error> {
         let (leaf_der, intermediates) = chain
@@ -371,7 +400,7 @@ impl SealedVerifier {
                 issuer_spki,
                 issuer_can_sign_crls: can_sign_crls,
             };
-            match crls.check(under_check, time, &self.crl_policy) {
+            match crls.check(under_check, time, crl_policy) {
                 Ok(()) => {}
                 Err(Error::Revoked { position }) => {
                     // Only CRLs whose signature verified can have said so;

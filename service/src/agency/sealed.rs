@@ -444,8 +444,10 @@ pub async fn enroll_sealing_device(
 /// Reads the room's history (as far as the server gives it) and builds one
 /// archive record per sealed event the agency account sent, with every
 /// receipt whose signature verifies with the citizen device key this
-/// client's crypto store holds (receipts that do not verify are left out
-/// and reported). `crls` (DER) are stored with every record.
+/// client's crypto store holds (asked from the homeserver if the store does
+/// not know the device yet). Receipts that do not verify and events this
+/// store cannot decrypt are left out and reported. `crls` (DER) are stored
+/// with every record.
 pub async fn archive_room(
     client: &Client,
     room_id: &RoomId,
@@ -480,6 +482,15 @@ pub async fn archive_room(
     let crl_b64: Vec<String> = crls.iter().map(|der| STANDARD.encode(der)).collect();
     let mut records: Vec<ArchiveRecord> = Vec::new();
     let mut refused = Vec::new();
+    for event in events.iter().filter(|e| e["type"] == "m.room.encrypted") {
+        // Not decryptable with this store's keys (e.g. sent by another
+        // device of the account before this one joined): it may be a
+        // sealed event, so say that it was left out rather than skip it.
+        refused.push(format!(
+            "event {}: could not be decrypted with this device's keys; not archived",
+            event["event_id"].as_str().unwrap_or("(no ID)")
+        ));
+    }
     for event in events.iter().filter(|e| e["type"] == SEALED_EVENT_TYPE) {
         if event["sender"].as_str() != Some(me.as_str()) {
             continue;
@@ -535,11 +546,25 @@ pub async fn check_receipt(
 ) -> Result<String, SealError> {
     let device_id = content["device_id"].as_str().unwrap_or_default();
     let user = <&RumaUserId>::try_from(sender).map_err(|e| SealError::Matrix(e.to_string()))?;
-    let device = client
-        .encryption()
+    let encryption = client.encryption();
+    let mut device = encryption
         .get_device(user, device_id.into())
         .await
-        .map_err(|e| SealError::Matrix(e.to_string()))?
+        .map_err(|e| SealError::Matrix(e.to_string()))?;
+    if device.is_none() {
+        // A receipt device registered after this store last queried the
+        // citizen's keys (e.g. an archive run right after the receipt, or
+        // a store that was not syncing): ask the homeserver once.
+        encryption
+            .request_user_identity(user)
+            .await
+            .map_err(|e| SealError::Matrix(e.to_string()))?;
+        device = encryption
+            .get_device(user, device_id.into())
+            .await
+            .map_err(|e| SealError::Matrix(e.to_string()))?;
+    }
+    let device = device
         .ok_or_else(|| SealError::Matrix(format!("unknown device {device_id} of {sender}")))?;
     let key = device
         .ed25519_key()

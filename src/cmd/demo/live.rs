@@ -2,8 +2,9 @@
 //! minute — a local Synapse, the service on its embedded defaults, an
 //! agency enrolling a real matrix-sdk device over mTLS, a citizen's
 //! matrix-sdk client whose auto-trust agent marks that device verified and
-//! shows the authority record, and the trust withdrawn after the operator
-//! revokes the certificate.
+//! shows the authority record, a sealed decision from the agency that the
+//! citizen's agent verifies ("sealed by …"), and the trust withdrawn after
+//! the operator revokes the certificate.
 //!
 //! Every step goes through the interfaces a real deployment uses: the
 //! service's HTTPS API (operator bearer token, agency mTLS), the Matrix
@@ -16,11 +17,16 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use govtrust_agent::{AgentConfig, AutoTrustAgent, TrustDecision};
+use govtrust_agent::{AgentConfig, AutoTrustAgent, SealedInbox, TrustDecision};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_service::agency::sealed::{
+    enroll_sealing_device, generate_sealing_key, register_sealing_device, send_sealed, SchemaStore,
+    SealingKey,
+};
+use govtrust_verifier::sealed::Document;
 use govtrust_verifier::TrustAnchors;
 use matrix_sdk::config::SyncSettings;
-use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
+use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId, RoomId};
 use matrix_sdk::Client;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -258,6 +264,7 @@ async fn run(args: &DemoArgs) -> Result<()> {
     config.publishers = vec![OwnedUserId::try_from(bot_user.as_str())?];
     config.refresh_interval = DEMO_REFRESH;
     config.crl_refresh_interval = DEMO_REFRESH;
+    config.sealed_documents = true;
     let agent = AutoTrustAgent::start(citizen.clone(), config).await?;
     let agency_id = OwnedUserId::try_from(agency_user.as_str())?;
     agent.check_user(&agency_id).await?;
@@ -277,6 +284,27 @@ async fn run(args: &DemoArgs) -> Result<()> {
 
     step(
         6,
+        "The agency seals a decision; the citizen's client verifies the seal",
+    );
+    sealed_decision(
+        &SealingSetup {
+            base: &base,
+            hs,
+            agency: &agency,
+            agency_user: &agency_user,
+            agency_password: &agency_password,
+            service: &agency_service,
+            inbox: agent
+                .sealed_inbox()
+                .context("the agent runs no sealed-document inbox")?,
+            room: room.room_id(),
+        },
+        &clock,
+    )
+    .await?;
+
+    step(
+        7,
         "The operator revokes the certificate; the client withdraws the trust",
     );
     operator
@@ -315,6 +343,9 @@ async fn run(args: &DemoArgs) -> Result<()> {
         "authority record; the citizen's client checked the chain against the pinned root, its own"
     );
     println!("copy of the device key and a fresh CRL — and trusted it, then stopped trusting it.");
+    println!(
+        "A decision sealed by the agency's attested sealing key verified from the event, the root and the CRLs."
+    );
     match &args.keep {
         Some(dir) => println!(
             "Files kept in {}: service/ (database, CA, operator token), synapse/, agency/ and citizen/ stores.",
@@ -326,6 +357,104 @@ async fn run(args: &DemoArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// What the sealed-decision step needs from the demo so far.
+struct SealingSetup<'a> {
+    base: &'a Path,
+    hs: &'a HomeserverApi,
+    agency: &'a Client,
+    agency_user: &'a str,
+    agency_password: &'a str,
+    service: &'a ServiceClient,
+    inbox: &'a SealedInbox,
+    room: &'a RoomId,
+}
+
+/// The agency registers and enrolls its sealing key as a device of its
+/// account (docs/profile.md §15.3), validates a FIM decision against its
+/// schema, seals it and sends it into the encrypted room; the citizen's
+/// agent (`AgentConfig::sealed_documents`) verifies it.
+async fn sealed_decision(setup: &SealingSetup<'_>, clock: &Clock) -> Result<()> {
+    let pkcs8 = generate_sealing_key()?;
+    let device = register_sealing_device(
+        &reqwest::Client::new(),
+        setup.hs.url(),
+        setup.agency_user,
+        setup.agency_password,
+        &pkcs8,
+    )
+    .await?;
+    let enrolled = enroll_sealing_device(setup.service, setup.agency_user, &device, &pkcs8).await?;
+    let key = SealingKey::new(&pkcs8, enrolled.chain_pem.as_bytes(), setup.agency_user)?;
+    clock.say(format!(
+        "sealing key registered as device {device} of {} and attested: certificate {}",
+        setup.agency_user, enrolled.serial
+    ));
+
+    let schemas = setup.base.join("schemas");
+    std::fs::create_dir_all(&schemas)?;
+    std::fs::write(
+        schemas.join("decision-1.0.json"),
+        serde_json::to_vec_pretty(&json!({
+            "$id": DECISION_SCHEMA,
+            "type": "object",
+            "required": ["$schema", "decision", "subject"],
+            "properties": {
+                "decision": {"enum": ["approved", "rejected"]},
+                "subject": {"type": "string"},
+                "fee_cents": {"type": "integer", "minimum": 0},
+            },
+        }))?,
+    )?;
+    let document = json!({
+        "$schema": DECISION_SCHEMA,
+        "decision": "approved",
+        "subject": "Wohnsitzanmeldung",
+        "fee_cents": 1250,
+    });
+    SchemaStore::load_dir(&schemas)?.check(&document)?;
+    clock.say(format!(
+        "the decision conforms to {DECISION_SCHEMA} (schema from {})",
+        schemas.display()
+    ));
+
+    let issued_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let content = key.seal(
+        setup.room.as_str(),
+        Document::Json { json: document },
+        "AZ 42-2026/0815",
+        issued_at,
+    )?;
+    let event_id = send_sealed(setup.agency, setup.room, &content).await?;
+    clock.say(format!(
+        "{} sent {event_id} (io.govtrust.sealed, Megolm-encrypted), document SHA-256 {}…",
+        setup.agency_user,
+        &content.document_sha256[..16]
+    ));
+    let decision = setup
+        .inbox
+        .wait_for(event_id.as_str(), WAIT)
+        .await
+        .context("the citizen's agent saw no sealed decision")?;
+    if let Err(e) = &decision.verdict {
+        bail!("the sealed decision was refused: {e} ({})", e.code());
+    }
+    clock.say(format!(
+        "citizen's agent: {} — verified{}",
+        decision.describe(),
+        if decision.encrypted {
+            " (arrived end-to-end encrypted)"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+/// `$id` of the demo's decision schema.
+const DECISION_SCHEMA: &str = "https://schema.fim.example/decision/1.0.json";
 
 /// The operator's HTTPS client: the service's root pinned, bearer token.
 struct Operator {
