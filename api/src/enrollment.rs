@@ -13,6 +13,15 @@
 //! homeserver cross-check of `identity_signing` are those of `identity`;
 //! the request also carries the RSA key ([`EnrollRequest::rsa_public_key`],
 //! checked by [`EnrollRequest::validate`]).
+//!
+//! A fourth kind, `citizen`, is a citizen attestation (EKU ARC.6,
+//! docs/profile.md §5.8) for the device of a pseudonymous citizen. Its
+//! caller is not an agency but a citizen with a fresh identity-provider
+//! assertion, so it has its own bodies ([`CitizenChallengeRequest`],
+//! [`CitizenEnrollRequest`]) at `POST /v1/pseudonyms/enrollment/challenge`
+//! and `POST /v1/pseudonyms/enrollment`; they become the same
+//! [`ChallengeRequest`] and [`EnrollRequest`] with kind `citizen`, proven
+//! exactly like `device`. The agency endpoints refuse kind `citizen`.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
@@ -43,6 +52,11 @@ pub enum Kind {
     /// key, bound to the user; proven like `identity` (the device and the
     /// user's master key), not published as a state event.
     IdentitySigning,
+    /// A citizen attestation (EKU ARC.6) for the device of a pseudonymous
+    /// citizen, at the identity provider's level of assurance; proven like
+    /// `device`, requested only through the citizen endpoints, not
+    /// published as a state event.
+    Citizen,
 }
 
 impl Kind {
@@ -52,7 +66,14 @@ impl Kind {
             Kind::Device => "device",
             Kind::Identity => "identity",
             Kind::IdentitySigning => "identity_signing",
+            Kind::Citizen => "citizen",
         }
+    }
+
+    /// Whether the proven and certified key is the device's own Ed25519
+    /// key (and the certificate names the device).
+    pub fn attests_device(self) -> bool {
+        matches!(self, Kind::Device | Kind::Citizen)
     }
 
     /// Whether the proven key is the user's cross-signing master key (and
@@ -163,7 +184,9 @@ pub enum EnrollRequestError {
     #[error("rsa_public_key is not an RSA (rsaEncryption) key")]
     RsaKeyNotRsa,
     /// An RSA key outside 2048 to 8192 bits.
-    #[error("rsa_public_key has {0} bits; identity-signing keys have {RSA_MIN_BITS} to {RSA_MAX_BITS}")]
+    #[error(
+        "rsa_public_key has {0} bits; identity-signing keys have {RSA_MIN_BITS} to {RSA_MAX_BITS}"
+    )]
     RsaKeySize(usize),
 }
 
@@ -210,7 +233,10 @@ pub fn parse_rsa_spki(b64: &str) -> Result<RsaSpki, EnrollRequestError> {
 
 /// The bit length of a big-endian unsigned integer.
 fn modulus_bits(modulus: &[u8]) -> usize {
-    let start = modulus.iter().position(|b| *b != 0).unwrap_or(modulus.len());
+    let start = modulus
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(modulus.len());
     match modulus.get(start) {
         Some(first) => (modulus.len() - start - 1) * 8 + (8 - first.leading_zeros() as usize),
         None => 0,
@@ -231,6 +257,79 @@ impl EnrollRequest {
     }
 }
 
+/// `POST /v1/pseudonyms/enrollment/challenge`: a citizen asks for a
+/// challenge to its pseudonym's device (kind `citizen`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CitizenChallengeRequest {
+    /// A fresh identity-provider assertion about the citizen (the same
+    /// the citizen presents to `POST /v1/pseudonyms`).
+    pub assertion: String,
+    /// The authority the pseudonym belongs to.
+    pub authority_id: String,
+    /// The pseudonymous user, exactly `@<pseudonym>:<server>` for this
+    /// citizen and authority.
+    pub user_id: String,
+    /// The pseudonym's device that receives (or signs) the challenge.
+    pub device_id: String,
+    /// Proof of possession method.
+    #[serde(default)]
+    pub proof: Proof,
+}
+
+impl CitizenChallengeRequest {
+    /// The enrollment flow's challenge request (kind `citizen`).
+    pub fn challenge_request(&self) -> ChallengeRequest {
+        ChallengeRequest {
+            kind: Kind::Citizen,
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+            proof: self.proof,
+        }
+    }
+}
+
+/// `POST /v1/pseudonyms/enrollment`: the citizen answers the challenge and
+/// gets the citizen attestation (kind `citizen`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CitizenEnrollRequest {
+    /// A fresh identity-provider assertion about the citizen; its level of
+    /// assurance is the one certified.
+    pub assertion: String,
+    /// The authority the pseudonym belongs to.
+    pub authority_id: String,
+    /// The pseudonymous user, as in the challenge.
+    pub user_id: String,
+    /// The device the challenge went to.
+    pub device_id: String,
+    /// The device's Ed25519 key, standard base64.
+    pub key: String,
+    /// The secret the device received (`to_device`) or the nonce (`signature`).
+    pub challenge: String,
+    /// With `signature` proof: the device's Ed25519 signature over the
+    /// signing payload, base64.
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+impl CitizenEnrollRequest {
+    /// The enrollment flow's request (kind `citizen`; nothing is
+    /// published, so no wait).
+    pub fn enroll_request(&self) -> EnrollRequest {
+        EnrollRequest {
+            kind: Kind::Citizen,
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+            key: self.key.clone(),
+            challenge: self.challenge.clone(),
+            signature: self.signature.clone(),
+            wait_for_event_ms: None,
+            rsa_public_key: None,
+        }
+    }
+}
+
 /// A successful enrollment.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
@@ -243,12 +342,12 @@ pub struct EnrollResponse {
     /// RFC 3339 end of validity.
     pub not_after: String,
     /// State key of the `io.govtrust.attestation` event; empty (and left
-    /// out) for `identity_signing`, which publishes no event.
+    /// out) for `identity_signing` and `citizen`, which publish no event.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub state_key: String,
     /// The event ID once published; `null` if publication is pending
     /// (the outbox retries until the homeserver takes it) or nothing is
-    /// published (`identity_signing`).
+    /// published (`identity_signing`, `citizen`).
     pub event_id: Option<String>,
 }
 
@@ -334,5 +433,37 @@ mod tests {
         assert!(kind.proves_master_key() && !Kind::Device.proves_master_key());
         let body = serde_json::to_value(request(Kind::Device, None)).expect("json");
         assert!(body.get("rsa_public_key").is_none());
+        let citizen: Kind = serde_json::from_str("\"citizen\"").expect("kind");
+        assert_eq!(citizen, Kind::Citizen);
+        assert_eq!(citizen.as_str(), "citizen");
+        assert!(citizen.attests_device() && !citizen.proves_master_key());
+        assert!(!Kind::Identity.attests_device());
+    }
+
+    #[test]
+    fn citizen_bodies_become_citizen_kind_requests() {
+        let challenge: CitizenChallengeRequest = serde_json::from_value(serde_json::json!({
+            "assertion": "a.b", "authority_id": "DE-1", "user_id": "@p-x:s", "device_id": "D"
+        }))
+        .expect("challenge body");
+        let request = challenge.challenge_request();
+        assert_eq!(request.kind, Kind::Citizen);
+        assert_eq!(request.proof, Proof::ToDevice);
+        let enroll: CitizenEnrollRequest = serde_json::from_value(serde_json::json!({
+            "assertion": "a.b", "authority_id": "DE-1", "user_id": "@p-x:s", "device_id": "D",
+            "key": "k", "challenge": "c"
+        }))
+        .expect("enroll body");
+        let request = enroll.enroll_request();
+        assert_eq!(request.kind, Kind::Citizen);
+        assert_eq!(request.validate(), Ok(None));
+        // Unknown fields (a kind, an RSA key) are refused, not ignored.
+        assert!(
+            serde_json::from_value::<CitizenEnrollRequest>(serde_json::json!({
+                "assertion": "a.b", "authority_id": "DE-1", "user_id": "@p-x:s", "device_id": "D",
+                "key": "k", "challenge": "c", "rsa_public_key": "x"
+            }))
+            .is_err()
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! holds ([`Report::is_clean`]); rendering it is the caller's business.
 
 use govtrust_verifier::event::{state_key, AttestationContent};
-use govtrust_verifier::profile::{self, Expected, Subject};
+use govtrust_verifier::profile::{self, AssuranceLevel, CitizenExpected, Expected, Subject};
 use govtrust_verifier::{oid, AuthorityRecord, Crl, DeviceId, Ed25519Key, UserId};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -71,6 +71,9 @@ pub struct CertReport {
     /// The authority record in the subject (the badge), when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authority: Option<AuthorityRecord>,
+    /// ARC.12, a citizen attestation's eIDAS level of assurance, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assurance_level: Option<AssuranceLevel>,
     /// One finding per profile rule.
     pub profile: Vec<Finding>,
 }
@@ -305,6 +308,7 @@ fn explain_cert(der: &[u8]) -> Result<CertReport, Error> {
     let device_id = profile::device_id(&cert).ok().flatten();
     let permitted_servers = profile::permitted_servers(&cert).unwrap_or_default();
     let has = |o: &[u8]| eku_oids.iter().any(|e| e == o);
+    let mut assurance_level = None;
     let (role, findings, authority) = if cert.is_ca() && cert.subject() == cert.issuer() {
         ("root CA", ca_findings(&cert, false), None)
     } else if cert.is_ca() {
@@ -320,6 +324,10 @@ fn explain_cert(der: &[u8]) -> Result<CertReport, Error> {
             findings,
             authority,
         )
+    } else if has(oid::EKU_CITIZEN_ATTESTATION) {
+        let (findings, level) = citizen_findings(&cert, &sans, device_id.as_deref());
+        assurance_level = level;
+        ("citizen attestation", findings, None)
     } else if has(oid::EKU_ENROLLMENT_CLIENT) {
         let authority = profile::authority_record(&cert);
         let findings = vec![finding(
@@ -351,6 +359,7 @@ fn explain_cert(der: &[u8]) -> Result<CertReport, Error> {
         device_id,
         permitted_servers,
         authority,
+        assurance_level,
         profile: findings,
     })
 }
@@ -471,5 +480,144 @@ fn leaf_findings(
             Some(authority),
         ),
         Err(e) => (vec![finding(false, format!("{} ({})", e, e.code()))], None),
+    }
+}
+
+/// Checks a citizen attestation leaf (EKU ARC.6) against the citizen
+/// profile with the expectation it names itself (its SAN user, device
+/// extension and SPKI key) and any level; returns the findings and the
+/// certified level.
+fn citizen_findings(
+    cert: &X509Certificate<'_>,
+    sans: &[String],
+    device: Option<&str>,
+) -> (Vec<Finding>, Option<AssuranceLevel>) {
+    let user = sans
+        .first()
+        .and_then(|s| s.strip_prefix("URI:"))
+        .and_then(|uri| UserId::from_matrix_uri(uri).ok());
+    let key = <[u8; 32]>::try_from(cert.public_key().subject_public_key.data.as_ref())
+        .ok()
+        .map(Ed25519Key::from_bytes);
+    let device = device.map(DeviceId::parse);
+    let (Some(user_id), Some(key), Some(Ok(device_id))) = (user, key, device) else {
+        return (
+            vec![finding(
+                false,
+                "SAN is not one matrix:u/ URI, the key is not Ed25519, or the device extension is missing or invalid",
+            )],
+            None,
+        );
+    };
+    let expected = CitizenExpected {
+        user_id: user_id.clone(),
+        device_id: device_id.clone(),
+        key,
+        minimum_level: None,
+    };
+    match profile::check_citizen_leaf(cert, &expected) {
+        Ok(level) => (
+            vec![
+                finding(
+                    true,
+                    format!("attests device {device_id} of {user_id}, key {key}"),
+                ),
+                finding(
+                    true,
+                    "key usage, EKU, SAN, device extension and pseudonym-only subject follow the citizen profile",
+                ),
+                finding(true, format!("level of assurance (ARC.12): {level}")),
+            ],
+            Some(level),
+        ),
+        Err(e) => (vec![finding(false, format!("{} ({})", e, e.code()))], None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::der::DistinguishedName;
+    use crate::profile::{citizen_attestation, CitizenAttestationRequest, IssuerInfo, Validity};
+    use crate::signer::{FileSigner, KeyAlgorithm, Signer};
+
+    /// A citizen attestation for `pseudonym` whose subject says `subject`
+    /// (equal for a valid one), signed by a throwaway key: inspection
+    /// judges the leaf profile, not the chain.
+    fn citizen_der(subject: &str) -> Vec<u8> {
+        let ca = FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("CA key");
+        let device = FileSigner::generate(KeyAlgorithm::Ed25519).expect("device key");
+        let key = Ed25519Key::from_bytes(
+            device.spki_der()[12..]
+                .try_into()
+                .expect("Ed25519 SPKI ends in the key"),
+        );
+        let validity = Validity::from_now(std::time::Duration::from_secs(3600));
+        let issuer = IssuerInfo {
+            subject: DistinguishedName::ca("Test Issuing CA", None)
+                .expect("name")
+                .to_der(),
+            key_id: vec![1; 20],
+            not_after: validity.not_after + time::Duration::days(1),
+        };
+        let request = |user: &str| CitizenAttestationRequest {
+            user_id: UserId::parse(user).expect("user"),
+            device_id: DeviceId::parse("CITIZENDEV").expect("device"),
+            key,
+            level: govtrust_verifier::profile::AssuranceLevel::High,
+        };
+        let mut template = citizen_attestation(
+            &request("@p-aaaaaaaaaaaaaaaaaaaaaaaaaa:id.bund.example"),
+            &issuer,
+            validity,
+            None,
+        )
+        .expect("template");
+        template.subject = citizen_attestation(&request(subject), &issuer, validity, None)
+            .expect("template")
+            .subject;
+        template.sign(&ca).expect("signed").as_ref().to_vec()
+    }
+
+    #[test]
+    fn classifies_citizen_attestations_with_their_level() {
+        let Report::Certificates { certificates } = inspect(&citizen_der(
+            "@p-aaaaaaaaaaaaaaaaaaaaaaaaaa:id.bund.example",
+        ))
+        .expect("report") else {
+            panic!("not a certificate report");
+        };
+        let [cert] = certificates.as_slice() else {
+            panic!("one certificate expected");
+        };
+        assert_eq!(cert.role, "citizen attestation");
+        assert_eq!(cert.assurance_level, Some(AssuranceLevel::High));
+        assert!(
+            cert.authority.is_none(),
+            "a citizen attestation has no badge"
+        );
+        assert!(cert.profile.iter().all(|f| f.ok), "{:?}", cert.profile);
+    }
+
+    #[test]
+    fn a_citizen_attestation_breaking_the_profile_is_not_clean() {
+        // The subject's pseudonym is not the SAN's localpart.
+        let report = inspect(&citizen_der(
+            "@p-bbbbbbbbbbbbbbbbbbbbbbbbbb:id.bund.example",
+        ))
+        .expect("report");
+        let Report::Certificates { certificates } = &report else {
+            panic!("not a certificate report");
+        };
+        assert_eq!(certificates[0].role, "citizen attestation");
+        assert_eq!(certificates[0].assurance_level, None);
+        assert!(!report.is_clean());
+        assert!(
+            certificates[0].profile[0]
+                .text
+                .contains("citizen_subject_invalid"),
+            "{:?}",
+            certificates[0].profile
+        );
     }
 }

@@ -20,6 +20,19 @@
 //! is published (the agency signs the master key itself, `govtrust agency
 //! sign-identity`), so the answer has no state key and no event ID.
 //!
+//! `citizen` (a citizen attestation, EKU ARC.6, docs/profile.md §5.8) runs
+//! the same flow for another caller: not an agency over mTLS but a
+//! pseudonymous citizen ([`Citizen`], built by `crate::pseudonym::api`
+//! from a fresh identity-provider assertion). Instead of the authority's
+//! user policy, the user must be exactly the citizen's pseudonym for the
+//! authority (`@<pseudonym>:<server>`) on a server the issuing CA may
+//! certify; the proof of possession and the `/keys/query` cross-check are
+//! those of `device`. The certificate carries the assertion's level of
+//! assurance, is stored under the authority the pseudonym belongs to, is
+//! audited with the pseudonym, the authority and the level (never the
+//! stable citizen ID, which never reaches this module) and is published
+//! nowhere: the citizen shows it to the agency on request.
+//!
 //! The keys are bound when the challenge is made — the moment the service
 //! encrypts to the device — so the enrollment call itself needs no
 //! homeserver: an outage between the two steps loses nothing.
@@ -40,8 +53,10 @@ use govtrust_api::enrollment::{
     Proof,
 };
 use govtrust_api::policy::{check_user, PolicyDenial};
+use govtrust_pki::profile::CitizenAttestationRequest;
 use govtrust_pki::{AttestationRequest, IdentitySigningRequest, IssuedCertificate};
 use govtrust_verifier::event::state_key;
+use govtrust_verifier::profile::AssuranceLevel;
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 
 use crate::auth::AgencyClient;
@@ -60,6 +75,82 @@ fn certificate_kind(kind: Kind) -> CertificateKind {
         Kind::Device => CertificateKind::Device,
         Kind::Identity => CertificateKind::Identity,
         Kind::IdentitySigning => CertificateKind::IdentitySigning,
+        Kind::Citizen => CertificateKind::Citizen,
+    }
+}
+
+/// A pseudonymous citizen identified by a fresh identity-provider
+/// assertion, for one authority. It holds the pseudonymous user, never
+/// the stable citizen ID (`crate::pseudonym` derives the one from the
+/// other and drops the ID).
+#[derive(Clone, Debug)]
+pub struct Citizen {
+    /// The authority the pseudonym belongs to (looked up, not yet judged).
+    pub authority: Authority,
+    /// The citizen's pseudonymous user for that authority,
+    /// `@<pseudonym>:<server>`.
+    pub pseudonym: UserId,
+    /// The level of assurance of the assertion.
+    pub level: AssuranceLevel,
+}
+
+/// Who enrolls: an agency (mTLS enrollment client) or a pseudonymous
+/// citizen (identity-provider assertion). The flow is the same; who may
+/// enroll which user and which kind differs.
+#[derive(Clone, Copy)]
+pub enum Enrollee<'a> {
+    /// An agency, for its authority's users (kinds other than `citizen`).
+    Agency(&'a Agency),
+    /// A citizen, for its own pseudonym (kind `citizen` only).
+    Citizen(&'a Citizen),
+}
+
+impl Enrollee<'_> {
+    /// The authority, which must exist and be active; then whether this
+    /// caller may enroll `kind` for `user`.
+    fn permit(&self, svc: &Service, kind: Kind, user: &UserId) -> Result<&Authority, ApiError> {
+        match self {
+            Enrollee::Agency(agency) => {
+                if kind == Kind::Citizen {
+                    return Err(ApiError::invalid_param(
+                        "kind citizen is requested by the citizen at /v1/pseudonyms/enrollment/challenge, not by an agency",
+                    ));
+                }
+                let authority = active_authority(agency)?;
+                permit(svc, authority, user)?;
+                Ok(authority)
+            }
+            Enrollee::Citizen(citizen) => {
+                if kind != Kind::Citizen {
+                    return Err(ApiError::invalid_param(
+                        "a citizen enrolls only kind citizen",
+                    ));
+                }
+                let authority = &citizen.authority;
+                if authority.status != AuthorityStatus::Active {
+                    return Err(ApiError::authority_suspended(format!(
+                        "authority {} is suspended",
+                        authority.record.id
+                    )));
+                }
+                if *user != citizen.pseudonym {
+                    return Err(ApiError::user_not_permitted(format!(
+                        "{user} is not this citizen's pseudonym for authority {}",
+                        authority.record.id
+                    )));
+                }
+                permitted_server(svc, user)?;
+                Ok(authority)
+            }
+        }
+    }
+
+    /// The audit log's actor.
+    fn actor(&self) -> String {
+        match self {
+            Enrollee::Agency(agency) => format!("agency:{}", agency.client.authority_id),
+            Enrollee::Citizen(_) => "citizen".to_owned(),
+        }
     }
 }
 
@@ -95,6 +186,11 @@ fn permit(svc: &Service, authority: &Authority, user: &UserId) -> Result<(), Api
             authority.record.id
         )),
     })?;
+    permitted_server(svc, user)
+}
+
+/// The user's server must be one the issuing CA may certify.
+fn permitted_server(svc: &Service, user: &UserId) -> Result<(), ApiError> {
     if !svc
         .pki
         .permitted_servers()
@@ -124,17 +220,26 @@ fn challenge_id(secret: &str) -> String {
     govtrust_pki::hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
 }
 
-/// Step 1: checks the request, binds the keys the homeserver serves now,
-/// and delivers (or returns) the challenge.
+/// Step 1 for an agency: checks the request, binds the keys the
+/// homeserver serves now, and delivers (or returns) the challenge.
 pub async fn challenge(
     svc: &Service,
     agency: &Agency,
     request: ChallengeRequest,
 ) -> Result<ChallengeResponse, ApiError> {
+    challenge_for(svc, Enrollee::Agency(agency), request).await
+}
+
+/// Step 1 for `caller` (an agency, or a citizen for its pseudonym's
+/// device).
+pub async fn challenge_for(
+    svc: &Service,
+    caller: Enrollee<'_>,
+    request: ChallengeRequest,
+) -> Result<ChallengeResponse, ApiError> {
     let user = UserId::parse(&request.user_id).map_err(param)?;
     let device = DeviceId::parse(&request.device_id).map_err(param)?;
-    let authority = active_authority(agency)?;
-    permit(svc, authority, &user)?;
+    let authority = caller.permit(svc, request.kind, &user)?;
 
     let answer = svc.keys.lookup(&user, &device).await?;
     let queried = answer.device.ok_or_else(|| {
@@ -148,7 +253,7 @@ pub async fn challenge(
         )));
     }
     let attested = match request.kind {
-        Kind::Device => queried.ed25519,
+        Kind::Device | Kind::Citizen => queried.ed25519,
         Kind::Identity | Kind::IdentitySigning => {
             let identity = answer.identity.ok_or_else(|| {
                 ApiError::identity_unverified(format!("{user} has no cross-signing identity"))
@@ -222,26 +327,97 @@ pub async fn challenge(
     })
 }
 
-/// Step 2: checks the proof and the key, issues, stores and queues the event.
+/// Step 2 for an agency: checks the proof and the key, issues, stores and
+/// queues the event.
 pub async fn enroll(
     svc: &Service,
     client: AgencyClient,
     request: EnrollRequest,
 ) -> Result<EnrollResponse, ApiError> {
     let started = Instant::now();
-    let user = UserId::parse(&request.user_id).map_err(param)?;
-    let device = DeviceId::parse(&request.device_id).map_err(param)?;
-    let key = Ed25519Key::from_base64(&request.key).map_err(param)?;
-    let rsa_key = request.validate().map_err(param)?;
-    if request.challenge.is_empty() || request.challenge.len() > 256 {
-        return Err(ApiError::invalid_param(
-            "challenge must be 1 to 256 characters",
-        ));
+    let parsed = Parsed::new(&request)?;
+    let (agency, stored) = Agency::resolve(svc, client, Some(&parsed.id)).await?;
+    finish(
+        svc,
+        Enrollee::Agency(&agency),
+        parsed,
+        stored,
+        request,
+        started,
+    )
+    .await
+}
+
+/// Step 2 for a citizen: the same checks for its pseudonym's device;
+/// issues the citizen attestation at the assertion's level and stores it
+/// (nothing is published).
+pub async fn enroll_citizen(
+    svc: &Service,
+    citizen: &Citizen,
+    request: EnrollRequest,
+) -> Result<EnrollResponse, ApiError> {
+    let started = Instant::now();
+    let parsed = Parsed::new(&request)?;
+    let stored = svc.store.get_challenge(&parsed.id).await?;
+    finish(
+        svc,
+        Enrollee::Citizen(citizen),
+        parsed,
+        stored,
+        request,
+        started,
+    )
+    .await
+}
+
+/// An enrollment request's fields, parsed before anything is looked up.
+struct Parsed {
+    user: UserId,
+    device: DeviceId,
+    key: Ed25519Key,
+    rsa_key: Option<govtrust_api::enrollment::RsaSpki>,
+    /// The ID the challenge is stored under.
+    id: String,
+}
+
+impl Parsed {
+    fn new(request: &EnrollRequest) -> Result<Parsed, ApiError> {
+        let user = UserId::parse(&request.user_id).map_err(param)?;
+        let device = DeviceId::parse(&request.device_id).map_err(param)?;
+        let key = Ed25519Key::from_base64(&request.key).map_err(param)?;
+        let rsa_key = request.validate().map_err(param)?;
+        if request.challenge.is_empty() || request.challenge.len() > 256 {
+            return Err(ApiError::invalid_param(
+                "challenge must be 1 to 256 characters",
+            ));
+        }
+        Ok(Parsed {
+            user,
+            device,
+            key,
+            rsa_key,
+            id: challenge_id(&request.challenge),
+        })
     }
-    let id = challenge_id(&request.challenge);
-    let (agency, stored) = Agency::resolve(svc, client, Some(&id)).await?;
-    let authority = active_authority(&agency)?;
-    permit(svc, authority, &user)?;
+}
+
+/// Step 2 after the caller and its stored challenge are known.
+async fn finish(
+    svc: &Service,
+    caller: Enrollee<'_>,
+    parsed: Parsed,
+    stored: Option<Challenge>,
+    request: EnrollRequest,
+    started: Instant,
+) -> Result<EnrollResponse, ApiError> {
+    let Parsed {
+        user,
+        device,
+        key,
+        rsa_key,
+        id,
+    } = parsed;
+    let authority = caller.permit(svc, request.kind, &user)?;
 
     let claim = ChallengeClaim {
         id,
@@ -287,6 +463,25 @@ pub async fn enroll(
                 "identity_signing enrollment needs \"rsa_public_key\"",
             ))
         }
+        (Kind::Citizen, _) => {
+            let Enrollee::Citizen(citizen) = caller else {
+                return Err(ApiError::invalid_param(
+                    "kind citizen is requested by the citizen, not by an agency",
+                ));
+            };
+            let issued = svc.pki.issue_citizen(&CitizenAttestationRequest {
+                user_id: user.clone(),
+                device_id: device.clone(),
+                key,
+                level: citizen.level,
+            })?;
+            Issuance {
+                issued,
+                state_key: String::new(),
+                content: None,
+                certified_key: key.to_base64(),
+            }
+        }
         (kind, _) => {
             let subject = match kind {
                 Kind::Device => Subject::Device(device.clone()),
@@ -308,7 +503,7 @@ pub async fn enroll(
             }
         }
     };
-    let attested_device = (request.kind == Kind::Device).then(|| device.to_string());
+    let attested_device = request.kind.attests_device().then(|| device.to_string());
     let previous = svc
         .store
         .find_live_certificate(
@@ -331,8 +526,19 @@ pub async fn enroll(
         "user_id": user.as_str(),
         "device_id": device.as_str(),
         "key": key.to_base64(),
-        "client_certificate": agency.client.certificate_serial,
     });
+    match caller {
+        Enrollee::Agency(agency) => {
+            details["client_certificate"] =
+                serde_json::Value::String(agency.client.certificate_serial.clone());
+        }
+        // The pseudonym (user_id above), the authority and the level:
+        // nothing that names the person.
+        Enrollee::Citizen(citizen) => {
+            details["authority_id"] = serde_json::Value::String(authority.record.id.clone());
+            details["assurance_level"] = serde_json::json!(citizen.level);
+        }
+    }
     if request.kind == Kind::IdentitySigning {
         details["rsa_public_key"] = serde_json::Value::String(certified_key.clone());
     }
@@ -357,7 +563,7 @@ pub async fn enroll(
             },
             outbox,
             AuditEntry::new(
-                format!("agency:{}", agency.client.authority_id),
+                caller.actor(),
                 "certificate.issued",
                 serial.clone(),
                 details,
@@ -395,9 +601,11 @@ pub async fn enroll(
 /// What an enrollment issued, by kind.
 struct Issuance {
     issued: IssuedCertificate,
-    /// The attestation's state key; empty for identity signing.
+    /// The attestation's state key; empty for identity signing and
+    /// citizen attestations.
     state_key: String,
-    /// The attestation event content to publish; `None` for identity signing.
+    /// The attestation event content to publish; `None` for identity
+    /// signing and citizen attestations.
     content: Option<serde_json::Value>,
     /// The key the certificate certifies, as stored: the Ed25519 key
     /// (base64) or the RSA SubjectPublicKeyInfo (standard base64 DER).

@@ -149,10 +149,19 @@ impl ServicePki {
         &self,
         request: &govtrust_pki::IdentitySigningRequest,
     ) -> Result<IssuedCertificate, govtrust_pki::Error> {
-        self.issuing.issue_identity_signing(
-            request,
-            Validity::from_now(self.attestation_lifetime),
-        )
+        self.issuing
+            .issue_identity_signing(request, Validity::from_now(self.attestation_lifetime))
+    }
+
+    /// Issues a citizen attestation (EKU ARC.6, level of assurance in
+    /// ARC.12) for a pseudonymous citizen's device, with the lifetime of
+    /// attestations (docs/pseudonyms.md).
+    pub fn issue_citizen(
+        &self,
+        request: &govtrust_pki::profile::CitizenAttestationRequest,
+    ) -> Result<IssuedCertificate, govtrust_pki::Error> {
+        self.issuing
+            .issue_citizen_attestation(request, Validity::from_now(self.attestation_lifetime))
     }
 
     /// Issues an agency's enrollment-client certificate (EKU ARC.3) for

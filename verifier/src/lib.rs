@@ -55,7 +55,7 @@ pub use error::{Error, PathPosition};
 pub use matrix_id::{validate_server_name, DeviceId, Ed25519Key, UserId};
 pub use memo::{IssuerMemoStats, MAX_REMEMBERED_ISSUERS};
 pub use path::TrustAnchors;
-pub use profile::{Expected, Subject};
+pub use profile::{AssuranceLevel, CitizenExpected, Expected, Subject, VerifiedCitizen};
 pub use rustls_pki_types::{CertificateDer, UnixTime};
 pub use sealed::{
     verify_receipt, ReceiptContent, ReceiptExpected, SealedContent, SealedContext, SealedVerifier,

@@ -4,7 +4,10 @@
 //! [`certificates`] (list, read, revoke), [`authorities`] (the registry),
 //! [`enrollment_clients`] (agency mTLS certificates), [`tokens`] (operator
 //! tokens), [`audit`] (the log and its check); [`json`] holds the body and
-//! query extractors, [`openapi`] the OpenAPI document.
+//! query extractors, [`openapi`] the OpenAPI document. The citizen's
+//! routes (`/v1/pseudonyms`, and the citizen attestation's enrollment
+//! under `/v1/pseudonyms/enrollment…`) are [`crate::pseudonym::router`],
+//! merged here and mounted only when `[pseudonyms]` is enabled.
 //!
 //! Who is calling is decided in [`crate::caller`]: every operator endpoint
 //! extracts `Require<P>` (or `AgencyOr<P>`) naming the permission it needs,
@@ -88,6 +91,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens/{name}/revoke", post(tokens::revoke_token))
         .route("/v1/audit/log", get(audit::audit_log))
         .route("/v1/audit/verify", get(audit::audit_verify))
+        // POST /v1/pseudonyms, /v1/pseudonyms/enrollment/challenge and
+        // /v1/pseudonyms/enrollment (crate::pseudonym::PSEUDONYM_ROUTES).
         .merge(crate::pseudonym::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(

@@ -9,9 +9,11 @@ use utoipa::OpenApi;
 use super::{audit, authorities, certificates, enrollment, enrollment_clients, public, tokens};
 use crate::caller::Permission;
 use crate::error::ErrorBody;
+use crate::pseudonym::api as pseudonyms;
 use govtrust_api::authority::AuthorityInput;
 use govtrust_api::enrollment::{
-    ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse,
+    ChallengeRequest, ChallengeResponse, CitizenChallengeRequest, CitizenEnrollRequest,
+    EnrollRequest, EnrollResponse,
 };
 
 /// Every endpoint an operator token can call: method, path (as in the
@@ -101,7 +103,7 @@ pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "govtrust", description = "Enrollment and attestation service of the govtrust PKI for Matrix. Agency endpoints need an enrollment-client certificate (mTLS, EKU ARC.3); operator endpoints a bearer token whose roles admit the endpoint: each operation lists them in `x-govtrust-roles` and as the role names of its `bearer` requirement (401 GT_UNAUTHORIZED without an active token, 403 GT_FORBIDDEN when the roles do not admit it). Errors are {\"errcode\", \"error\"}."),
+    info(title = "govtrust", description = "Enrollment and attestation service of the govtrust PKI for Matrix. Agency endpoints need an enrollment-client certificate (mTLS, EKU ARC.3); operator endpoints a bearer token whose roles admit the endpoint: each operation lists them in `x-govtrust-roles` and as the role names of its `bearer` requirement (401 GT_UNAUTHORIZED without an active token, 403 GT_FORBIDDEN when the roles do not admit it). The citizen endpoints under /v1/pseudonyms are authenticated by the identity-provider assertion in their body and exist only when the operator enabled pseudonyms (otherwise 404 GT_NOT_FOUND; 503 when enabled but unavailable). Errors are {\"errcode\", \"error\"}."),
     paths(public::healthz, public::readyz, public::metrics, openapi, public::roots, public::crl,
           enrollment::challenge, enrollment::enrollment,
           certificates::list_certificates, certificates::certificate, certificates::revoke,
@@ -109,7 +111,8 @@ pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
           authorities::update_authority, authorities::suspend_authority, authorities::activate_authority,
           enrollment_clients::issue_enrollment_client,
           tokens::create_token, tokens::list_tokens, tokens::rotate_token, tokens::revoke_token,
-          audit::audit_log, audit::audit_verify),
+          audit::audit_log, audit::audit_verify,
+          pseudonyms::create_pseudonym, pseudonyms::citizen_challenge, pseudonyms::citizen_enrollment),
     components(schemas(ErrorBody, ChallengeRequest, ChallengeResponse, EnrollRequest, EnrollResponse,
                        certificates::CertificateView, certificates::CertificateSummary, certificates::CertificateList,
                        certificates::RevokeRequest, certificates::RevokeResponse,
@@ -117,7 +120,9 @@ pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
                        enrollment_clients::EnrollmentClientRequest, enrollment_clients::EnrollmentClientResponse,
                        tokens::CreateTokenRequest, tokens::TokenView, tokens::IssuedToken,
                        audit::AuditRecordView, audit::AuditLogPage, audit::AuditVerifyReport,
-                       crate::state::Readiness)),
+                       crate::state::Readiness,
+                       pseudonyms::PseudonymRequest, pseudonyms::PseudonymResponse,
+                       CitizenChallengeRequest, CitizenEnrollRequest)),
     modifiers(&SecuritySchemes, &Roles)
 )]
 pub struct ApiDoc;
@@ -230,6 +235,25 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The citizen endpoints are documented, with no mTLS or bearer
+    /// requirement (the assertion in the body authenticates).
+    #[test]
+    fn the_document_lists_the_citizen_endpoints() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+        for path in crate::pseudonym::PSEUDONYM_ROUTES {
+            let op = &doc["paths"][path]["post"];
+            assert!(op.is_object(), "POST {path} is not documented");
+            assert!(op.get("security").is_none(), "POST {path}: {op}");
+        }
+        for schema in [
+            "PseudonymRequest",
+            "CitizenChallengeRequest",
+            "CitizenEnrollRequest",
+        ] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
         }
     }
 }

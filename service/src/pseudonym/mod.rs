@@ -7,13 +7,19 @@
 //! * [`idp`]: the [`IdentityProvider`] seam (BundID in production; only the
 //!   test adapter [`StaticTestIdp`] exists).
 //! * [`homeserver`]: idempotent account creation through Synapse's admin API.
-//! * [`api`]: `POST /v1/pseudonyms`, mounted by [`router`] only when the
-//!   operator enabled `[pseudonyms]`.
+//! * [`api`]: `POST /v1/pseudonyms`, and the citizen's enrollment for a
+//!   citizen attestation (`POST /v1/pseudonyms/enrollment/challenge`,
+//!   `POST /v1/pseudonyms/enrollment`, kind `citizen`, run by
+//!   [`crate::enroll`]), mounted by [`router`] only when the operator
+//!   enabled `[pseudonyms]`.
+//! * [`client`]: the citizen's side of those endpoints, for a matrix-sdk
+//!   device (tests, demos, a citizen app).
 //!
 //! The citizen's stable ID is personal data: it exists in memory while a
 //! request is handled and is never logged, stored, audited or certified.
 
 pub mod api;
+pub mod client;
 pub mod derive;
 pub mod homeserver;
 pub mod idp;
@@ -138,20 +144,32 @@ pub fn open_key(config: &Config) -> Result<Box<dyn MacKey>> {
     }
 }
 
-/// The pseudonym routes: `POST /v1/pseudonyms` when enabled (the feature
+/// The citizen's routes, mounted when `[pseudonyms]` is enabled.
+pub const PSEUDONYM_ROUTES: [&str; 3] = [
+    "/v1/pseudonyms",
+    "/v1/pseudonyms/enrollment/challenge",
+    "/v1/pseudonyms/enrollment",
+];
+
+/// The pseudonym routes ([`PSEUDONYM_ROUTES`]) when enabled (the feature
 /// state travels as an extension), nothing otherwise (the router's
 /// fallback answers 404). If the feature is enabled but cannot start (key
-/// unreadable, token missing), the route answers 503 and the reason is
+/// unreadable, token missing), the routes answer 503 and the reason is
 /// logged once.
 pub fn router(state: &AppState) -> Router<AppState> {
+    let [pseudonyms, challenge, enrollment] = PSEUDONYM_ROUTES;
     match Pseudonyms::from_config(&state.config) {
         Ok(None) => Router::new(),
         Ok(Some(feature)) => Router::new()
-            .route("/v1/pseudonyms", post(api::create_pseudonym))
+            .route(pseudonyms, post(api::create_pseudonym))
+            .route(challenge, post(api::citizen_challenge))
+            .route(enrollment, post(api::citizen_enrollment))
             .layer(Extension(Arc::new(feature))),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "pseudonyms: enabled but unavailable");
-            Router::new().route("/v1/pseudonyms", post(api::unavailable))
+            PSEUDONYM_ROUTES.iter().fold(Router::new(), |router, path| {
+                router.route(path, post(api::unavailable))
+            })
         }
     }
 }

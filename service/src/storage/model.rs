@@ -103,6 +103,10 @@ pub enum CertificateKind {
     /// An agency's RSA key that signs the user's master key for Element's
     /// `io.element.x509` (EKU ARC.5); never published, never renewed.
     IdentitySigning,
+    /// A pseudonymous citizen's device (EKU ARC.6, level of assurance in
+    /// ARC.12); never published, never renewed (a renewal needs a fresh
+    /// identity-provider assertion).
+    Citizen,
 }
 
 impl CertificateKind {
@@ -113,6 +117,7 @@ impl CertificateKind {
             Self::Identity => "identity",
             Self::EnrollmentClient => "enrollment_client",
             Self::IdentitySigning => "identity_signing",
+            Self::Citizen => "citizen",
         }
     }
 
@@ -123,6 +128,7 @@ impl CertificateKind {
             "identity" => Ok(Self::Identity),
             "enrollment_client" => Ok(Self::EnrollmentClient),
             "identity_signing" => Ok(Self::IdentitySigning),
+            "citizen" => Ok(Self::Citizen),
             other => Err(StoreError::Corrupt(format!(
                 "unknown certificate kind {other:?}"
             ))),
