@@ -12,7 +12,8 @@
 # as it is (the install takes ~25 s; reuse takes well under a second).
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# This script lives in service/scripts/; the workspace root is two up.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${GOVTRUST_SYNAPSE_VENV:-$root/target/synapse-venv}"
 python="$venv/bin/python"
 # Pin a major version so an upstream release cannot break the tests silently;
