@@ -964,7 +964,12 @@ fn inspect_explains_chain_crl_and_event() {
     let openssl = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
         .args(["ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=foreign"])
-        .args(["-days", "1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .args([
+            "-days",
+            "1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
         .args(["-keyout", &h.path("foreign-key.pem"), "-out", &foreign])
         .output();
     match openssl {
@@ -974,7 +979,11 @@ fn inspect_explains_chain_crl_and_event() {
     }
     let out = run(["inspect", &foreign]);
     expect_exit(&out, 1, "inspect a certificate outside the profile");
-    assert!(stdout(&out).contains("no govtrust profile role"), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("no govtrust profile role"),
+        "{}",
+        both(&out)
+    );
 
     let garbage = h.path("garbage.bin");
     std::fs::write(&garbage, [0u8, 1, 2, 3]).expect("garbage");

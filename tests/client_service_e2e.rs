@@ -820,7 +820,7 @@ fn identity_attestation_trusts_cross_signed_devices() {
                 &agency_id,
                 CertificateKind::Device,
                 Some(&dev_2),
-                govtrust_service::tasks::now_ms(),
+                govtrust_service::clock::now_ms(),
             )
             .await
             .expect("store");

@@ -252,7 +252,7 @@ fn element_x509_identity_signature_end_to_end() {
                 &agency_id,
                 CertificateKind::IdentitySigning,
                 None,
-                govtrust_service::tasks::now_ms(),
+                govtrust_service::clock::now_ms(),
             )
             .await
             .expect("store")

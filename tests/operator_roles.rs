@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_service::clock::now_ms;
 use govtrust_service::config::Config;
 use govtrust_service::state::AppState;
 use govtrust_service::storage::{
     AuditEntry, CertificateKind, NewCertificate, OperatorRole, OperatorToken,
 };
-use govtrust_service::tasks::now_ms;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

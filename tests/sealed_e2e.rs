@@ -59,7 +59,7 @@ const SCHEMA_ID: &str = "https://schema.fim.example/decision/1.0.json";
 const REFERENCE: &str = "AZ 42-2026/0815";
 
 fn now_ms() -> u64 {
-    u64::try_from(govtrust_service::tasks::now_ms()).expect("after 1970")
+    u64::try_from(govtrust_service::clock::now_ms()).expect("after 1970")
 }
 
 /// The FIM decision schema the agency has configured.

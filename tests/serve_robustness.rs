@@ -292,19 +292,32 @@ async fn starts_without_homeserver_and_catches_up() {
     )
     .expect("client identity");
     let mtls = https_client(&root_pem, Some(identity.as_bytes()));
-    let device = FakeDevice::create(&reqwest::Client::new(), &hs.base_url(), &user, AGENCY_PW, None)
-        .await
-        .expect("fake device");
+    let device = FakeDevice::create(
+        &reqwest::Client::new(),
+        &hs.base_url(),
+        &user,
+        AGENCY_PW,
+        None,
+    )
+    .await
+    .expect("fake device");
     let enrolled = device
         .enroll(&mtls, &setup.base, Some(10_000))
         .await
         .expect("enrollment");
     let serial = enrolled["serial"].as_str().expect("serial").to_owned();
-    let state_key = enrolled["state_key"].as_str().expect("state key").to_owned();
+    let state_key = enrolled["state_key"]
+        .as_str()
+        .expect("state key")
+        .to_owned();
     let (status, ready) = get_json(&public, &format!("{}/readyz", setup.base)).await;
     assert_eq!(status, 200, "{ready}");
     let exit = service.sigterm(Duration::from_secs(40));
-    assert!(exit.success(), "SIGTERM exit status {exit}; log:\n{}", service.log_tail());
+    assert!(
+        exit.success(),
+        "SIGTERM exit status {exit}; log:\n{}",
+        service.log_tail()
+    );
     step(t0, "first run: enrolled, SIGTERM exit 0");
 
     // The homeserver goes away; the service starts anyway.
@@ -316,7 +329,10 @@ async fn starts_without_homeserver_and_catches_up() {
     assert_eq!(ready["ready"], false, "{ready}");
     assert_eq!(ready["database"], "ok", "{ready}");
     let reason = ready["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("homeserver"), "reason names the homeserver: {ready}");
+    assert!(
+        reason.contains("homeserver"),
+        "reason names the homeserver: {ready}"
+    );
     step(t0, "homeserver down: healthz 200, readyz 503");
 
     // A revocation while the homeserver is down: stored, its event queued.
@@ -403,7 +419,10 @@ async fn starts_without_homeserver_and_catches_up() {
         content["revoked"]["reason"], "key_compromise",
         "the queued revocation notice landed: {content}"
     );
-    step(t0, "queued revocation published after the homeserver returned");
+    step(
+        t0,
+        "queued revocation published after the homeserver returned",
+    );
     let exit = service.sigterm(Duration::from_secs(40));
     assert!(exit.success(), "SIGTERM exit status {exit}");
 }
@@ -491,13 +510,21 @@ async fn sigterm_during_load_drains_and_exits_zero() {
     // Load for a moment, then SIGTERM while requests are in flight.
     let deadline = Instant::now() + Duration::from_secs(60);
     while tally.created.lock().expect("lock").len() < 100 {
-        assert!(Instant::now() < deadline, "load too slow; log:\n{}", service.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "load too slow; log:\n{}",
+            service.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let at_term = tally.created.lock().expect("lock").len();
     let exit = service.sigterm(Duration::from_secs(20));
     step(t0, &format!("SIGTERM after {at_term} creations: {exit}"));
-    assert!(exit.success(), "exit status after SIGTERM: {exit}; log:\n{}", service.log_tail());
+    assert!(
+        exit.success(),
+        "exit status after SIGTERM: {exit}; log:\n{}",
+        service.log_tail()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
     for task in tasks {
@@ -525,11 +552,17 @@ async fn sigterm_during_load_drains_and_exits_zero() {
         );
     }
     store.close().await;
-    step(t0, &format!("{} creations answered 2xx, all stored", created.len()));
+    step(
+        t0,
+        &format!("{} creations answered 2xx, all stored", created.len()),
+    );
 
     // The access log: route templates, status, latency, caller; no raw IDs.
     let log = strip_ansi(&service.log());
-    let access: Vec<&str> = log.lines().filter(|l| l.contains("govtrust::access")).collect();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("govtrust::access"))
+        .collect();
     assert!(
         access.len() > created.len(),
         "one access line per request ({} lines, {} creations)",
@@ -539,16 +572,25 @@ async fn sigterm_during_load_drains_and_exits_zero() {
     let probe = access
         .iter()
         .find(|l| l.contains("method=GET") && l.contains("path=/v1/authorities/{id}"))
-        .unwrap_or_else(|| panic!("no access line for GET /v1/authorities/{{id}}:\n{}", access.join("\n")));
+        .unwrap_or_else(|| {
+            panic!(
+                "no access line for GET /v1/authorities/{{id}}:\n{}",
+                access.join("\n")
+            )
+        });
     assert!(probe.contains("status=200"), "{probe}");
     assert!(probe.contains("latency_ms="), "{probe}");
     assert!(probe.contains("caller=operator:admin"), "{probe}");
     assert!(
-        access.iter().all(|l| !l.contains("DE-PROBE-0001") && !l.contains("DE-LOAD-")),
+        access
+            .iter()
+            .all(|l| !l.contains("DE-PROBE-0001") && !l.contains("DE-LOAD-")),
         "the access log carries raw IDs"
     );
     assert!(
-        access.iter().any(|l| l.contains("path=/healthz") && l.contains("status=200")),
+        access
+            .iter()
+            .any(|l| l.contains("path=/healthz") && l.contains("status=200")),
         "healthz in the access log"
     );
 }
@@ -588,7 +630,10 @@ fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
 async fn tls_connect(
     addr: &str,
     root_pem: &[u8],
-) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String) {
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem) {
@@ -613,7 +658,11 @@ async fn tls_connect(
         .expect("server certificate")
         .clone();
     let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).expect("parse");
-    let serial = parsed.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+    let serial = parsed
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     (tls, serial)
 }
 
@@ -630,7 +679,11 @@ async fn healthz_on(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStr
             .await
             .expect("answer within 10 s")
             .expect("read answer");
-        assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&answer));
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&answer)
+        );
         answer.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&answer).into_owned()
@@ -661,7 +714,10 @@ async fn metrics_listener_gauges_and_tls_renewal() {
     // /metrics: not on the agency port, on the metrics listener.
     let https = https_client(&root_pem, None);
     let (status, _) = get_json(&https, &format!("{}/metrics", setup.base)).await;
-    assert_eq!(status, 404, "/metrics must not be served on the agency port");
+    assert_eq!(
+        status, 404,
+        "/metrics must not be served on the agency port"
+    );
     let plain = reqwest::Client::new();
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let scrape = || async {
@@ -684,17 +740,29 @@ async fn metrics_listener_gauges_and_tls_renewal() {
     assert!(root_left > 365.0 * 86_400.0, "root expiry {root_left}");
     let issuing_left = sample(&metrics, "govtrust_ca_expiry_seconds{ca=\"issuing-1\"}")
         .unwrap_or_else(|| panic!("issuing expiry gauge:\n{metrics}"));
-    assert!(issuing_left > 0.0 && issuing_left <= root_left, "issuing expiry {issuing_left}");
-    let crl_left = sample(&metrics, "govtrust_crl_next_update_seconds{ca=\"issuing-1\"}")
-        .unwrap_or_default();
-    assert!(crl_left > 3600.0 && crl_left <= 24.0 * 3600.0, "CRL nextUpdate in {crl_left}");
+    assert!(
+        issuing_left > 0.0 && issuing_left <= root_left,
+        "issuing expiry {issuing_left}"
+    );
+    let crl_left = sample(
+        &metrics,
+        "govtrust_crl_next_update_seconds{ca=\"issuing-1\"}",
+    )
+    .unwrap_or_default();
+    assert!(
+        crl_left > 3600.0 && crl_left <= 24.0 * 3600.0,
+        "CRL nextUpdate in {crl_left}"
+    );
     assert!(
         sample(&metrics, "govtrust_crl_next_update_seconds{ca=\"root\"}").is_some_and(|v| v > 0.0),
         "root CRL gauge:\n{metrics}"
     );
     let tls_left = sample(&metrics, "govtrust_tls_certificate_expiry_seconds")
         .unwrap_or_else(|| panic!("TLS expiry gauge:\n{metrics}"));
-    assert!(tls_left > 0.0 && tls_left <= 30.0, "TLS certificate expires in {tls_left}");
+    assert!(
+        tls_left > 0.0 && tls_left <= 30.0,
+        "TLS certificate expires in {tls_left}"
+    );
     step(t0, "metrics listener and gauges");
 
     // Renewal without a restart: a new handshake gets a new certificate.
@@ -711,7 +779,10 @@ async fn metrics_listener_gauges_and_tls_renewal() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    step(t0, &format!("TLS certificate renewed: {first_serial} -> {second_serial}"));
+    step(
+        t0,
+        &format!("TLS certificate renewed: {first_serial} -> {second_serial}"),
+    );
     assert!(
         healthz_on(&mut old_conn).await.starts_with("HTTP/1.1 200"),
         "the connection made before the renewal lives on"
@@ -722,7 +793,10 @@ async fn metrics_listener_gauges_and_tls_renewal() {
         "renewal counter:\n{metrics}"
     );
     let renewed_left = sample(&metrics, "govtrust_tls_certificate_expiry_seconds").unwrap_or(0.0);
-    assert!(renewed_left > 0.0, "TLS expiry gauge after renewal: {renewed_left}");
+    assert!(
+        renewed_left > 0.0,
+        "TLS expiry gauge after renewal: {renewed_left}"
+    );
     assert!(
         child_alive(&mut service),
         "the process did not restart: {}",

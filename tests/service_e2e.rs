@@ -619,7 +619,7 @@ fn rejects_expired_challenge() {
             .await;
         assert_eq!(status, StatusCode::OK, "{challenge}");
         // Age the stored challenge (the configured lifetime is 5 minutes).
-        let expired_at = govtrust_service::tasks::now_ms() - 1000;
+        let expired_at = govtrust_service::clock::now_ms() - 1000;
         let updated = sqlx::query(
             "UPDATE challenges SET expires_at = $1 WHERE user_id = $2 AND device_id = $3",
         )
@@ -744,7 +744,7 @@ fn rejects_key_mismatch() {
                 &dev.user_id,
                 govtrust_service::storage::CertificateKind::Device,
                 Some(&dev.device_id),
-                govtrust_service::tasks::now_ms()
+                govtrust_service::clock::now_ms()
             )
             .await
             .expect("store")

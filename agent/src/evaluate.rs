@@ -182,7 +182,7 @@ impl Inner {
         // Only a signature that still makes the identity verified needs
         // standing in for by blocks.
         let signed_by_us = signed && (identity.is_verified() || changed);
-        self.track_expiry(state, user, None, &check);
+        self.track_expiry(state, user, None, check.verified());
         self.emit(
             TrustDecision {
                 user_id: user.to_owned(),
@@ -337,7 +337,7 @@ impl Inner {
         self.apply_device(state, user, device, &planned, desired, next)
             .await?;
         let warning = matches!(desired, Desired::Block(_)).then(|| SIGNATURE_WARNING.to_owned());
-        self.track_expiry(state, user, Some(&device_id), basis);
+        self.track_expiry(state, user, Some(&device_id), basis.verified());
         self.emit(
             TrustDecision {
                 user_id: user.to_owned(),

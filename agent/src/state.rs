@@ -11,12 +11,11 @@ use std::collections::HashMap;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
-use govtrust_verifier::Verifier;
+use govtrust_verifier::{VerifiedAttestation, Verifier};
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedRoomId, OwnedUserId, UserId as RumaUserId};
 use matrix_sdk::Client;
 use tokio::sync::{broadcast, Mutex};
 
-use crate::check::Check;
 use crate::config::{DirectoryRoom, RevocationAction};
 use crate::crls::CrlCache;
 use crate::decision::{TrustAction, TrustDecision, Verdict};
@@ -71,10 +70,10 @@ impl Inner {
         state: &mut EvalState,
         user: &RumaUserId,
         device: Option<&OwnedDeviceId>,
-        check: &Check,
+        verified: Option<&VerifiedAttestation>,
     ) {
         let key = (user.to_owned(), device.cloned());
-        match check.verified() {
+        match verified {
             Some(att) => {
                 state.expiries.insert(key, att.not_after);
             }

@@ -25,5 +25,6 @@ mod error;
 pub mod import;
 pub mod keys;
 pub mod policy;
+pub mod pseudonym;
 
 pub use error::Error;

@@ -156,7 +156,7 @@ pub(crate) async fn start_service(
     let bot = publisher.clone();
     let svc = govtrust_service::assemble(config, store, pki, keys, publisher);
 
-    let now = govtrust_service::tasks::now_ms();
+    let now = govtrust_service::clock::now_ms();
     let mut identities = Vec::with_capacity(agencies.len());
     for agency in agencies {
         svc.store

@@ -259,7 +259,7 @@ impl OperatorIdentity {
                 stored.name
             )));
         }
-        if !stored.is_active(crate::tasks::now_ms()) {
+        if !stored.is_active(crate::clock::now_ms()) {
             return Err(ApiError::unauthorized(format!(
                 "operator token {} has expired",
                 stored.name

@@ -164,7 +164,14 @@ impl Default for DatabaseConfig {
 }
 
 /// PostgreSQL `sslmode` values (libpq's names, as sqlx takes them).
-pub const SSL_MODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+pub const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 
 /// CA settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -316,10 +323,22 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("GOVTRUST_DATA_DIR", "data_dir"),
     ("GOVTRUST_PUBLIC_URL", "public_url"),
     ("GOVTRUST_DATABASE_URL", "database.url"),
-    ("GOVTRUST_DATABASE_MAX_CONNECTIONS", "database.max_connections"),
-    ("GOVTRUST_DATABASE_MIN_CONNECTIONS", "database.min_connections"),
-    ("GOVTRUST_DATABASE_ACQUIRE_TIMEOUT_SECS", "database.acquire_timeout_secs"),
-    ("GOVTRUST_DATABASE_IDLE_TIMEOUT_SECS", "database.idle_timeout_secs"),
+    (
+        "GOVTRUST_DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+    ),
+    (
+        "GOVTRUST_DATABASE_MIN_CONNECTIONS",
+        "database.min_connections",
+    ),
+    (
+        "GOVTRUST_DATABASE_ACQUIRE_TIMEOUT_SECS",
+        "database.acquire_timeout_secs",
+    ),
+    (
+        "GOVTRUST_DATABASE_IDLE_TIMEOUT_SECS",
+        "database.idle_timeout_secs",
+    ),
     ("GOVTRUST_DATABASE_SSL_MODE", "database.ssl_mode"),
     ("GOVTRUST_DATABASE_SSL_ROOT_CERT", "database.ssl_root_cert"),
     ("GOVTRUST_MATRIX_HOMESERVER_URL", "matrix.homeserver_url"),
@@ -363,9 +382,21 @@ impl Config {
                 ),
             };
         }
-        number(&get, "GOVTRUST_SHUTDOWN_GRACE_SECS", &mut self.shutdown_grace_secs)?;
-        number(&get, "GOVTRUST_DATABASE_MAX_CONNECTIONS", &mut self.database.max_connections)?;
-        number(&get, "GOVTRUST_DATABASE_MIN_CONNECTIONS", &mut self.database.min_connections)?;
+        number(
+            &get,
+            "GOVTRUST_SHUTDOWN_GRACE_SECS",
+            &mut self.shutdown_grace_secs,
+        )?;
+        number(
+            &get,
+            "GOVTRUST_DATABASE_MAX_CONNECTIONS",
+            &mut self.database.max_connections,
+        )?;
+        number(
+            &get,
+            "GOVTRUST_DATABASE_MIN_CONNECTIONS",
+            &mut self.database.min_connections,
+        )?;
         number(
             &get,
             "GOVTRUST_DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -452,14 +483,16 @@ impl Config {
         }
         if let Some(m) = self.metrics_listen {
             if m == self.listen || (m.port() == self.listen.port() && m.port() != 0) {
-                bail!("metrics_listen must use another port than listen ({})", self.listen);
+                bail!(
+                    "metrics_listen must use another port than listen ({})",
+                    self.listen
+                );
             }
         }
         if self.tls.validity_secs < 10 || self.tls.validity_secs > 397 * 86_400 {
             bail!("tls.validity_secs must be 10 to 34300800 (397 days)");
         }
-        if self.tls.renew_before_secs == 0 || self.tls.renew_before_secs >= self.tls.validity_secs
-        {
+        if self.tls.renew_before_secs == 0 || self.tls.renew_before_secs >= self.tls.validity_secs {
             bail!("tls.renew_before_secs must be at least 1 and shorter than tls.validity_secs");
         }
         if let Some(m) = &self.matrix {
@@ -508,14 +541,17 @@ impl Config {
             if !postgres {
                 bail!("database.ssl_root_cert is for PostgreSQL only");
             }
-            let text = root
-                .to_str()
-                .with_context(|| format!("database.ssl_root_cert {} is not UTF-8", root.display()))?;
+            let text = root.to_str().with_context(|| {
+                format!("database.ssl_root_cert {} is not UTF-8", root.display())
+            })?;
             if text.contains(['&', '?', '#']) {
                 bail!("database.ssl_root_cert must not contain &, ? or #");
             }
             if !root.is_file() {
-                bail!("database.ssl_root_cert {} is not a readable file", root.display());
+                bail!(
+                    "database.ssl_root_cert {} is not a readable file",
+                    root.display()
+                );
             }
             if matches!(db.ssl_mode.as_deref(), Some("disable")) {
                 bail!("database.ssl_root_cert makes no sense with ssl_mode = \"disable\"");
@@ -683,12 +719,18 @@ mod tests {
                 .expect_err(toml);
             assert!(format!("{err:#}").contains(key), "{toml}: {err:#}");
         };
-        refused("[database]\nmax_connections = 1", "database.max_connections");
+        refused(
+            "[database]\nmax_connections = 1",
+            "database.max_connections",
+        );
         refused(
             "[database]\nmax_connections = 4\nmin_connections = 5",
             "database.min_connections",
         );
-        refused("[database]\nacquire_timeout_secs = 0", "database.acquire_timeout_secs");
+        refused(
+            "[database]\nacquire_timeout_secs = 0",
+            "database.acquire_timeout_secs",
+        );
         refused(
             "[database]\nurl = \"postgres://x@h/d\"\nssl_mode = \"verify\"",
             "database.ssl_mode",

@@ -22,7 +22,7 @@
 //!
 //! `citizen` (a citizen attestation, EKU ARC.6, docs/profile.md §5.8) runs
 //! the same flow for another caller: not an agency over mTLS but a
-//! pseudonymous citizen ([`Citizen`], built by `crate::pseudonym::api`
+//! pseudonymous citizen ([`Citizen`], built by `crate::api::pseudonyms`
 //! from a fresh identity-provider assertion). Instead of the authority's
 //! user policy, the user must be exactly the citizen's pseudonym for the
 //! authority (`@<pseudonym>:<server>`) on a server the issuing CA may
@@ -61,13 +61,13 @@ use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 
 use crate::auth::AgencyClient;
 use crate::caller::Agency;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::state::Service;
 use crate::storage::{
     AuditEntry, Authority, AuthorityStatus, CertificateKind, Challenge, ChallengeClaim,
     ChallengeOutcome, NewCertificate, NewOutboxItem,
 };
-use crate::tasks::now_ms;
 
 /// The kind of certificate an enrollment of `kind` stores.
 fn certificate_kind(kind: Kind) -> CertificateKind {

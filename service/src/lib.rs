@@ -23,9 +23,11 @@ pub mod api;
 pub mod auth;
 pub mod cadir;
 pub mod caller;
+pub mod clock;
 pub mod config;
 pub mod enroll;
 pub mod error;
+pub mod gauges;
 pub mod hierarchy;
 pub mod keys;
 pub mod matrix;
@@ -198,7 +200,7 @@ pub async fn ensure_operator_token(svc: &Service) -> Result<()> {
                 "admin",
                 auth::token_hash(&token),
                 vec![storage::OperatorRole::Admin],
-                tasks::now_ms(),
+                clock::now_ms(),
             ),
             AuditEntry::new(
                 "system",

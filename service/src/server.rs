@@ -138,9 +138,11 @@ pub async fn serve_metrics(
     let app = Router::new()
         .route(
             "/metrics",
-            axum::routing::get(|axum::extract::State(svc): axum::extract::State<AppState>| async move {
-                crate::metrics::scrape(&svc).await
-            }),
+            axum::routing::get(
+                |axum::extract::State(svc): axum::extract::State<AppState>| async move {
+                    crate::gauges::scrape(&svc).await
+                },
+            ),
         )
         .with_state(svc);
     if let Err(e) = axum::serve(listener, app)
@@ -172,8 +174,7 @@ pub fn with_access_log(router: Router) -> Router {
             .make_span_with(access_span as fn(&axum::http::Request<axum::body::Body>) -> Span)
             .on_request(())
             .on_response(
-                access_event
-                    as fn(&axum::http::Response<axum::body::Body>, Duration, &Span),
+                access_event as fn(&axum::http::Response<axum::body::Body>, Duration, &Span),
             )
             .on_body_chunk(())
             .on_eos(())

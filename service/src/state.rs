@@ -154,7 +154,9 @@ impl Service {
             match self.publisher.get() {
                 None => format!(
                     "connecting: {}",
-                    self.publisher.error().unwrap_or_else(|| "not connected yet".into())
+                    self.publisher
+                        .error()
+                        .unwrap_or_else(|| "not connected yet".into())
                 ),
                 Some(bot) => match bot.client().whoami().await {
                     Ok(_) => "ok".to_owned(),

@@ -11,6 +11,7 @@ use govtrust_pki::{AttestationRequest, RevocationReason, RevokedCertificate};
 use govtrust_verifier::event::{state_key, AttestationContent};
 use govtrust_verifier::{DeviceId, Ed25519Key, Subject, UserId};
 
+use crate::clock::now_ms;
 use crate::state::{AppState, Service};
 use crate::storage::{
     AuditEntry, AuthorityStatus, Certificate, CertificateKind, NewCertificate, NewOutboxItem,
@@ -23,12 +24,6 @@ const OUTBOX_LEASE_MS: i64 = 30_000;
 const OUTBOX_BATCH: u32 = 32;
 /// Lease on renewals and CRL generation.
 const WORK_LEASE_MS: i64 = 60_000;
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
 
 /// Publishes queued attestation events until the process ends; retries
 /// with exponential backoff while the homeserver is unavailable.
@@ -437,7 +432,9 @@ pub async fn run_tls_renewal(svc: AppState) {
         let due_in = holder
             .leaf()
             .and_then(|leaf| crate::pki::not_after(&leaf).ok())
-            .map_or(60, |not_after| not_after.saturating_sub(renew_before).saturating_sub(now));
+            .map_or(60, |not_after| {
+                not_after.saturating_sub(renew_before).saturating_sub(now)
+            });
         let mut wait = u64::try_from(due_in).unwrap_or(0).clamp(1, 3600);
         if configured_files {
             wait = wait.min(60);
@@ -489,7 +486,7 @@ fn serial_hex(der: &[u8]) -> Option<String> {
 /// refreshes them before each scrape too).
 pub async fn run_gauges(svc: AppState) {
     loop {
-        crate::metrics::refresh(&svc).await;
+        crate::gauges::refresh(&svc).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
 }

@@ -20,8 +20,8 @@ use anyhow::{Context, Result};
 use govtrust_verifier::AuthorityRecord;
 
 use crate::cli::{
-    AgencyCommand, ArchiveCommand, AuditCommand, AuthorityCommand, CaCommand, CertCommand, Cli, Command,
-    ConfigCommand, EnrollmentClientCommand, IssueCommand, TokenCommand,
+    AgencyCommand, ArchiveCommand, AuditCommand, AuthorityCommand, CaCommand, CertCommand, Cli,
+    Command, ConfigCommand, EnrollmentClientCommand, IssueCommand, TokenCommand,
 };
 use crate::output::Output;
 

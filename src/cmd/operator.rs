@@ -12,8 +12,8 @@ use govtrust_service::api::{
     AuditLogQuery, AuthorityView, CertificateListQuery, CertificateView, CreateTokenRequest,
     EnrollmentClientRequest, IssuedToken, TokenView,
 };
+use govtrust_service::clock::now_ms;
 use govtrust_service::operator_client::OperatorClient;
-use govtrust_service::tasks::now_ms;
 use serde::Serialize;
 
 use super::table::{opt_time, parse_time, table, time};

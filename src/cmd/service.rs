@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::cli::{AgencyEnrollArgs, ConfigArgs, ImportArgs, ServeArgs};
 use crate::output::Output;
+use govtrust_service::clock::now_ms;
 use govtrust_service::config::Config;
 use govtrust_service::storage::{AuditEntry, Authority, Store, StoreError};
-use govtrust_service::tasks::now_ms;
 
 /// Loads the configuration a command runs with.
 pub fn load_config(args: &ConfigArgs) -> Result<Config> {

@@ -72,7 +72,7 @@ pub fn record(id: &str, name: &str) -> AuthorityRecord {
 }
 
 fn now_ms() -> i64 {
-    govtrust_service::tasks::now_ms()
+    govtrust_service::clock::now_ms()
 }
 
 impl TestService {

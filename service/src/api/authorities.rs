@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::json::{ApiJson, ApiQuery};
 use crate::caller::{perm, Require};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Service};
 use crate::storage::{AuditEntry, Authority, AuthorityStatus, StoreError};
-use crate::tasks::{self, now_ms};
+use crate::tasks;
 
 /// An authority with its status.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

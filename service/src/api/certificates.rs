@@ -13,10 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::{ApiJson, ApiQuery};
 use super::{decode_cursor, encode_cursor, page_limit};
 use crate::caller::{perm, AgencyOr, Caller};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Service};
 use crate::storage::{Certificate, CertificateQuery, ListedStatus};
-use crate::tasks::{self, now_ms};
+use crate::tasks;
 
 /// Default page size of `GET /v1/certificates`.
 const DEFAULT_PAGE: u32 = 100;

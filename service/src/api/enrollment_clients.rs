@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 
 use super::json::ApiJson;
 use crate::caller::{perm, Require};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::storage::{AuditEntry, AuthorityStatus, CertificateKind, NewCertificate};
-use crate::tasks::now_ms;
 
 /// Longest enrollment-client certificate the API issues: an agency's
 /// credential should be rotated at least yearly-ish, as with TLS.

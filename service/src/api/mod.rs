@@ -6,7 +6,7 @@
 //! tokens), [`audit`] (the log and its check); [`json`] holds the body and
 //! query extractors, [`openapi`] the OpenAPI document. The citizen's
 //! routes (`/v1/pseudonyms`, and the citizen attestation's enrollment
-//! under `/v1/pseudonyms/enrollment…`) are [`crate::pseudonym::router`],
+//! under `/v1/pseudonyms/enrollment…`) are [`pseudonyms::router`],
 //! merged here and mounted only when `[pseudonyms]` is enabled.
 //!
 //! Who is calling is decided in [`crate::caller`]: every operator endpoint
@@ -22,6 +22,7 @@ pub mod enrollment;
 pub mod enrollment_clients;
 pub mod json;
 pub mod openapi;
+pub mod pseudonyms;
 pub mod public;
 pub mod tokens;
 
@@ -92,8 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/log", get(audit::audit_log))
         .route("/v1/audit/verify", get(audit::audit_verify))
         // POST /v1/pseudonyms, /v1/pseudonyms/enrollment/challenge and
-        // /v1/pseudonyms/enrollment (crate::pseudonym::PSEUDONYM_ROUTES).
-        .merge(crate::pseudonym::router(&state))
+        // /v1/pseudonyms/enrollment (pseudonyms::PSEUDONYM_ROUTES).
+        .merge(pseudonyms::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(
             state.clone(),

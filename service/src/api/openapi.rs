@@ -6,10 +6,10 @@
 use axum::Json;
 use utoipa::OpenApi;
 
+use super::pseudonyms;
 use super::{audit, authorities, certificates, enrollment, enrollment_clients, public, tokens};
 use crate::caller::Permission;
 use crate::error::ErrorBody;
-use crate::pseudonym::api as pseudonyms;
 use govtrust_api::authority::AuthorityInput;
 use govtrust_api::enrollment::{
     ChallengeRequest, ChallengeResponse, CitizenChallengeRequest, CitizenEnrollRequest,
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn the_document_lists_the_citizen_endpoints() {
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
-        for path in crate::pseudonym::PSEUDONYM_ROUTES {
+        for path in pseudonyms::PSEUDONYM_ROUTES {
             let op = &doc["paths"][path]["post"];
             assert!(op.is_object(), "POST {path} is not documented");
             assert!(op.get("security").is_none(), "POST {path}: {op}");

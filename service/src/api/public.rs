@@ -1,9 +1,10 @@
 //! Public endpoints, no authentication: liveness, readiness, metrics, the
 //! root certificate and the CRLs.
 
+use crate::clock::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Readiness};
-use crate::tasks::{self, now_ms};
+use crate::tasks;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
@@ -32,7 +33,7 @@ pub(super) async fn metrics(State(svc): State<AppState>) -> Response {
     if svc.config.metrics_listen.is_some() {
         return ApiError::not_found("no such endpoint").into_response();
     }
-    crate::metrics::scrape(&svc).await
+    crate::gauges::scrape(&svc).await
 }
 
 #[utoipa::path(get, path = "/v1/roots", responses((status = 200, description = "The pinned root certificate(s), PEM")))]

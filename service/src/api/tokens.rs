@@ -12,10 +12,10 @@ use utoipa::ToSchema;
 use super::json::ApiJson;
 use crate::auth::{new_token, token_hash};
 use crate::caller::{perm, Require};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::storage::{AuditEntry, OperatorRole, OperatorToken, StoreError, TokenRevocation};
-use crate::tasks::now_ms;
 
 /// `POST /v1/tokens`
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -27,9 +27,9 @@ use govtrust_api::enrollment::{
 use matrix_sdk::ruma::OwnedUserId;
 use matrix_sdk::Client;
 
-use super::api::{PseudonymRequest, PseudonymResponse};
 use crate::error::ErrorBody;
 use crate::matrix::ChallengeReceiver;
+use govtrust_api::pseudonym::{PseudonymRequest, PseudonymResponse};
 
 /// How long to wait for the challenge to arrive on the device.
 const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -7,29 +7,26 @@
 //! * [`idp`]: the [`IdentityProvider`] seam (BundID in production; only the
 //!   test adapter [`StaticTestIdp`] exists).
 //! * [`homeserver`]: idempotent account creation through Synapse's admin API.
-//! * [`api`]: `POST /v1/pseudonyms`, and the citizen's enrollment for a
-//!   citizen attestation (`POST /v1/pseudonyms/enrollment/challenge`,
+//! * the HTTP side lives with the other routes in `crate::api::pseudonyms`:
+//!   `POST /v1/pseudonyms`, and the citizen's enrollment for a citizen
+//!   attestation (`POST /v1/pseudonyms/enrollment/challenge`,
 //!   `POST /v1/pseudonyms/enrollment`, kind `citizen`, run by
-//!   [`crate::enroll`]), mounted by [`router`] only when the operator
-//!   enabled `[pseudonyms]`.
+//!   [`crate::enroll`]), mounted only when the operator enabled
+//!   `[pseudonyms]`.
 //! * [`client`]: the citizen's side of those endpoints, for a matrix-sdk
 //!   device (tests, demos, a citizen app).
 //!
 //! The citizen's stable ID is personal data: it exists in memory while a
 //! request is handled and is never logged, stored, audited or certified.
 
-pub mod api;
 pub mod client;
 pub mod derive;
 pub mod homeserver;
 pub mod idp;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use axum::routing::post;
-use axum::{Extension, Router};
 use govtrust_pki::signer::{FileMacKey, MacKey, Pkcs11Config, Pkcs11MacKey};
 use govtrust_verifier::Ed25519Key;
 
@@ -37,7 +34,6 @@ pub use derive::{derive, CitizenId, Pseudonym, PseudonymError};
 pub use idp::{IdentifiedCitizen, IdentityProvider, IdpError, StaticTestIdp, TestAssertion};
 
 use crate::config::{Config, PseudonymKeyBackend};
-use crate::state::AppState;
 
 /// Everything `POST /v1/pseudonyms` needs, built from `[pseudonyms]`.
 pub struct Pseudonyms {
@@ -140,36 +136,6 @@ pub fn open_key(config: &Config) -> Result<Box<dyn MacKey>> {
                 })?,
             };
             Ok(Box::new(key))
-        }
-    }
-}
-
-/// The citizen's routes, mounted when `[pseudonyms]` is enabled.
-pub const PSEUDONYM_ROUTES: [&str; 3] = [
-    "/v1/pseudonyms",
-    "/v1/pseudonyms/enrollment/challenge",
-    "/v1/pseudonyms/enrollment",
-];
-
-/// The pseudonym routes ([`PSEUDONYM_ROUTES`]) when enabled (the feature
-/// state travels as an extension), nothing otherwise (the router's
-/// fallback answers 404). If the feature is enabled but cannot start (key
-/// unreadable, token missing), the routes answer 503 and the reason is
-/// logged once.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let [pseudonyms, challenge, enrollment] = PSEUDONYM_ROUTES;
-    match Pseudonyms::from_config(&state.config) {
-        Ok(None) => Router::new(),
-        Ok(Some(feature)) => Router::new()
-            .route(pseudonyms, post(api::create_pseudonym))
-            .route(challenge, post(api::citizen_challenge))
-            .route(enrollment, post(api::citizen_enrollment))
-            .layer(Extension(Arc::new(feature))),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "pseudonyms: enabled but unavailable");
-            PSEUDONYM_ROUTES.iter().fold(Router::new(), |router, path| {
-                router.route(path, post(api::unavailable))
-            })
         }
     }
 }

@@ -221,9 +221,12 @@ Every private key in this directory (`ca/root/key.pem`,
 `ca/issuing/issuing-1/key.pem`) is EXAMPLE KEY MATERIAL, published on
 purpose. Never trust this root outside tests and documentation.
 
-Regenerate (new keys, new serials) with:
+Regenerate (new keys, new serials) into a fresh directory with:
 
-    rm -rf certs-example && cargo run --release -- demo --keep certs-example
+    cargo run -- demo --offline --keep DIR
+
+(certs-example/README.md says how to refresh certs-example without
+losing its fuzz keys.)
 
 | file | what it is |
 |---|---|

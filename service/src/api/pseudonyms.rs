@@ -16,43 +16,21 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::{Extension, Json};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
 use govtrust_api::enrollment::{
     ChallengeResponse, CitizenChallengeRequest, CitizenEnrollRequest, EnrollResponse,
 };
-use govtrust_verifier::profile::AssuranceLevel;
 use govtrust_verifier::UserId;
-use serde::{Deserialize, Serialize};
 
-use super::{derive, Pseudonyms};
-use crate::api::ApiJson;
+use super::ApiJson;
+use crate::clock::now_ms;
 use crate::enroll::{self, Citizen, Enrollee};
 use crate::error::{ApiError, ErrorBody};
+use crate::pseudonym::{derive, Pseudonyms};
 use crate::state::AppState;
 use crate::storage::{AuditEntry, AuthorityStatus};
-use crate::tasks::now_ms;
-
-/// The request body.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PseudonymRequest {
-    /// The identity provider's signed assertion about the citizen.
-    pub assertion: String,
-    /// The authority the citizen wants to talk to.
-    pub authority_id: String,
-}
-
-/// The response: the pseudonymous account for that authority.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PseudonymResponse {
-    /// `@p-…:server`.
-    pub user_id: String,
-    /// The level of assurance the identity provider asserted.
-    #[schema(value_type = String)]
-    pub assurance_level: AssuranceLevel,
-    /// Whether the account was created by this request.
-    pub created: bool,
-}
+pub use govtrust_api::pseudonym::{PseudonymRequest, PseudonymResponse};
 
 /// Who the assertion says the citizen is, for `authority_id`: verifies
 /// the assertion (`GT_UNAUTHORIZED`), requires the authority registered
@@ -181,7 +159,40 @@ pub async fn citizen_enrollment(
     Ok(Json(response))
 }
 
-/// The route when the feature is enabled but could not start.
-pub async fn unavailable() -> ApiError {
+/// The citizen's routes, mounted when `[pseudonyms]` is enabled.
+pub const PSEUDONYM_ROUTES: [&str; 3] = [
+    "/v1/pseudonyms",
+    "/v1/pseudonyms/enrollment/challenge",
+    "/v1/pseudonyms/enrollment",
+];
+
+/// The pseudonym routes ([`PSEUDONYM_ROUTES`]) when enabled (the feature
+/// state travels as an extension), nothing otherwise (the router's
+/// fallback answers 404). If the feature is enabled but cannot start (key
+/// unreadable, token missing), the routes answer 503 and the reason is
+/// logged once.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
+        .route("/v1/pseudonyms", post(create_pseudonym))
+        .route("/v1/pseudonyms/enrollment/challenge", post(citizen_challenge))
+        .route("/v1/pseudonyms/enrollment", post(citizen_enrollment));
+    match Pseudonyms::from_config(&state.config) {
+        Ok(None) => Router::new(),
+        Ok(Some(feature)) => routes.layer(Extension(Arc::new(feature))),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "pseudonyms: enabled but unavailable");
+            routes.route_layer(axum::middleware::from_fn(unavailable))
+        }
+    }
+}
+
+/// Answers every citizen route with 503 when the feature is enabled but
+/// could not start: the handlers behind it never run.
+async fn unavailable(
+    _request: axum::extract::Request,
+    _next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     ApiError::homeserver_unavailable("pseudonyms are enabled but unavailable (see the service log)")
+        .into_response()
 }
