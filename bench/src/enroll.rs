@@ -18,7 +18,7 @@ use crate::cpu::{enrollment_cpu, load_average, CpuProbe};
 use crate::devices::{agencies, random_hex};
 use crate::homeserver::{drain_outbox, probe_keys_query, Homeserver};
 use crate::load::drive;
-use crate::report::{FullReport, Latency, Report, Target};
+use crate::report::{Coalesced, FullReport, Latency, Report, Target};
 use crate::service::{drop_schema, raw_issuance, start_service, storage, Keys};
 
 /// Service-mode target: sustained enrollments per second …
@@ -206,6 +206,12 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
     let load_average_at_start = load_average();
     let load_started = Instant::now();
     let load = client_rt.block_on(drive(work, wait, probe))?;
+    let coalesced = running.svc.keys.batch_stats().map(|b| Coalesced {
+        queries: b.queries,
+        lookups: b.lookups,
+        mean_batch: b.lookups as f64 / b.queries.max(1) as f64,
+        largest_batch: b.largest,
+    });
 
     let full = match (&homeserver, &bot) {
         (Some(hs), Some(bot)) => {
@@ -233,6 +239,7 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
                 overall_publish_per_s: overall,
                 keys_query_single: single,
                 keys_query_batch: batch,
+                keys_query_coalesced: coalesced,
             })
         }
         _ => None,

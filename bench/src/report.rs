@@ -118,6 +118,21 @@ pub struct FullReport {
     pub keys_query_single: Latency,
     /// Standalone batched `/keys/query`.
     pub keys_query_batch: Option<BatchQuery>,
+    /// The service's coalesced `/keys/query` during the load.
+    pub keys_query_coalesced: Option<Coalesced>,
+}
+
+/// How the service coalesced its `/keys/query` during the load.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Coalesced {
+    /// Queries sent.
+    pub queries: u64,
+    /// Lookups they answered.
+    pub lookups: u64,
+    /// Lookups per query.
+    pub mean_batch: f64,
+    /// Largest batch.
+    pub largest_batch: u64,
 }
 
 /// Everything a run reports.
@@ -278,6 +293,13 @@ impl Report {
                     s,
                     "                {} devices in one request: {:.2} ms ({:.2} ms per device)",
                     b.devices, b.ms, b.per_device_ms
+                );
+            }
+            if let Some(c) = &f.keys_query_coalesced {
+                let _ = writeln!(
+                    s,
+                    "                service: {} lookups in {} queries ({:.1} per query, largest {})",
+                    c.lookups, c.queries, c.mean_batch, c.largest_batch
                 );
             }
         }

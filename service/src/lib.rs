@@ -137,9 +137,10 @@ pub fn install_bot(svc: &Service, bot: Arc<Bot>) {
     svc.outbox_wakeup.notify_one();
 }
 
-/// The key source over a connected bot.
+/// The key source over a connected bot: concurrent challenges share their
+/// `/keys/query`.
 fn homeserver_keys(bot: Arc<Bot>) -> KeySource {
-    KeySource::Homeserver(bot)
+    KeySource::Homeserver(bot).coalesced(keys::batch::BatchConfig::default())
 }
 
 /// Puts the parts together (also used by the load benchmark, with a
@@ -173,7 +174,8 @@ fn assemble_with(
         config,
         store,
         pki,
-        keys,
+        // Concurrent challenges share their `/keys/query`.
+        keys: keys.coalesced(keys::batch::BatchConfig::default()),
         publisher,
         metrics: metrics::Metrics::default(),
         limiter,

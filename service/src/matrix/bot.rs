@@ -2,6 +2,7 @@
 //! a background sync loop, the directory room, publishing, key lookups and
 //! challenge delivery.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -261,46 +262,70 @@ impl Bot {
         user: &UserId,
         device: Option<&DeviceId>,
     ) -> Result<(Option<QueriedDevice>, Option<QueriedIdentity>)> {
-        let ruma_user = ruma_user_id(user)?;
-        let mut request = get_keys::v3::Request::new();
-        request.device_keys.insert(
-            ruma_user.clone(),
-            device
-                .map(|d| vec![OwnedDeviceId::from(d.as_str())])
-                .unwrap_or_default(),
-        );
-        let response = self.client.send(request).await?;
-        if let Some((server, failure)) = response.failures.iter().next() {
-            return Err(MatrixError::InvalidKeys(format!(
-                "key query failed for {server}: {failure}"
-            )));
-        }
+        let wanted = BTreeMap::from([(user.clone(), device.into_iter().cloned().collect())]);
+        let served = self.query_served_keys(&wanted).await?;
         let queried_device = match device {
-            Some(device) => response
-                .device_keys
-                .get(&ruma_user)
-                .and_then(|devices| devices.get(&OwnedDeviceId::from(device.as_str())))
-                .map(|raw| QueriedDevice::parse(user.as_str(), device.as_str(), raw.json().get()))
-                .transpose()?,
-            None => None,
-        };
-        let identity = match (
-            response.master_keys.get(&ruma_user),
-            response.self_signing_keys.get(&ruma_user),
-        ) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(MatrixError::InvalidKeys(format!(
-                    "{user} has a master key but no self-signing key"
-                )))
+            Some(device) => served.device(user, device)?,
+            None => {
+                served.check_failures(user)?;
+                None
             }
-            (Some(master), Some(ssk)) => Some(QueriedIdentity::parse(
-                user.as_str(),
-                master.json().get(),
-                ssk.json().get(),
-            )?),
         };
-        Ok((queried_device, identity))
+        Ok((queried_device, served.identity(user)?))
+    }
+
+    /// One `/keys/query` for all of `wanted` (user → devices; an empty set
+    /// asks for the user's identity only, Synapse then serves every
+    /// device, of which none is kept). The answer is kept as served, only
+    /// for what was asked: each caller checks its own part with
+    /// [`ServedKeys::device`] and [`ServedKeys::identity`], so that what
+    /// one device or user served wrongly refuses only that caller.
+    pub async fn query_served_keys(
+        &self,
+        wanted: &BTreeMap<UserId, BTreeSet<DeviceId>>,
+    ) -> Result<ServedKeys> {
+        let mut request = get_keys::v3::Request::new();
+        let mut asked = Vec::with_capacity(wanted.len());
+        for (user, devices) in wanted {
+            let ruma_user = ruma_user_id(user)?;
+            request.device_keys.insert(
+                ruma_user.clone(),
+                devices
+                    .iter()
+                    .map(|d| OwnedDeviceId::from(d.as_str()))
+                    .collect(),
+            );
+            asked.push((user, ruma_user, devices));
+        }
+        let response = self.client.send(request).await?;
+        let mut served = ServedKeys::default();
+        for (server, failure) in &response.failures {
+            served
+                .failures
+                .insert(server.to_string(), failure.to_string());
+        }
+        for (user, ruma_user, devices) in asked {
+            if let Some(by_device) = response.device_keys.get(&ruma_user) {
+                for device in devices {
+                    if let Some(raw) = by_device.get(&OwnedDeviceId::from(device.as_str())) {
+                        served
+                            .devices
+                            .insert((user.clone(), device.clone()), raw.json().get().to_owned());
+                    }
+                }
+            }
+            if let Some(master) = response.master_keys.get(&ruma_user) {
+                served
+                    .master_keys
+                    .insert(user.clone(), master.json().get().to_owned());
+            }
+            if let Some(ssk) = response.self_signing_keys.get(&ruma_user) {
+                served
+                    .self_signing_keys
+                    .insert(user.clone(), ssk.json().get().to_owned());
+            }
+        }
+        Ok(served)
     }
 
     /// Sends `challenge` as an Olm-encrypted `io.govtrust.enrollment_challenge`
@@ -448,6 +473,71 @@ impl Bot {
             self.client.join_room_by_id(room_id).await?;
         }
         Ok(())
+    }
+}
+
+/// What one `/keys/query` served for the users and devices asked about,
+/// as the homeserver's JSON (nothing in it is trusted yet): the checks run
+/// per caller, for that caller's user and device only.
+#[derive(Clone, Debug, Default)]
+pub struct ServedKeys {
+    /// Device-keys objects, by the (user, device) asked about.
+    pub devices: HashMap<(UserId, DeviceId), String>,
+    /// Cross-signing master keys, by user.
+    pub master_keys: HashMap<UserId, String>,
+    /// Cross-signing self-signing keys, by user.
+    pub self_signing_keys: HashMap<UserId, String>,
+    /// The homeserver's `failures`: servers it could not ask, and why.
+    pub failures: BTreeMap<String, String>,
+}
+
+impl ServedKeys {
+    /// An error if the homeserver reported a failure for `user`'s server:
+    /// then its silence about the user means nothing.
+    pub fn check_failures(&self, user: &UserId) -> Result<()> {
+        match self.failures.get(user.server_name()) {
+            Some(failure) => Err(MatrixError::InvalidKeys(format!(
+                "key query failed for {}: {failure}",
+                user.server_name()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// `device` of `user` with its self-signature checked; `None` if the
+    /// homeserver did not serve it.
+    pub fn device(&self, user: &UserId, device: &DeviceId) -> Result<Option<QueriedDevice>> {
+        self.check_failures(user)?;
+        self.devices
+            .get(&(user.clone(), device.clone()))
+            .map(|json| QueriedDevice::parse(user.as_str(), device.as_str(), json))
+            .transpose()
+            .map_err(MatrixError::from)
+    }
+
+    /// `user`'s cross-signing identity with the master key's signature on
+    /// the self-signing key checked; `None` if the user has no master key.
+    pub fn identity(&self, user: &UserId) -> Result<Option<QueriedIdentity>> {
+        self.check_failures(user)?;
+        match (self.master_keys.get(user), self.self_signing_keys.get(user)) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(MatrixError::InvalidKeys(format!(
+                "{user} has a master key but no self-signing key"
+            ))),
+            (Some(master), Some(ssk)) => {
+                Ok(Some(QueriedIdentity::parse(user.as_str(), master, ssk)?))
+            }
+        }
+    }
+
+    /// Both [`ServedKeys::device`] and [`ServedKeys::identity`], from the
+    /// same answer.
+    pub fn device_and_identity(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(Option<QueriedDevice>, Option<QueriedIdentity>)> {
+        Ok((self.device(user, device)?, self.identity(user)?))
     }
 }
 

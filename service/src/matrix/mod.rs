@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use url::Url;
 
 pub use agency::{ChallengeReceiver, EnrollmentChallengeEventContent, CHALLENGE_EVENT_TYPE};
-pub use bot::Bot;
+pub use bot::{Bot, ServedKeys};
 pub use error::MatrixError;
 pub use govtrust_api::keys::{QueriedDevice, QueriedIdentity};
 
