@@ -22,8 +22,9 @@ use cms::content_info::CmsVersion;
 use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier, SignerInfo, SignerInfos};
 use der::asn1::{Any, AnyRef, ObjectIdentifier, OctetString, SetOfVec};
 use der::Decode;
+use govtrust_verifier::canonical_json::signing_bytes;
 use govtrust_verifier::element_x509::{
-    content_info_der, signing_bytes, SignedDataRawCerts, KEY_ID_PREFIX, PEM_LABEL,
+    content_info_der, SignedDataRawCerts, KEY_ID_PREFIX, PEM_LABEL,
 };
 use govtrust_verifier::{CertificateDer, UserId};
 use ring::rand::SystemRandom;
@@ -181,7 +182,8 @@ pub fn sign_master_key(
         )));
     }
     let key_id = key_id_of_chain(chain)?;
-    let message = signing_bytes(master_key).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    let message =
+        signing_bytes(master_key).map_err(|e| Error::InvalidRequest(format!("master key: {e}")))?;
     let signature = signer.sign_rsa_pss_sha512(&message)?;
     let cms_pem = to_pem(&signed_data(chain, signature, pss_sha512_algorithm()?)?)?;
 

@@ -24,10 +24,11 @@ use govtrust_pki::signer::Signer;
 use govtrust_pki::{
     IdentitySigningRequest, IssuedCertificate, RevocationReason, RevokedCertificate, Validity,
 };
+use govtrust_verifier::canonical_json::signing_bytes;
 use govtrust_verifier::element_x509::SignedDataRawCerts as SignedData;
 use govtrust_verifier::element_x509::{
-    key_id_for, parse_cms_pem, signing_bytes, GovtrustRawX509Verifier, RawX509Signature,
-    RawX509Verifier, KEY_ID_PREFIX,
+    key_id_for, parse_cms_pem, GovtrustRawX509Verifier, RawX509Signature, RawX509Verifier,
+    KEY_ID_PREFIX,
 };
 use govtrust_verifier::{
     oid, Crl, CrlPolicy, CrlSet, ElementX509Verifier, Error, TrustAnchors, UnixTime, UserId,

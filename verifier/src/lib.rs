@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod authority;
+pub mod canonical_json;
 mod crl;
 pub mod element_x509;
 mod error;
