@@ -174,7 +174,10 @@ pub const PSEUDONYM_ROUTES: [&str; 3] = [
 pub fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .route("/v1/pseudonyms", post(create_pseudonym))
-        .route("/v1/pseudonyms/enrollment/challenge", post(citizen_challenge))
+        .route(
+            "/v1/pseudonyms/enrollment/challenge",
+            post(citizen_challenge),
+        )
         .route("/v1/pseudonyms/enrollment", post(citizen_enrollment));
     match Pseudonyms::from_config(&state.config) {
         Ok(None) => Router::new(),
