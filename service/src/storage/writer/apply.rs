@@ -10,6 +10,29 @@ use super::{
 };
 use crate::storage::{Backend, StoreError};
 
+/// What applying one op did: its outcome, and the id of the outbox item it
+/// queued, if any (the batch supersedes older pending items of its state
+/// key before it commits, see `outbox::enqueue`).
+pub(super) struct Applied {
+    pub outcome: Outcome,
+    pub outbox_id: Option<i64>,
+}
+
+impl From<Outcome> for Applied {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            outbox_id: None,
+        }
+    }
+}
+
+impl From<(Outcome, Option<i64>)> for Applied {
+    fn from((outcome, outbox_id): (Outcome, Option<i64>)) -> Self {
+        Self { outcome, outbox_id }
+    }
+}
+
 /// Applies one op inside the batch transaction. Ops check their
 /// preconditions before writing anything, so a non-`Done` outcome leaves
 /// no trace; a returned error aborts the whole batch.
@@ -17,50 +40,53 @@ pub(super) async fn apply(
     conn: &mut AnyConnection,
     backend: Backend,
     work: &Work,
-) -> Result<Outcome, StoreError> {
+) -> Result<Applied, StoreError> {
     let at = work.at;
-    match &work.op {
-        Op::InsertAuthority(p) => authorities::insert(conn, p).await,
-        Op::UpdateAuthority(p) => authorities::update(conn, p).await,
+    Ok(match &work.op {
+        Op::InsertAuthority(p) => authorities::insert(conn, p).await?.into(),
+        Op::UpdateAuthority(p) => authorities::update(conn, p).await?.into(),
         Op::SetAuthorityStatus { id, status } => {
-            authorities::set_status(conn, id, status, at).await
+            authorities::set_status(conn, id, status, at).await?.into()
         }
         // `run_batch` applies these in bulk (`bulk_insert_challenges`)
         // before the batch's other ops; alone, one is a bulk of one.
-        Op::InsertChallenge(c) => challenges::insert_one(conn, c).await,
-        Op::ConsumeChallenge(claim) => challenges::consume(conn, claim).await,
+        Op::InsertChallenge(c) => challenges::insert_one(conn, c).await?.into(),
+        Op::ConsumeChallenge(claim) => challenges::consume(conn, claim).await?.into(),
         Op::IssueCertificate {
             cert,
             outbox,
             claim,
-        } => {
-            certificates::issue_certificate(
-                conn,
-                backend,
-                cert,
-                outbox.as_ref(),
-                claim.as_ref(),
-                at,
-            )
-            .await
-        }
-        Op::Supersede { serial } => certificates::supersede(conn, serial).await,
+        } => certificates::issue_certificate(
+            conn,
+            backend,
+            cert,
+            outbox.as_ref(),
+            claim.as_ref(),
+            at,
+        )
+        .await?
+        .into(),
+        Op::Supersede { serial } => certificates::supersede(conn, serial).await?.into(),
         Op::Revoke {
             serial,
             reason,
             outbox,
-        } => revocations::revoke(conn, backend, serial, reason, outbox.as_ref(), at).await,
-        Op::StoreCrl(crl) => crls::store(conn, crl).await,
-        Op::InsertOperatorToken(t) => operator_tokens::insert(conn, t).await,
+        } => revocations::revoke(conn, backend, serial, reason, outbox.as_ref(), at)
+            .await?
+            .into(),
+        Op::StoreCrl(crl) => crls::store(conn, crl).await?.into(),
+        Op::InsertOperatorToken(t) => operator_tokens::insert(conn, t).await?.into(),
         Op::RotateOperatorToken { name, token_hash } => {
-            operator_tokens::rotate(conn, name, token_hash, at).await
+            operator_tokens::rotate(conn, name, token_hash, at)
+                .await?
+                .into()
         }
-        Op::RevokeOperatorToken { name } => operator_tokens::revoke(conn, name, at).await,
-        Op::DeleteOperatorToken { name } => operator_tokens::delete(conn, name).await,
+        Op::RevokeOperatorToken { name } => operator_tokens::revoke(conn, name, at).await?.into(),
+        Op::DeleteOperatorToken { name } => operator_tokens::delete(conn, name).await?.into(),
         Op::Enqueue(item) => {
-            outbox::enqueue(conn, backend, item, at).await?;
-            Ok(Outcome::Done)
+            let id = outbox::enqueue(conn, backend, item, at).await?;
+            (Outcome::Done, Some(id)).into()
         }
-        Op::AuditOnly => Ok(Outcome::Done),
-    }
+        Op::AuditOnly => Outcome::Done.into(),
+    })
 }

@@ -1,14 +1,17 @@
-//! The writer's audit appends: a batch's entries in multi-row inserts, and
-//! the chain head moved to the last of them (on PostgreSQL in the same
-//! statement).
+//! The writer's audit appends: a batch's entries and the move of the chain
+//! head, under the head lock. On PostgreSQL that is one call of a
+//! function that locks, chains, appends and also supersedes the outbox
+//! items the batch's items replace; SQLite (whose writer holds the write
+//! lock anyway) computes the chain here and uses multi-row inserts.
 
 use std::sync::OnceLock;
 
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use super::multi_row::{multi_row_sql, pow2_chunks};
 use super::PreparedAudit;
-use crate::storage::{Backend, StoreResult};
+use crate::storage::StoreResult;
 
 /// An audit entry ready to insert.
 pub(super) struct AuditRow<'a> {
@@ -19,13 +22,10 @@ pub(super) struct AuditRow<'a> {
     pub(super) hash: String,
 }
 
-/// Appends the batch's audit entries and moves the chain head to `seq` /
-/// `hash`, in as few statements as possible: on PostgreSQL the head moves
-/// in the statement that inserts the last rows (one round trip less on the
-/// serialised path).
-pub(super) async fn append_audit(
+/// SQLite: appends the batch's audit entries in multi-row inserts and
+/// moves the chain head to `seq` / `hash`.
+pub(super) async fn append_sqlite(
     conn: &mut AnyConnection,
-    backend: Backend,
     rows: &[AuditRow<'_>],
     seq: i64,
     hash: &str,
@@ -33,28 +33,8 @@ pub(super) async fn append_audit(
     const COLUMNS: &str =
         "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ";
     static PLAIN: OnceLock<Vec<String>> = OnceLock::new();
-    static WITH_HEAD: OnceLock<Vec<String>> = OnceLock::new();
-    let chunks: Vec<&[AuditRow<'_>]> = pow2_chunks(rows).collect();
-    let last = chunks.len().saturating_sub(1);
-    let head_in_last = backend == Backend::Postgres && !chunks.is_empty();
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let sql = if head_in_last && i == last {
-            multi_row_sql(
-                &WITH_HEAD,
-                &format!("WITH a AS ({COLUMNS}"),
-                8,
-                |used| {
-                    format!(
-                        ") UPDATE audit_head SET seq = ${}, hash = ${} WHERE id = 1",
-                        used + 1,
-                        used + 2
-                    )
-                },
-                chunk.len(),
-            )
-        } else {
-            multi_row_sql(&PLAIN, COLUMNS, 8, |_| String::new(), chunk.len())
-        };
+    for chunk in pow2_chunks(rows) {
+        let sql = multi_row_sql(&PLAIN, COLUMNS, 8, |_| String::new(), chunk.len());
         let mut query = sqlx::query(sql);
         for r in chunk {
             query = query
@@ -67,17 +47,51 @@ pub(super) async fn append_audit(
                 .bind(r.prev_hash.as_str())
                 .bind(r.hash.as_str());
         }
-        if head_in_last && i == last {
-            query = query.bind(seq).bind(hash);
-        }
         query.execute(&mut *conn).await?;
     }
-    if !head_in_last {
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(seq)
-            .bind(hash)
-            .execute(&mut *conn)
-            .await?;
-    }
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
+}
+
+/// PostgreSQL: locks the chain head, appends `entries` (the batch's, in
+/// chain order), supersedes what the batch's outbox items replace
+/// (`survivors`, see [`super::outbox::survivors_json`]) and moves the head,
+/// in one round trip: `govtrust_audit_append` (migration 0008) computes
+/// the same hash chain as [`crate::storage::audit::audit_hash`]. The lock
+/// is held from this call to the commit, so these are the only two round
+/// trips under it, whatever the batch size. Returns the head's seq before
+/// the batch; the entries got the next ones.
+pub(super) async fn append_postgres(
+    conn: &mut AnyConnection,
+    entries: &[PreparedEntry<'_>],
+    survivors: &str,
+) -> StoreResult<i64> {
+    let entries: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "at": e.at,
+                "actor": e.audit.actor,
+                "action": e.audit.action,
+                "subject": e.audit.subject,
+                "details": e.audit.details,
+            })
+        })
+        .collect();
+    let row = sqlx::query("SELECT govtrust_audit_append($1::json, $2::json) AS first")
+        .bind(serde_json::Value::Array(entries).to_string())
+        .bind(survivors)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get("first")?)
+}
+
+/// An audit entry to append on PostgreSQL (which computes its hash).
+pub(super) struct PreparedEntry<'a> {
+    pub(super) at: i64,
+    pub(super) audit: &'a PreparedAudit,
 }

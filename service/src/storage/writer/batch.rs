@@ -1,9 +1,32 @@
 //! The batching loop: each writer task takes whatever is queued (up to
-//! [`MAX_BATCH`] changes), applies it in one transaction with the audit
-//! chain head locked, appends the batch's audit entries, commits, and only
+//! [`MAX_BATCH`] changes), applies it in one transaction, then locks the
+//! audit chain head, appends the batch's audit entries, commits, and only
 //! then answers each change. When a batch fails, this decides which change
 //! gets which error (and redoes the batch change by change if one change's
 //! data was refused).
+//!
+//! # The head lock comes last
+//!
+//! The chain head (`audit_head`, one row) is what serialises every audited
+//! change of every replica. A batch takes it only after all of its own
+//! statements ran. On PostgreSQL it then needs two round trips under it,
+//! whatever the batch size: one call ([`append_postgres`]) that locks the
+//! head, chains and inserts the entries, supersedes the outbox items the
+//! batch replaces and moves the head, and the commit. Several writer tasks
+//! per store share the queue ([`POSTGRES_AUDITED_WRITERS`]), so the
+//! statements of one batch run while another batch holds the head and
+//! commits. SQLite's writer holds the database write lock from `BEGIN`
+//! anyway; there the head is simply read at the end.
+//!
+//! The chain keeps its guarantees: the head is the last lock a
+//! transaction takes and is held until its commit, so transactions that
+//! append commit one after the other, in chain order; a transaction whose
+//! statements conflict with another's (a row lock) waits for that one's
+//! commit before it can reach the head, so the chain orders conflicting
+//! changes the way the database applied them. Two transactions of one
+//! replica can conflict the way two replicas always could (the same
+//! challenge, the same renewed certificate); a deadlock between them is a
+//! statement error that redoes each change on its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +36,10 @@ use sqlx::Row;
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, Mutex};
 
-use super::apply::apply;
-use super::audit::{append_audit, AuditRow};
+use super::apply::{apply, Applied};
+use super::audit::{append_postgres, append_sqlite, AuditRow, PreparedEntry};
 use super::challenges::insert_challenges;
+use super::outbox::survivors_json;
 use super::{Job, Op, Outcome, Reply, Work, Writers};
 use crate::storage::audit::audit_hash;
 use crate::storage::model::Challenge;
@@ -46,6 +70,16 @@ struct Writer {
     gate: Option<Arc<Mutex<()>>>,
 }
 
+/// Most writer tasks that take audited changes from one store's queue on
+/// PostgreSQL (fewer with a small pool: each holds a connection while its
+/// transaction runs). Two already overlap one batch's statements with the
+/// other's commit; a third covers the lock wait. SQLite has one: its
+/// write lock is taken at `BEGIN`.
+const POSTGRES_AUDITED_WRITERS: usize = 3;
+
+/// A queue that several writer tasks take batches from.
+type SharedQueue = Arc<Mutex<mpsc::Receiver<Job>>>;
+
 /// Starts the writer tasks on the current runtime; they end when every
 /// sender is dropped.
 pub(in crate::storage) fn spawn(
@@ -53,31 +87,49 @@ pub(in crate::storage) fn spawn(
     backend: Backend,
     gate: Option<Arc<Mutex<()>>>,
 ) -> Writers {
-    let start = |pool: AnyPool, gate: Option<Arc<Mutex<()>>>| {
+    let start = |tasks: usize| {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
-        let writer = Writer {
-            pool,
-            backend,
-            gate,
-        };
-        tokio::spawn(writer.run(rx));
+        let rx: SharedQueue = Arc::new(Mutex::new(rx));
+        for _ in 0..tasks {
+            let writer = Writer {
+                pool: pool.clone(),
+                backend,
+                gate: gate.clone(),
+            };
+            tokio::spawn(writer.run(Arc::clone(&rx)));
+        }
         tx
     };
-    let audited = start(pool.clone(), gate.clone());
-    let challenges = match backend {
-        Backend::Postgres => start(pool, gate),
-        Backend::Sqlite => audited.clone(),
-    };
-    Writers {
-        audited,
-        challenges,
+    match backend {
+        Backend::Postgres => {
+            // Leave at least two thirds of the pool to the challenge writer
+            // and the readers.
+            let max = usize::try_from(pool.options().get_max_connections()).unwrap_or(usize::MAX);
+            Writers {
+                audited: start((max / 3).clamp(1, POSTGRES_AUDITED_WRITERS)),
+                challenges: start(1),
+            }
+        }
+        Backend::Sqlite => {
+            let audited = start(1);
+            Writers {
+                challenges: audited.clone(),
+                audited,
+            }
+        }
     }
 }
 
 impl Writer {
-    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+    async fn run(self, rx: SharedQueue) {
         let mut buf = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut buf, MAX_BATCH).await > 0 {
+        loop {
+            // The other tasks queue on the receiver meanwhile (a fair lock):
+            // the next takes the next batch while this one runs its own.
+            let taken = rx.lock().await.recv_many(&mut buf, MAX_BATCH).await;
+            if taken == 0 {
+                break;
+            }
             let jobs = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
             self.process(jobs).await;
         }
@@ -130,7 +182,9 @@ impl Writer {
         }
     }
 
-    /// Applies `works` in one transaction with the audit head locked.
+    /// Applies `works` in one transaction, then, if it appends audit
+    /// entries or queued outbox items, locks the audit head, appends and
+    /// commits (see the module docs).
     async fn run_batch(&self, works: &[Work]) -> Result<Vec<Reply>, BatchError> {
         let started = Instant::now();
         let mut tx = match self.backend {
@@ -139,74 +193,117 @@ impl Writer {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        // A batch without audit entries (only challenges) leaves the chain
-        // head alone, and so does not queue behind other replicas' appends.
-        let (mut seq, mut hash) = if works.iter().any(|w| w.audit.is_some()) {
-            let head_sql = match self.backend {
-                Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
-                // Locks the head row until commit: appends from all replicas
-                // queue here. READ COMMITTED re-reads the row once it gets it.
-                Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-            };
-            let head = sqlx::query(head_sql).fetch_one(&mut *tx).await?;
-            let head_seq: i64 = head.try_get("seq")?;
-            let seq = u64::try_from(head_seq)
-                .map_err(|_| StoreError::Corrupt(format!("audit head seq {head_seq}")))?;
-            (seq, head.try_get::<String, _>("hash")?)
-        } else {
-            (0, String::new())
-        };
-        let locked = Instant::now();
-        let start = seq;
-
         let mut bulk = bulk_insert_challenges(&mut tx, works).await?;
-        let mut replies = Vec::with_capacity(works.len());
-        let mut entries: Vec<AuditRow<'_>> = Vec::new();
+        let mut outcomes = Vec::with_capacity(works.len());
+        // (state key, id) of the outbox items queued, in batch order.
+        let mut queued: Vec<(&str, i64)> = Vec::new();
         for (index, work) in works.iter().enumerate() {
-            let outcome = match bulk.remove(&index) {
-                Some(outcome) => outcome,
+            let applied = match bulk.remove(&index) {
+                Some(outcome) => Applied::from(outcome),
                 None => apply(&mut tx, self.backend, work).await?,
             };
-            let mut audit_seq = None;
-            if let (true, Some(a)) = (outcome.changed(), &work.audit) {
-                seq += 1;
-                let next = audit_hash(
-                    &hash,
-                    seq,
-                    work.at,
-                    &a.actor,
-                    &a.action,
-                    a.subject.as_deref(),
-                    &a.details,
-                );
-                entries.push(AuditRow {
-                    seq: to_i64(seq)?,
-                    at: work.at,
-                    audit: a,
-                    prev_hash: std::mem::replace(&mut hash, next.clone()),
-                    hash: next,
-                });
-                audit_seq = Some(seq);
+            if let (Some(id), Some(item)) = (applied.outbox_id, work.op.outbox()) {
+                queued.push((item.state_key.as_str(), id));
             }
-            replies.push(Reply { outcome, audit_seq });
-        }
-        if seq != start {
-            append_audit(&mut tx, self.backend, &entries, to_i64(seq)?, &hash).await?;
+            outcomes.push(applied.outcome);
         }
         let worked = Instant::now();
+
+        // A batch that appends nothing and queues nothing (only challenges)
+        // leaves the chain head alone, and so does not queue behind other
+        // batches' and replicas' appends.
+        let appends = works
+            .iter()
+            .zip(&outcomes)
+            .any(|(w, o)| o.changed() && w.audit.is_some());
+        let supersedes = self.backend == Backend::Postgres && !queued.is_empty();
+        let mut entries = 0;
+        let mut replies = Vec::with_capacity(works.len());
+        if !(appends || supersedes) {
+            replies.extend(outcomes.into_iter().map(|outcome| Reply {
+                outcome,
+                audit_seq: None,
+            }));
+        } else if self.backend == Backend::Postgres {
+            let to_append: Vec<PreparedEntry<'_>> = works
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(w, o)| match (o.changed(), &w.audit) {
+                    (true, Some(audit)) => Some(PreparedEntry { at: w.at, audit }),
+                    _ => None,
+                })
+                .collect();
+            let first = append_postgres(&mut tx, &to_append, &survivors_json(&queued)).await?;
+            let mut seq = u64::try_from(first)
+                .map_err(|_| StoreError::Corrupt(format!("audit head seq {first}")))?;
+            for (work, outcome) in works.iter().zip(outcomes) {
+                let mut audit_seq = None;
+                if outcome.changed() && work.audit.is_some() {
+                    seq += 1;
+                    audit_seq = Some(seq);
+                }
+                replies.push(Reply { outcome, audit_seq });
+            }
+            entries = to_append.len();
+        } else {
+            let (mut seq, mut hash) = lock_head_sqlite(&mut tx).await?;
+            let mut rows: Vec<AuditRow<'_>> = Vec::new();
+            for (work, outcome) in works.iter().zip(outcomes) {
+                let mut audit_seq = None;
+                if let (true, Some(a)) = (outcome.changed(), &work.audit) {
+                    seq += 1;
+                    let next = audit_hash(
+                        &hash,
+                        seq,
+                        work.at,
+                        &a.actor,
+                        &a.action,
+                        a.subject.as_deref(),
+                        &a.details,
+                    );
+                    rows.push(AuditRow {
+                        seq: to_i64(seq)?,
+                        at: work.at,
+                        audit: a,
+                        prev_hash: std::mem::replace(&mut hash, next.clone()),
+                        hash: next,
+                    });
+                    audit_seq = Some(seq);
+                }
+                replies.push(Reply { outcome, audit_seq });
+            }
+            if !rows.is_empty() {
+                append_sqlite(&mut tx, &rows, to_i64(seq)?, &hash).await?;
+            }
+            entries = rows.len();
+        }
+        let appended = Instant::now();
         tx.commit()
             .await
             .map_err(|e| BatchError::Commit(e.to_string()))?;
         tracing::debug!(
             changes = works.len(),
-            audit_entries = entries.len(),
-            lock_wait_us = micros(locked - started),
-            work_us = micros(worked - locked),
-            commit_us = micros(worked.elapsed()),
+            audit_entries = entries,
+            work_us = micros(worked - started),
+            // Waiting for the head lock and appending.
+            head_us = micros(appended - worked),
+            commit_us = micros(appended.elapsed()),
             "storage batch committed"
         );
         Ok(replies)
     }
+}
+
+/// Reads the audit chain head on SQLite, whose writer holds the database
+/// write lock already (PostgreSQL locks it in [`append_postgres`]).
+async fn lock_head_sqlite(conn: &mut AnyConnection) -> Result<(u64, String), BatchError> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    let head_seq: i64 = head.try_get("seq")?;
+    let seq = u64::try_from(head_seq)
+        .map_err(|_| StoreError::Corrupt(format!("audit head seq {head_seq}")))?;
+    Ok((seq, head.try_get::<String, _>("hash")?))
 }
 
 /// Applies the batch's challenge inserts first, together (the batch's other

@@ -12,8 +12,11 @@ use crate::storage::model::{ChallengeClaim, NewCertificate};
 use crate::storage::{Backend, StoreResult};
 
 /// Stores an issued certificate with its outbox item (superseding older
-/// pending items for the state key), supersedes the certificate it renews,
+/// pending items for the state key, see `outbox::enqueue`), supersedes the certificate it renews,
 /// and, for an enrollment, consumes the claimed challenge: all or nothing.
+/// Returns the outcome and the id of the queued outbox item, if one was
+/// queued (on PostgreSQL the batch supersedes the key's older pending
+/// items under the audit head lock, see `outbox::enqueue`).
 ///
 /// On PostgreSQL all of it is one statement (one round trip on the
 /// serialised path, where round trips are what limits throughput under
@@ -25,8 +28,8 @@ pub(super) async fn issue_certificate(
     outbox: Option<&PreparedOutbox>,
     claim: Option<&ChallengeClaim>,
     at: i64,
-) -> StoreResult<Outcome> {
-    let (consumed, inserted) = match backend {
+) -> StoreResult<(Outcome, Option<i64>)> {
+    let (consumed, outbox_id, inserted) = match backend {
         Backend::Postgres => {
             let row = bind_certificate(
                 sqlx::query(
@@ -42,12 +45,10 @@ pub(super) async fn issue_certificate(
                      o AS (INSERT INTO outbox (kind, state_key, content, state, created_at, \
                      attempts, next_attempt_at) SELECT $13, $14, $15, 'pending', $12, 0, $12 \
                      FROM c WHERE $13::text IS NOT NULL RETURNING id), \
-                     s AS (UPDATE outbox SET state = 'superseded', superseded_by = (SELECT id FROM o) \
-                     WHERE state_key = $14 AND state = 'pending' AND id < (SELECT id FROM o)), \
                      r AS (UPDATE certificates SET status = 'superseded' WHERE serial = $11 \
                      AND status NOT IN ('revoked', 'superseded') AND EXISTS (SELECT 1 FROM c)) \
                      SELECT (SELECT COUNT(*) FROM ch) AS consumed, \
-                     (SELECT COUNT(*) FROM c) AS inserted",
+                     (SELECT COUNT(*) FROM c) AS inserted, (SELECT id FROM o) AS outbox_id",
                 ),
                 c,
             )
@@ -64,6 +65,7 @@ pub(super) async fn issue_certificate(
             .await?;
             (
                 row.try_get::<i64, _>("consumed")? > 0,
+                row.try_get::<Option<i64>, _>("outbox_id")?,
                 row.try_get::<i64, _>("inserted")? > 0,
             )
         }
@@ -72,17 +74,17 @@ pub(super) async fn issue_certificate(
                 Some(claim) => try_consume(conn, claim).await?,
                 None => false,
             };
-            let inserted = if claim.is_some() && !consumed {
-                false
+            let (outbox_id, inserted) = if claim.is_some() && !consumed {
+                (None, false)
             } else {
                 insert_certificate_sqlite(conn, c, outbox, at).await?
             };
-            (consumed, inserted)
+            (consumed, outbox_id, inserted)
         }
     };
     if let Some(claim) = claim {
         if !consumed {
-            return Ok(Outcome::Challenge(refusal(conn, claim).await?));
+            return Ok((Outcome::Challenge(refusal(conn, claim).await?), None));
         }
     }
     if !inserted {
@@ -93,20 +95,20 @@ pub(super) async fn issue_certificate(
                 .execute(&mut *conn)
                 .await?;
         }
-        return Ok(Outcome::Duplicate);
+        return Ok((Outcome::Duplicate, None));
     }
-    Ok(Outcome::Done)
+    Ok((Outcome::Done, outbox_id))
 }
 
 /// SQLite's steps of [`issue_certificate`] after the claim: the
-/// certificate, its outbox item, the certificate it renews. Whether the
-/// certificate was new.
+/// certificate, its outbox item, the certificate it renews. The outbox
+/// item's id and whether the certificate was new.
 async fn insert_certificate_sqlite(
     conn: &mut AnyConnection,
     c: &NewCertificate,
     outbox: Option<&PreparedOutbox>,
     at: i64,
-) -> StoreResult<bool> {
+) -> StoreResult<(Option<i64>, bool)> {
     let res = bind_certificate(
         sqlx::query(
             "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
@@ -119,15 +121,16 @@ async fn insert_certificate_sqlite(
     .execute(&mut *conn)
     .await?;
     if res.rows_affected() == 0 {
-        return Ok(false);
+        return Ok((None, false));
     }
-    if let Some(item) = outbox {
-        enqueue(conn, Backend::Sqlite, item, at).await?;
-    }
+    let outbox_id = match outbox {
+        Some(item) => Some(enqueue(conn, Backend::Sqlite, item, at).await?),
+        None => None,
+    };
     if let Some(old) = &c.renewed_from {
         supersede_renewed(conn, old).await?;
     }
-    Ok(true)
+    Ok((outbox_id, true))
 }
 
 /// Binds $1–$12 of an insert into `certificates`, in the column order both

@@ -80,6 +80,17 @@ pub(super) enum Op {
     AuditOnly,
 }
 
+impl Op {
+    /// The outbox item this op queues when it changes something.
+    fn outbox(&self) -> Option<&PreparedOutbox> {
+        match self {
+            Self::IssueCertificate { outbox, .. } | Self::Revoke { outbox, .. } => outbox.as_ref(),
+            Self::Enqueue(item) => Some(item),
+            _ => None,
+        }
+    }
+}
+
 /// One change with its audit entry and time.
 pub(super) struct Work {
     pub op: Op,
@@ -139,7 +150,11 @@ fn found(rows: u64) -> Outcome {
 
 /// Where to queue changes: the writer tasks of one [`super::Store`].
 pub(super) struct Writers {
-    /// Every audited change (and anything that touches audited rows).
+    /// Every audited change (and anything that touches audited rows). On
+    /// PostgreSQL several writer tasks take batches from this queue and run
+    /// their transactions at once: each takes the audit chain head lock
+    /// only at the end, so one batch's statements run while another's
+    /// commit holds the head (see [`batch`]).
     pub audited: mpsc::Sender<Job>,
     /// Challenges (stored, burnt): unaudited and independent of everything
     /// else. On PostgreSQL they have a writer of their own, so their

@@ -1,5 +1,7 @@
-//! The writer's outbox statement: queueing an item and superseding the
-//! older pending items of its state key, per backend.
+//! The writer's outbox statements: queueing an item, and superseding the
+//! older pending items of its state key (on SQLite right away; on
+//! PostgreSQL once the batch holds the audit chain head, see
+//! [`super::audit::append_postgres`]).
 
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -7,54 +9,69 @@ use sqlx::Row;
 use super::PreparedOutbox;
 use crate::storage::{Backend, StoreResult};
 
-/// Queues an outbox item and supersedes older pending items for the same
-/// state key. Runs only in writer transactions, which are serialised, so
-/// afterwards each state key has at most one pending item. On PostgreSQL
-/// both happen in one statement (one round trip on the serialised path).
+/// Queues an outbox item and returns its id.
+///
+/// SQLite supersedes the older pending items of the state key right away:
+/// its writers hold the database write lock for the whole transaction, so
+/// they are serialised anyway. PostgreSQL runs several writer transactions
+/// at once (per replica and across replicas), which cannot see each
+/// other's uncommitted items; there the batch supersedes them under the
+/// audit chain head lock, just before it commits ([`super::audit::append_postgres`]).
 pub(super) async fn enqueue(
     conn: &mut AnyConnection,
     backend: Backend,
     item: &PreparedOutbox,
     at: i64,
-) -> StoreResult<()> {
-    match backend {
-        Backend::Postgres => {
-            // The UPDATE does not see the row the INSERT adds (one snapshot
-            // per statement), and would spare it anyway (`id <`).
-            sqlx::query(
-                "WITH ins AS (INSERT INTO outbox (kind, state_key, content, state, created_at, \
-                 attempts, next_attempt_at) VALUES ($1, $2, $3, 'pending', $4, 0, $4) RETURNING id) \
-                 UPDATE outbox SET state = 'superseded', superseded_by = (SELECT id FROM ins) \
-                 WHERE state_key = $2 AND state = 'pending' AND id < (SELECT id FROM ins)",
-            )
-            .bind(item.kind.as_str())
-            .bind(item.state_key.as_str())
-            .bind(item.content.as_str())
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Backend::Sqlite => {
-            let row = sqlx::query(
-                "INSERT INTO outbox (kind, state_key, content, state, created_at, attempts, \
-                 next_attempt_at) VALUES ($1, $2, $3, 'pending', $4, 0, $4) RETURNING id",
-            )
-            .bind(item.kind.as_str())
-            .bind(item.state_key.as_str())
-            .bind(item.content.as_str())
-            .bind(at)
-            .fetch_one(&mut *conn)
-            .await?;
-            let id: i64 = row.try_get("id")?;
-            sqlx::query(
-                "UPDATE outbox SET state = 'superseded', superseded_by = $2 \
-                 WHERE state_key = $1 AND state = 'pending' AND id < $2",
-            )
-            .bind(item.state_key.as_str())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO outbox (kind, state_key, content, state, created_at, attempts, \
+         next_attempt_at) VALUES ($1, $2, $3, 'pending', $4, 0, $4) RETURNING id",
+    )
+    .bind(item.kind.as_str())
+    .bind(item.state_key.as_str())
+    .bind(item.content.as_str())
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await?;
+    let id: i64 = row.try_get("id")?;
+    if backend == Backend::Sqlite {
+        sqlx::query(
+            "UPDATE outbox SET state = 'superseded', superseded_by = $2 \
+             WHERE state_key = $1 AND state = 'pending' AND id < $2",
+        )
+        .bind(item.state_key.as_str())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(id)
+}
+
+/// The PostgreSQL batch's outbox items, by state key: the item that
+/// survives (the batch's last for the key), as the JSON array
+/// `[{"k": state key, "id": id}, ...]` that `govtrust_audit_append`
+/// (migration 0008) reads.
+///
+/// Why this keeps "at most one pending item per state key": the batch runs
+/// it while holding the chain head row lock, which every transaction that
+/// queues an item takes before it commits and keeps until then. So these
+/// transactions commit one after the other, and each one's statement (READ
+/// COMMITTED: a fresh snapshot per statement, taken after the lock was
+/// granted) sees every item committed before it. It supersedes all of
+/// them for its keys, whatever their ids (an older transaction may have
+/// drawn a higher id), so the survivor is the item of the latest commit:
+/// the same order as the audit chain.
+pub(super) fn survivors_json(items: &[(&str, i64)]) -> String {
+    let mut last: Vec<(&str, i64)> = Vec::with_capacity(items.len());
+    for &(key, id) in items {
+        match last.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = id,
+            None => last.push((key, id)),
         }
     }
-    Ok(())
+    let array: Vec<serde_json::Value> = last
+        .into_iter()
+        .map(|(k, id)| serde_json::json!({ "k": k, "id": id }))
+        .collect();
+    serde_json::Value::Array(array).to_string()
 }

@@ -10,7 +10,8 @@ use super::{Outcome, PreparedOutbox};
 use crate::storage::model::RevokeOutcome;
 use crate::storage::{Backend, StoreResult};
 
-/// Revokes a valid or superseded certificate as of `at`.
+/// Revokes a valid or superseded certificate as of `at`; with the id of
+/// the queued outbox item, if one was queued.
 pub(super) async fn revoke(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -18,7 +19,7 @@ pub(super) async fn revoke(
     reason: &str,
     outbox: Option<&PreparedOutbox>,
     at: i64,
-) -> StoreResult<Outcome> {
+) -> StoreResult<(Outcome, Option<i64>)> {
     let row = sqlx::query(
         "UPDATE certificates SET status = 'revoked' \
          WHERE serial = $1 AND status <> 'revoked' RETURNING issuing_ca",
@@ -32,11 +33,12 @@ pub(super) async fn revoke(
             .fetch_optional(&mut *conn)
             .await?
             .is_some();
-        return Ok(Outcome::Revoke(if exists {
+        let outcome = if exists {
             RevokeOutcome::AlreadyRevoked
         } else {
             RevokeOutcome::Unknown
-        }));
+        };
+        return Ok((Outcome::Revoke(outcome), None));
     };
     let issuing_ca: String = row.try_get("issuing_ca")?;
     sqlx::query(
@@ -49,8 +51,9 @@ pub(super) async fn revoke(
     .bind(reason)
     .execute(&mut *conn)
     .await?;
-    if let Some(item) = outbox {
-        enqueue(conn, backend, item, at).await?;
-    }
-    Ok(Outcome::Revoke(RevokeOutcome::Revoked))
+    let outbox_id = match outbox {
+        Some(item) => Some(enqueue(conn, backend, item, at).await?),
+        None => None,
+    };
+    Ok((Outcome::Revoke(RevokeOutcome::Revoked), outbox_id))
 }
