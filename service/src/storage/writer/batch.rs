@@ -12,10 +12,10 @@
 //! statements ran. On PostgreSQL it then needs two round trips under it,
 //! whatever the batch size: one call ([`append_postgres`]) that locks the
 //! head, chains and inserts the entries, supersedes the outbox items the
-//! batch replaces and moves the head, and the commit. Several writer tasks
-//! per store share the queue ([`POSTGRES_AUDITED_WRITERS`]), so the
-//! statements of one batch run while another batch holds the head and
-//! commits. SQLite's writer holds the database write lock from `BEGIN`
+//! batch replaces and moves the head, and the commit. So the statements of
+//! one replica's batch run while another replica's batch holds the head
+//! and commits; within a store, several writer tasks can share the queue
+//! the same way ([`POSTGRES_AUDITED_WRITERS`]). SQLite's writer holds the database write lock from `BEGIN`
 //! anyway; there the head is simply read at the end.
 //!
 //! The chain keeps its guarantees: the head is the last lock a
@@ -70,12 +70,17 @@ struct Writer {
     gate: Option<Arc<Mutex<()>>>,
 }
 
-/// Most writer tasks that take audited changes from one store's queue on
-/// PostgreSQL (fewer with a small pool: each holds a connection while its
-/// transaction runs). Two already overlap one batch's statements with the
-/// other's commit; a third covers the lock wait. SQLite has one: its
-/// write lock is taken at `BEGIN`.
-const POSTGRES_AUDITED_WRITERS: usize = 3;
+/// Writer tasks that take audited changes from one store's queue on
+/// PostgreSQL (at most a third of the pool: each holds a connection while
+/// its transaction runs). More than one overlaps one batch's statements
+/// with another's head lock and commit, which pays where round trips are
+/// slow (a database on another host). On the 2-core development machine,
+/// where the database shares the CPU with the service and the load, it
+/// does not: the batches get smaller and PostgreSQL spends more CPU per
+/// enrollment (govtrust-bench, 16 clients: 3 writers 578–902/s, PostgreSQL
+/// 0.96–1.24 ms CPU per enrollment; 1 writer 674–1,095/s, 0.70–0.97 ms).
+/// Replicas overlap either way, as each takes the head only at the end.
+const POSTGRES_AUDITED_WRITERS: usize = 1;
 
 /// A queue that several writer tasks take batches from.
 type SharedQueue = Arc<Mutex<mpsc::Receiver<Job>>>;

@@ -151,10 +151,10 @@ fn found(rows: u64) -> Outcome {
 /// Where to queue changes: the writer tasks of one [`super::Store`].
 pub(super) struct Writers {
     /// Every audited change (and anything that touches audited rows). On
-    /// PostgreSQL several writer tasks take batches from this queue and run
-    /// their transactions at once: each takes the audit chain head lock
-    /// only at the end, so one batch's statements run while another's
-    /// commit holds the head (see [`batch`]).
+    /// PostgreSQL [`batch`]'s writer tasks (one by default) take batches
+    /// from this queue; each takes the audit chain head lock only at the
+    /// end of its transaction, so batches of several tasks or replicas
+    /// overlap up to it.
     pub audited: mpsc::Sender<Job>,
     /// Challenges (stored, burnt): unaudited and independent of everything
     /// else. On PostgreSQL they have a writer of their own, so their
