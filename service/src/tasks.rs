@@ -24,6 +24,11 @@ const OUTBOX_LEASE_MS: i64 = 30_000;
 const OUTBOX_BATCH: u32 = 32;
 /// Lease on renewals and CRL generation.
 const WORK_LEASE_MS: i64 = 60_000;
+/// How long a CRL request waits for another signer's CRL that covers the
+/// newest revocation, before it answers with an error.
+const CRL_WAIT_MS: i64 = 5_000;
+/// How often it looks while waiting.
+const CRL_WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// Publishes queued attestation events until the process ends; retries
 /// with exponential backoff while the homeserver is unavailable.
@@ -108,15 +113,26 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
             return Ok(crl.clone());
         }
     }
-    if !svc
+    let deadline = now + CRL_WAIT_MS;
+    while !svc
         .store
-        .claim_crl_generation(&ca, now, WORK_LEASE_MS)
+        .claim_crl_generation(&ca, now_ms(), WORK_LEASE_MS)
         .await?
     {
-        // Another replica is signing one right now; serve the last one if any.
-        if let Some(crl) = latest {
-            return Ok(crl);
+        // Another task or replica is signing one right now. Serve the
+        // newest CRL only if it covers every recorded revocation: one that
+        // misses a revocation would vouch for a revoked certificate.
+        let newest = svc.store.latest_crl(&ca).await?;
+        let newest_revocation = svc.store.newest_revocation_at(&ca).await?;
+        if let Some(crl) = newest {
+            if newest_revocation.is_none_or(|at| at <= crl.this_update) {
+                return Ok(crl);
+            }
         }
+        if now_ms() > deadline {
+            anyhow::bail!("the CRL of {ca} is being signed elsewhere; try again");
+        }
+        tokio::time::sleep(CRL_WAIT_POLL).await;
     }
     let result = sign_crl(svc, &ca).await;
     svc.store.release_crl_claim(&ca).await?;
