@@ -25,9 +25,15 @@
 //!   CRLs, ...) is written in one transaction together with its audit entry
 //!   and, where it announces something, its outbox item: it is durable
 //!   all-or-nothing.
-//! * Audit appends are serialised: the chain head (`audit_head`, one row) is
-//!   locked with `SELECT ... FOR UPDATE` on PostgreSQL; SQLite writers hold
-//!   the database write lock (`BEGIN IMMEDIATE`) anyway.
+//! * Audit appends are serialised, and the chain head is the *last* lock a
+//!   transaction takes: on PostgreSQL a batch first runs its own statements
+//!   (challenges, issuances, revocations), then one call of
+//!   `govtrust_audit_append` (migration `postgres/0008`) locks `audit_head`,
+//!   chains and inserts the batch's entries, supersedes older pending outbox
+//!   items of the batch's state keys and moves the head — so commit order is
+//!   chain order, and only that call and the commit run under the lock.
+//!   SQLite writers hold the database write lock (`BEGIN IMMEDIATE`) from
+//!   the start and supersede outbox items inline.
 //! * Work that only one replica should do at a time is claimed with a lease
 //!   in a single conditional `UPDATE` (renewals, outbox publication, CRL
 //!   generation); a replica that dies just lets the lease run out.
@@ -42,7 +48,9 @@
 //! Because audit appends are serialised, one transaction per change would
 //! cap throughput at one commit (one WAL flush, ~2.5 ms on this host's
 //! PostgreSQL) at a time: ~400 issuances/s for *all* replicas together.
-//! So each [`Store`] funnels its audited changes through one writer task
+//! So each [`Store`] funnels its audited changes through a writer task (on
+//! PostgreSQL one by default; several can share the queue, which pays off only
+//! where round trips are slow)
 //! that takes whatever is queued (up to [`MAX_BATCH`] changes) and applies it
 //! in one transaction, with one multi-row insert for the batch's audit
 //! entries. Each change still succeeds or fails on its own:
