@@ -15,10 +15,10 @@ use govtrust_verifier::{
     CrlPolicy, Ed25519Key, Error, Expected, PathPosition, Subject, TrustAnchors, UserId,
     VerifiedAttestation, VerifiedIdentitySignature,
 };
-use rustls_pki_types::UnixTime;
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::clock::now_secs;
-use crate::crls::{self, distribution_points};
+use crate::crls::{self, distribution_points, CrlCache};
 use crate::decision::Verdict;
 use crate::directory::Candidate;
 use crate::state::{EvalState, Inner};
@@ -173,22 +173,9 @@ impl Inner {
         let roots =
             || TrustAnchors::from_der(self.strict.anchors().roots().cloned().collect::<Vec<_>>());
         let chain = parse_cms_pem(&cms).map(|c| c.chain).unwrap_or_default();
-        let leaf_points = chain
-            .first()
-            .map(|c| distribution_points(c))
-            .unwrap_or_default();
-        let issuer_points = chain
-            .get(1)
-            .map(|c| distribution_points(c))
-            .unwrap_or_default();
+        let points = ChainCrlPoints::of(&chain);
         let now_unix = UnixTime::now();
-        let now = now_secs();
-        let all_fresh = !leaf_points.is_empty()
-            && leaf_points
-                .iter()
-                .chain(&issuer_points)
-                .all(|u| state.crls.is_fresh(u, now));
-        if !all_fresh {
+        if !points.all_fresh(&state.crls, now_secs()) {
             let lenient = match roots() {
                 Ok(anchors) => ElementX509Verifier::new(anchors, CrlPolicy::ALLOW_MISSING),
                 Err(error) => return rejected(error),
@@ -202,13 +189,7 @@ impl Inner {
                 Ok(v) => v,
                 Err(error) => return rejected(error),
             };
-            let mut points = leaf_points;
-            if chain.len() == 2
-                && chain.get(1).and_then(|c| crls::subject_string(c))
-                    == Some(verified.signer.issuer.clone())
-            {
-                points.extend(issuer_points);
-            }
+            let points = points.needed_for(&verified.signer.issuer);
             state.crls.ensure(&points, false).await;
         }
         let strict = match roots() {
@@ -244,39 +225,71 @@ impl Inner {
             });
         }
         let chain = content.chain_der()?;
-        let leaf_points = chain
-            .first()
-            .map(|c| distribution_points(c))
-            .unwrap_or_default();
-        let issuer_points = chain
-            .get(1)
-            .map(|c| distribution_points(c))
-            .unwrap_or_default();
+        let points = ChainCrlPoints::of(&chain);
         let now_unix = UnixTime::now();
-        let now = now_secs();
-        let all_fresh = !leaf_points.is_empty()
-            && leaf_points
-                .iter()
-                .chain(&issuer_points)
-                .all(|u| state.crls.is_fresh(u, now));
-        if !all_fresh {
+        if !points.all_fresh(&state.crls, now_secs()) {
             let att = self
                 .lenient
                 .verify_event(expected, json, &state.crls.set(), now_unix)?;
-            // The issuing CA's distribution point counts only if that
-            // certificate is the one the validated path went through: the
-            // profile's chain is exactly leaf and issuing CA, and the
-            // path's issuer is that certificate's subject.
-            let mut points = leaf_points;
-            if chain.len() == 2
-                && chain.get(1).and_then(|c| crls::subject_string(c)) == Some(att.issuer.clone())
-            {
-                points.extend(issuer_points);
-            }
+            let points = points.needed_for(&att.issuer);
             state.crls.ensure(&points, false).await;
         }
         self.strict
             .verify_event(expected, json, &state.crls.set(), now_unix)
+    }
+}
+
+/// The CRL distribution points a leaf-and-issuing-CA chain names, for
+/// fetching the CRLs it needs only after the chain proved genuine.
+struct ChainCrlPoints<'c> {
+    chain: &'c [CertificateDer<'c>],
+    leaf: Vec<String>,
+    issuer: Vec<String>,
+}
+
+impl<'c> ChainCrlPoints<'c> {
+    fn of(chain: &'c [CertificateDer<'c>]) -> Self {
+        let points = |i: usize| {
+            chain
+                .get(i)
+                .map(|c| distribution_points(c))
+                .unwrap_or_default()
+        };
+        ChainCrlPoints {
+            chain,
+            leaf: points(0),
+            issuer: points(1),
+        }
+    }
+
+    /// Whether the leaf names a distribution point and every point of the
+    /// leaf and the issuing CA has a fresh CRL in the cache.
+    fn all_fresh(&self, crls: &CrlCache, now: i64) -> bool {
+        !self.leaf.is_empty()
+            && self
+                .leaf
+                .iter()
+                .chain(&self.issuer)
+                .all(|u| crls.is_fresh(u, now))
+    }
+
+    /// The points to fetch once a path validated through `path_issuer`:
+    /// the leaf's, and the issuing CA's only if that certificate is the one
+    /// the validated path went through: the profile's chain is exactly leaf
+    /// and issuing CA, and the path's issuer is that certificate's subject.
+    fn needed_for(self, path_issuer: &str) -> Vec<String> {
+        let mut points = self.leaf;
+        if self.chain.len() == 2
+            && self
+                .chain
+                .get(1)
+                .and_then(|c| crls::subject_string(c))
+                .as_deref()
+                == Some(path_issuer)
+        {
+            points.extend(self.issuer);
+        }
+        points
     }
 }
 

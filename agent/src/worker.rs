@@ -67,25 +67,22 @@ trait Updates {
     fn users(&self) -> Vec<OwnedUserId>;
 }
 
-impl Updates for DeviceUpdates {
-    fn users(&self) -> Vec<OwnedUserId> {
-        self.new
-            .keys()
-            .chain(self.changed.keys())
-            .cloned()
-            .collect()
-    }
+/// Both update types keep `new` and `changed` maps keyed by user.
+macro_rules! impl_updates {
+    ($($updates:ty),+) => {$(
+        impl Updates for $updates {
+            fn users(&self) -> Vec<OwnedUserId> {
+                self.new
+                    .keys()
+                    .chain(self.changed.keys())
+                    .cloned()
+                    .collect()
+            }
+        }
+    )+};
 }
 
-impl Updates for IdentityUpdates {
-    fn users(&self) -> Vec<OwnedUserId> {
-        self.new
-            .keys()
-            .chain(self.changed.keys())
-            .cloned()
-            .collect()
-    }
-}
+impl_updates!(DeviceUpdates, IdentityUpdates);
 
 /// A task passing on the users each update of `stream` names.
 fn forward<U: Updates + Send + 'static>(

@@ -310,6 +310,23 @@ impl<S: Signer> IssuingCa<S> {
         self.crl_url.as_deref()
     }
 
+    /// Signs the template `make` builds for a certificate naming `user_id`,
+    /// after rejecting a user on a Matrix server this CA's ARC.11 list does
+    /// not permit (before any template is built).
+    fn sign_for_user(
+        &self,
+        user_id: &UserId,
+        make: impl FnOnce() -> Result<CertificateTemplate, Error>,
+    ) -> Result<IssuedCertificate, Error> {
+        let server = user_id.server_name();
+        if !self.cert.permitted_servers.iter().any(|s| s == server) {
+            return Err(Error::InvalidRequest(format!(
+                "this issuing CA may not certify users on {server}"
+            )));
+        }
+        self.sign_end_entity(&make()?)
+    }
+
     fn sign_end_entity(&self, template: &CertificateTemplate) -> Result<IssuedCertificate, Error> {
         let der = template.sign(&self.signer)?;
         Ok(IssuedCertificate {
@@ -337,15 +354,9 @@ impl<S: Signer> IssuingCa<S> {
         request: &AttestationRequest,
         validity: Validity,
     ) -> Result<IssuedCertificate, Error> {
-        let server = request.user_id.server_name();
-        if !self.cert.permitted_servers.iter().any(|s| s == server) {
-            return Err(Error::InvalidRequest(format!(
-                "this issuing CA may not certify users on {server}"
-            )));
-        }
-        let template =
-            certprofile::attestation(request, &self.cert.info, validity, self.crl_url())?;
-        let issued = self.sign_end_entity(&template)?;
+        let issued = self.sign_for_user(&request.user_id, || {
+            certprofile::attestation(request, &self.cert.info, validity, self.crl_url())
+        })?;
         let expected = Expected {
             user_id: request.user_id.clone(),
             subject: request.subject.clone(),
@@ -357,13 +368,7 @@ impl<S: Signer> IssuingCa<S> {
             &CrlSet::new(),
             Self::check_time(&issued),
         )?;
-        if verified.authority != request.authority {
-            return Err(Error::SelfCheck(
-                govtrust_verifier::Error::AuthorityRecordInvalid(
-                    "the issued subject does not read back as the request".into(),
-                ),
-            ));
-        }
+        authority_reads_back(&verified.authority, &request.authority)?;
         Ok(issued)
     }
 
@@ -387,13 +392,7 @@ impl<S: Signer> IssuingCa<S> {
         self.check_path(&issued, Some(oid::EKU_ENROLLMENT_CLIENT))?;
         let (_, parsed) = X509Certificate::from_der(issued.certificate())
             .map_err(|e| Error::InvalidRequest(format!("issued certificate: {e}")))?;
-        if &profile::authority_record(&parsed)? != authority {
-            return Err(Error::SelfCheck(
-                govtrust_verifier::Error::AuthorityRecordInvalid(
-                    "the issued subject does not read back as the request".into(),
-                ),
-            ));
-        }
+        authority_reads_back(&profile::authority_record(&parsed)?, authority)?;
         Ok(issued)
     }
 
@@ -406,15 +405,9 @@ impl<S: Signer> IssuingCa<S> {
         request: &IdentitySigningRequest,
         validity: Validity,
     ) -> Result<IssuedCertificate, Error> {
-        let server = request.user_id.server_name();
-        if !self.cert.permitted_servers.iter().any(|s| s == server) {
-            return Err(Error::InvalidRequest(format!(
-                "this issuing CA may not certify users on {server}"
-            )));
-        }
-        let template =
-            certprofile::identity_signing(request, &self.cert.info, validity, self.crl_url())?;
-        let issued = self.sign_end_entity(&template)?;
+        let issued = self.sign_for_user(&request.user_id, || {
+            certprofile::identity_signing(request, &self.cert.info, validity, self.crl_url())
+        })?;
         let verifier = ElementX509Verifier::new(
             TrustAnchors::from_der([self.root.clone()])?,
             CrlPolicy::ALLOW_MISSING,
@@ -425,13 +418,7 @@ impl<S: Signer> IssuingCa<S> {
             &CrlSet::new(),
             Self::check_time(&issued),
         )?;
-        if verified.authority != request.authority {
-            return Err(Error::SelfCheck(
-                govtrust_verifier::Error::AuthorityRecordInvalid(
-                    "the issued subject does not read back as the request".into(),
-                ),
-            ));
-        }
+        authority_reads_back(&verified.authority, &request.authority)?;
         Ok(issued)
     }
 
@@ -443,15 +430,9 @@ impl<S: Signer> IssuingCa<S> {
         request: &certprofile::CitizenAttestationRequest,
         validity: Validity,
     ) -> Result<IssuedCertificate, Error> {
-        let server = request.user_id.server_name();
-        if !self.cert.permitted_servers.iter().any(|s| s == server) {
-            return Err(Error::InvalidRequest(format!(
-                "this issuing CA may not certify users on {server}"
-            )));
-        }
-        let template =
-            certprofile::citizen_attestation(request, &self.cert.info, validity, self.crl_url())?;
-        let issued = self.sign_end_entity(&template)?;
+        let issued = self.sign_for_user(&request.user_id, || {
+            certprofile::citizen_attestation(request, &self.cert.info, validity, self.crl_url())
+        })?;
         let expected = profile::CitizenExpected {
             user_id: request.user_id.clone(),
             device_id: request.device_id.clone(),
@@ -553,4 +534,20 @@ impl IssuedCertificate {
             revoked: None,
         }
     }
+}
+
+/// The self-check that an issued certificate's authority record reads
+/// back as the request's.
+fn authority_reads_back(
+    issued: &AuthorityRecord,
+    requested: &AuthorityRecord,
+) -> Result<(), Error> {
+    if issued != requested {
+        return Err(Error::SelfCheck(
+            govtrust_verifier::Error::AuthorityRecordInvalid(
+                "the issued subject does not read back as the request".into(),
+            ),
+        ));
+    }
+    Ok(())
 }

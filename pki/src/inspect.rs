@@ -434,13 +434,12 @@ fn ca_findings(cert: &X509Certificate<'_>, issuing: bool) -> Vec<Finding> {
     f
 }
 
-/// Checks an attestation leaf against the profile with the expectation it
-/// names itself (its SAN user, device extension and SPKI key).
-fn leaf_findings(
+/// The user a leaf names itself (its first SAN, if a `matrix:u/` URI) and
+/// its key (if the SPKI holds 32 bytes, as an Ed25519 key).
+fn claimed_user_and_key(
     cert: &X509Certificate<'_>,
     sans: &[String],
-    device: Option<&str>,
-) -> (Vec<Finding>, Option<AuthorityRecord>) {
+) -> (Option<UserId>, Option<Ed25519Key>) {
     let user = sans
         .first()
         .and_then(|s| s.strip_prefix("URI:"))
@@ -448,6 +447,17 @@ fn leaf_findings(
     let key = <[u8; 32]>::try_from(cert.public_key().subject_public_key.data.as_ref())
         .ok()
         .map(Ed25519Key::from_bytes);
+    (user, key)
+}
+
+/// Checks an attestation leaf against the profile with the expectation it
+/// names itself (its SAN user, device extension and SPKI key).
+fn leaf_findings(
+    cert: &X509Certificate<'_>,
+    sans: &[String],
+    device: Option<&str>,
+) -> (Vec<Finding>, Option<AuthorityRecord>) {
+    let (user, key) = claimed_user_and_key(cert, sans);
     let (Some(user_id), Some(key)) = (user, key) else {
         return (
             vec![finding(
@@ -492,13 +502,7 @@ fn citizen_findings(
     sans: &[String],
     device: Option<&str>,
 ) -> (Vec<Finding>, Option<AssuranceLevel>) {
-    let user = sans
-        .first()
-        .and_then(|s| s.strip_prefix("URI:"))
-        .and_then(|uri| UserId::from_matrix_uri(uri).ok());
-    let key = <[u8; 32]>::try_from(cert.public_key().subject_public_key.data.as_ref())
-        .ok()
-        .map(Ed25519Key::from_bytes);
+    let (user, key) = claimed_user_and_key(cert, sans);
     let device = device.map(DeviceId::parse);
     let (Some(user_id), Some(key), Some(Ok(device_id))) = (user, key, device) else {
         return (

@@ -139,6 +139,30 @@ fn end_entity(
     })
 }
 
+/// The extensions every certificate naming a Matrix user carries, in this
+/// order: keyUsage digitalSignature, EKU exactly `eku`, and the user's
+/// `matrix:u/` URI as SAN.
+fn user_signing_extensions(eku: &'static [u8], user_id: &UserId) -> Vec<crate::der::Extension> {
+    vec![
+        ext::key_usage(&[KeyUsageBit::DigitalSignature]),
+        ext::extended_key_usage(&[eku]),
+        ext::subject_alt_name_uris(&[&user_id.to_matrix_uri()]),
+    ]
+}
+
+/// Decodes a SubjectPublicKeyInfo, refusing trailing bytes.
+fn parse_spki(spki: &[u8]) -> Result<x509_parser::x509::SubjectPublicKeyInfo<'_>, Error> {
+    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
+    let (rest, info) = SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| Error::InvalidRequest(format!("public key is not a valid SPKI: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::InvalidRequest(
+            "public key: trailing bytes after the SPKI".into(),
+        ));
+    }
+    Ok(info)
+}
+
 /// A device or identity attestation certificate.
 pub fn attestation(
     request: &AttestationRequest,
@@ -146,11 +170,7 @@ pub fn attestation(
     validity: Validity,
     crl_url: Option<&str>,
 ) -> Result<CertificateTemplate, Error> {
-    let mut extensions = vec![
-        ext::key_usage(&[KeyUsageBit::DigitalSignature]),
-        ext::extended_key_usage(&[request.subject.eku()]),
-        ext::subject_alt_name_uris(&[&request.user_id.to_matrix_uri()]),
-    ];
+    let mut extensions = user_signing_extensions(request.subject.eku(), &request.user_id);
     if let Subject::Device(device) = &request.subject {
         extensions.push(ext::device_id(device.as_str()));
     }
@@ -194,11 +214,7 @@ pub fn identity_signing(
         issuer,
         validity,
         crl_url,
-        vec![
-            ext::key_usage(&[KeyUsageBit::DigitalSignature]),
-            ext::extended_key_usage(&[oid::EKU_IDENTITY_SIGNING]),
-            ext::subject_alt_name_uris(&[&request.user_id.to_matrix_uri()]),
-        ],
+        user_signing_extensions(oid::EKU_IDENTITY_SIGNING, &request.user_id),
     )
 }
 
@@ -206,16 +222,9 @@ pub fn identity_signing(
 /// rsaEncryption SPKI (NULL parameters) of 2048 to 8192 bits, the range the
 /// verifier's RSA_PSS_2048_8192_SHA512 accepts.
 fn check_rsa_key(spki: &[u8]) -> Result<(), Error> {
-    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
     use x509_parser::public_key::PublicKey;
     const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-    let (rest, info) = SubjectPublicKeyInfo::from_der(spki)
-        .map_err(|e| Error::InvalidRequest(format!("public key is not a valid SPKI: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Error::InvalidRequest(
-            "public key: trailing bytes after the SPKI".into(),
-        ));
-    }
+    let info = parse_spki(spki)?;
     let algorithm = info.algorithm.algorithm.to_id_string();
     let null_params = info
         .algorithm
@@ -274,23 +283,20 @@ pub fn citizen_attestation(
         string: govtrust_verifier::DnString::Utf8,
         value: request.user_id.localpart().to_owned(),
     }]);
+    let mut extensions = user_signing_extensions(oid::EKU_CITIZEN_ATTESTATION, &request.user_id);
+    extensions.push(ext::device_id(request.device_id.as_str()));
+    extensions.push(ext::raw(
+        oid::EXT_ASSURANCE_LEVEL,
+        false,
+        request.level.to_der().to_vec(),
+    ));
     end_entity(
         subject.to_der(),
         request.key.to_spki_der(),
         issuer,
         validity,
         crl_url,
-        vec![
-            ext::key_usage(&[KeyUsageBit::DigitalSignature]),
-            ext::extended_key_usage(&[oid::EKU_CITIZEN_ATTESTATION]),
-            ext::subject_alt_name_uris(&[&request.user_id.to_matrix_uri()]),
-            ext::device_id(request.device_id.as_str()),
-            ext::raw(
-                oid::EXT_ASSURANCE_LEVEL,
-                false,
-                request.level.to_der().to_vec(),
-            ),
-        ],
+        extensions,
     )
 }
 
@@ -324,18 +330,11 @@ pub fn enrollment_client(
 /// service's TLS stack would accept RSA, but the profile does not, and an
 /// operator should learn that at issuance rather than at an audit.
 fn check_client_key(spki: &[u8]) -> Result<(), Error> {
-    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
     const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
     const P256: &str = "1.2.840.10045.3.1.7";
     const P384: &str = "1.3.132.0.34";
     const ED25519: &str = "1.3.101.112";
-    let (rest, info) = SubjectPublicKeyInfo::from_der(spki)
-        .map_err(|e| Error::InvalidRequest(format!("public key is not a valid SPKI: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Error::InvalidRequest(
-            "public key: trailing bytes after the SPKI".into(),
-        ));
-    }
+    let info = parse_spki(spki)?;
     let algorithm = info.algorithm.algorithm.to_id_string();
     let curve = info
         .algorithm

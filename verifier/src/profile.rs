@@ -68,13 +68,7 @@ pub fn check_leaf(
     check_spki(leaf, &expected.key)?;
     check_leaf_eku(leaf, &expected.subject)?;
     check_leaf_key_usage(leaf)?;
-    if leaf
-        .basic_constraints()
-        .map_err(|e| Error::malformed("basic constraints", e))?
-        .is_some_and(|bc| bc.value.ca)
-    {
-        return Err(Error::LeafIsCa);
-    }
+    check_not_ca(leaf)?;
     check_san(leaf, &expected.user_id)?;
     check_device(leaf, &expected.subject)?;
     authority_record(leaf)
@@ -92,15 +86,16 @@ fn check_spki(leaf: &X509Certificate<'_>, key: &Ed25519Key) -> Result<(), Error>
 }
 
 fn check_leaf_eku(leaf: &X509Certificate<'_>, subject: &Subject) -> Result<(), Error> {
-    let wrong = Error::WrongEku {
-        expected: subject.eku_name(),
-    };
-    let eku = leaf
-        .extended_key_usage()
-        .map_err(|e| Error::malformed("extended key usage", e))?
-        .ok_or_else(|| wrong.clone())?;
-    let e = eku.value;
-    let only_expected = !(e.any
+    check_eku_exactly(leaf, subject.eku(), subject.eku_name())
+}
+
+/// Whether an EKU extension lists exactly `eku_oid` and nothing else (no
+/// anyExtendedKeyUsage, no well-known purpose, no other OID).
+pub(crate) fn eku_is_exactly(
+    e: &x509_parser::extensions::ExtendedKeyUsage<'_>,
+    eku_oid: &[u8],
+) -> bool {
+    !(e.any
         || e.server_auth
         || e.client_auth
         || e.code_signing
@@ -108,15 +103,23 @@ fn check_leaf_eku(leaf: &X509Certificate<'_>, subject: &Subject) -> Result<(), E
         || e.time_stamping
         || e.ocsp_signing)
         && e.other.len() == 1
-        && e.other[0].as_bytes() == subject.eku();
-    if only_expected {
-        Ok(())
-    } else {
-        Err(wrong)
-    }
+        && e.other[0].as_bytes() == eku_oid
 }
 
-fn check_leaf_key_usage(leaf: &X509Certificate<'_>) -> Result<(), Error> {
+/// A leaf must not be a CA (basicConstraints cA absent or false).
+pub(crate) fn check_not_ca(leaf: &X509Certificate<'_>) -> Result<(), Error> {
+    if leaf
+        .basic_constraints()
+        .map_err(|e| Error::malformed("basic constraints", e))?
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(Error::LeafIsCa);
+    }
+    Ok(())
+}
+
+/// keyUsage present, critical, exactly digitalSignature.
+pub(crate) fn check_leaf_key_usage(leaf: &X509Certificate<'_>) -> Result<(), Error> {
     let ku = leaf
         .key_usage()
         .map_err(|e| Error::malformed("key usage", e))?
@@ -130,7 +133,9 @@ fn check_leaf_key_usage(leaf: &X509Certificate<'_>) -> Result<(), Error> {
     }
 }
 
-fn check_san(leaf: &X509Certificate<'_>, user: &UserId) -> Result<(), Error> {
+/// SAN: exactly one URI, `matrix:u/`, byte-identical to the user's
+/// canonical URI.
+pub(crate) fn check_san(leaf: &X509Certificate<'_>, user: &UserId) -> Result<(), Error> {
     let san = leaf
         .subject_alternative_name()
         .map_err(|e| Error::malformed("subject alternative name", e))?
@@ -244,6 +249,19 @@ fn find_extension<'a>(
     let oid = Oid::new(content.into());
     cert.get_extension_unique(&oid)
         .map_err(|e| Error::malformed("extensions", e))
+}
+
+/// Parses one certificate, refusing trailing data; `what` names it in the
+/// error.
+pub(crate) fn parse_cert<'a>(
+    der: &'a [u8],
+    what: &'static str,
+) -> Result<X509Certificate<'a>, Error> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::malformed(what, e))?;
+    if !rest.is_empty() {
+        return Err(Error::malformed(what, "trailing data"));
+    }
+    Ok(cert)
 }
 
 fn decode_utf8_string(der: &[u8], what: &'static str) -> Result<String, Error> {
@@ -389,13 +407,7 @@ pub fn check_citizen_leaf(
         "Matrix citizen attestation (ARC.6)",
     )?;
     check_leaf_key_usage(leaf)?;
-    if leaf
-        .basic_constraints()
-        .map_err(|e| Error::malformed("basic constraints", e))?
-        .is_some_and(|bc| bc.value.ca)
-    {
-        return Err(Error::LeafIsCa);
-    }
+    check_not_ca(leaf)?;
     check_san(leaf, &expected.user_id)?;
     check_device(leaf, &Subject::Device(expected.device_id.clone()))?;
     check_pseudonym_subject(leaf, &expected.user_id)?;
@@ -412,17 +424,7 @@ fn check_eku_exactly(
         .extended_key_usage()
         .map_err(|e| Error::malformed("extended key usage", e))?
         .ok_or_else(wrong)?;
-    let e = eku.value;
-    let only_expected = !(e.any
-        || e.server_auth
-        || e.client_auth
-        || e.code_signing
-        || e.email_protection
-        || e.time_stamping
-        || e.ocsp_signing)
-        && e.other.len() == 1
-        && e.other[0].as_bytes() == eku_oid;
-    if only_expected {
+    if eku_is_exactly(eku.value, eku_oid) {
         Ok(())
     } else {
         Err(wrong())

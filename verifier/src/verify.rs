@@ -3,12 +3,11 @@
 
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::event::{AttestationContent, MAX_CHAIN_LEN};
 use crate::memo::{IssuerMemo, IssuerMemoStats};
 use crate::path::{validate_path, PathOptions, TrustAnchors};
-use crate::profile::{self, Expected, Subject};
+use crate::profile::{self, parse_cert, Expected, Subject};
 use crate::signature::PROFILE_ALGORITHMS;
 use crate::{AuthorityRecord, CrlPolicy, CrlSet, Ed25519Key, Error, PathPosition, UserId};
 
@@ -83,13 +82,8 @@ impl Verifier {
         crls: &CrlSet,
         time: UnixTime,
     ) -> Result<VerifiedAttestation, Error> {
-        let (leaf_der, intermediates) = chain
-            .split_first()
-            .ok_or_else(|| Error::malformed("chain", "no certificate"))?;
-        if chain.len() > MAX_CHAIN_LEN {
-            return Err(Error::malformed("chain", "too many certificates"));
-        }
-        let leaf = parse(leaf_der, "attestation certificate")?;
+        let (leaf_der, intermediates) = split_chain(chain)?;
+        let leaf = parse_cert(leaf_der, "attestation certificate")?;
         let authority = profile::check_leaf(&leaf, expected)?;
         let verdict = move |issuer: String, root: String| VerifiedAttestation {
             user_id: expected.user_id.clone(),
@@ -128,9 +122,9 @@ impl Verifier {
                 crl_policy: self.crl_policy,
             },
         )?;
-        let issuer = parse(path.leaf_issuer(), "issuing CA certificate")?;
+        let issuer = parse_cert(path.leaf_issuer(), "issuing CA certificate")?;
         profile::check_issuer(&issuer, expected)?;
-        let root = parse(&path.root, "root certificate")?;
+        let root = parse_cert(&path.root, "root certificate")?;
         let root_subject = root.subject().to_string();
 
         if let [ica] = intermediates {
@@ -167,12 +161,18 @@ impl Verifier {
     }
 }
 
-fn parse<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, Error> {
-    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::malformed(what, e))?;
-    if !rest.is_empty() {
-        return Err(Error::malformed(what, "trailing data"));
+/// Splits a chain into its leaf and the rest, refusing an empty chain or
+/// one longer than [`MAX_CHAIN_LEN`].
+pub(crate) fn split_chain<'a, 'c>(
+    chain: &'a [CertificateDer<'c>],
+) -> Result<(&'a CertificateDer<'c>, &'a [CertificateDer<'c>]), Error> {
+    let (leaf_der, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| Error::malformed("chain", "no certificate"))?;
+    if chain.len() > MAX_CHAIN_LEN {
+        return Err(Error::malformed("chain", "too many certificates"));
     }
-    Ok(cert)
+    Ok((leaf_der, intermediates))
 }
 
 impl Expected {
@@ -208,13 +208,8 @@ impl Verifier {
         crls: &CrlSet,
         time: UnixTime,
     ) -> Result<profile::VerifiedCitizen, Error> {
-        let (leaf_der, intermediates) = chain
-            .split_first()
-            .ok_or_else(|| Error::malformed("chain", "no certificate"))?;
-        if chain.len() > MAX_CHAIN_LEN {
-            return Err(Error::malformed("chain", "too many certificates"));
-        }
-        let leaf = parse(leaf_der, "citizen attestation certificate")?;
+        let (leaf_der, intermediates) = split_chain(chain)?;
+        let leaf = parse_cert(leaf_der, "citizen attestation certificate")?;
         let level = profile::check_citizen_leaf(&leaf, expected)?;
         let path = validate_path(
             &self.anchors,
@@ -228,13 +223,13 @@ impl Verifier {
                 crl_policy: self.crl_policy,
             },
         )?;
-        let issuer = parse(path.leaf_issuer(), "issuing CA certificate")?;
+        let issuer = parse_cert(path.leaf_issuer(), "issuing CA certificate")?;
         profile::check_issuer_permits(
             &issuer,
             crate::oid::EKU_CITIZEN_ATTESTATION,
             expected.user_id.server_name(),
         )?;
-        let root = parse(&path.root, "root certificate")?;
+        let root = parse_cert(&path.root, "root certificate")?;
         if let Some(required) = expected.minimum_level {
             if level < required {
                 return Err(Error::AssuranceTooLow {

@@ -198,22 +198,8 @@ impl Pkcs11Signer {
         let _generating = lock(&GENERATING);
 
         let context = context(&config.module)?;
-        let slot = find_slot(&context, config)?;
         {
-            let session = context
-                .open_rw_session(slot)
-                .map_err(pkcs11_error("cannot open a read-write session"))?;
-            login(&config.module, slot, &session, config)?;
-            let label = Attribute::Label(config.key_label.as_bytes().to_vec());
-            let existing = session
-                .find_objects(std::slice::from_ref(&label))
-                .map_err(pkcs11_error("cannot search the token"))?;
-            if !existing.is_empty() {
-                return Err(Error::Key(format!(
-                    "token {:?} already holds an object labelled {:?}; refusing to generate another key with that label",
-                    config.token_label, config.key_label
-                )));
-            }
+            let (session, label) = session_for_new_key(&context, config, "generate")?;
 
             let mut id = [0u8; 16];
             SystemRandom::new()
@@ -309,14 +295,12 @@ impl Signer for Pkcs11Signer {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let mut connection = lock(&self.connection);
-        let raw = match token_sign(&connection, self.algorithm, message) {
-            Err(e) if session_lost(&e) => {
-                *connection = self.reconnect()?;
-                token_sign(&connection, self.algorithm, message)
-            }
-            other => other,
-        }
-        .map_err(pkcs11_error("signing failed"))?;
+        let raw = retry_on_session_lost(
+            &mut connection,
+            || self.reconnect(),
+            |c| token_sign(c, self.algorithm, message),
+            "signing failed",
+        )?;
         drop(connection);
 
         let (expected_len, is_ecdsa) = match self.algorithm {
@@ -460,13 +444,65 @@ fn equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Opens a logged-in read-only session and finds the configured key.
-fn connect(context: &Pkcs11, config: &Pkcs11Config) -> Result<(Connection, FoundKey), Error> {
+/// Opens a logged-in read-only session on the configured token.
+fn open_session(context: &Pkcs11, config: &Pkcs11Config) -> Result<Session, Error> {
     let slot = find_slot(context, config)?;
     let session = context
         .open_ro_session(slot)
         .map_err(pkcs11_error("cannot open a session"))?;
     login(&config.module, slot, &session, config)?;
+    Ok(session)
+}
+
+/// Opens a logged-in read-write session for creating a key labelled
+/// `config.key_label`, with that label attribute; refuses if any object
+/// with the label already exists on the token, so a key is never silently
+/// duplicated or shadowed. `verb` names the refused act in the error.
+fn session_for_new_key(
+    context: &Pkcs11,
+    config: &Pkcs11Config,
+    verb: &str,
+) -> Result<(Session, Attribute), Error> {
+    let slot = find_slot(context, config)?;
+    let session = context
+        .open_rw_session(slot)
+        .map_err(pkcs11_error("cannot open a read-write session"))?;
+    login(&config.module, slot, &session, config)?;
+    let label = Attribute::Label(config.key_label.as_bytes().to_vec());
+    let existing = session
+        .find_objects(std::slice::from_ref(&label))
+        .map_err(pkcs11_error("cannot search the token"))?;
+    if !existing.is_empty() {
+        return Err(Error::Key(format!(
+            "token {:?} already holds an object labelled {:?}; refusing to {verb} another key with that label",
+            config.token_label, config.key_label
+        )));
+    }
+    Ok((session, label))
+}
+
+/// Runs `op` on the connection; if the token reports the session lost,
+/// replaces the connection with `reconnect()` and runs `op` once more.
+/// Errors from the token are wrapped with `what`.
+fn retry_on_session_lost<T>(
+    connection: &mut Connection,
+    reconnect: impl FnOnce() -> Result<Connection, Error>,
+    op: impl Fn(&Connection) -> Result<T, CkError>,
+    what: &str,
+) -> Result<T, Error> {
+    match op(connection) {
+        Err(e) if session_lost(&e) => {
+            *connection = reconnect()?;
+            op(connection)
+        }
+        other => other,
+    }
+    .map_err(pkcs11_error(what))
+}
+
+/// Opens a logged-in read-only session and finds the configured key.
+fn connect(context: &Pkcs11, config: &Pkcs11Config) -> Result<(Connection, FoundKey), Error> {
+    let session = open_session(context, config)?;
     let (key, found) = find_key(&session, config)?;
     Ok((Connection { session, key }, found))
 }

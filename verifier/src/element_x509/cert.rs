@@ -2,8 +2,7 @@
 //! checks share: strict DER parsing and the subjectKeyIdentifier, which
 //! identifies the signer inside the CMS and the root in the key ID.
 
-use x509_parser::prelude::{FromDer, X509Certificate};
-
+pub(super) use crate::profile::parse_cert;
 use crate::Error;
 
 /// A certificate's subjectKeyIdentifier, if it has one.
@@ -17,16 +16,4 @@ pub(super) fn subject_key_id(der: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         }
     }
     Ok(None)
-}
-
-/// Parses one certificate, refusing trailing data.
-pub(super) fn parse_cert<'a>(
-    der: &'a [u8],
-    what: &'static str,
-) -> Result<X509Certificate<'a>, Error> {
-    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::malformed(what, e))?;
-    if !rest.is_empty() {
-        return Err(Error::malformed(what, "trailing data"));
-    }
-    Ok(cert)
 }

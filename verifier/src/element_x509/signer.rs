@@ -11,14 +11,12 @@
 
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::X509Certificate;
 
 use super::cert::{parse_cert, subject_key_id};
 use super::{key_id_for, ElementX509Verifier, EKU_NAME};
-use crate::event::MAX_CHAIN_LEN;
 use crate::path::{validate_path, PathOptions};
 use crate::signature::PROFILE_ALGORITHMS;
+use crate::verify::split_chain;
 use crate::{oid, profile, AuthorityRecord, CrlSet, Error, UserId};
 
 /// rsaEncryption (1.2.840.113549.1.1.1), DER content octets.
@@ -55,19 +53,14 @@ impl ElementX509Verifier {
         crls: &CrlSet,
         now: UnixTime,
     ) -> Result<(VerifiedSigner, &'c CertificateDer<'c>), Error> {
-        let (leaf_der, intermediates) = chain
-            .split_first()
-            .ok_or_else(|| Error::malformed("chain", "no certificate"))?;
-        if chain.len() > MAX_CHAIN_LEN {
-            return Err(Error::malformed("chain", "too many certificates"));
-        }
+        let (leaf_der, intermediates) = split_chain(chain)?;
         let leaf = parse_cert(leaf_der, "identity-signing certificate")?;
         let eku = leaf
             .extended_key_usage()
             .map_err(|e| Error::malformed("extended key usage", e))?;
         let wrong_eku = Error::WrongEku { expected: EKU_NAME };
         if let Some(eku) = &eku {
-            if !only_identity_signing(eku.value) {
+            if !profile::eku_is_exactly(eku.value, oid::EKU_IDENTITY_SIGNING) {
                 return Err(wrong_eku);
             }
         }
@@ -86,43 +79,17 @@ impl ElementX509Verifier {
         if eku.is_none() {
             return Err(wrong_eku);
         }
-        check_key_usage(&leaf)?;
-        if leaf
-            .basic_constraints()
-            .map_err(|e| Error::malformed("basic constraints", e))?
-            .is_some_and(|bc| bc.value.ca)
-        {
-            return Err(Error::LeafIsCa);
-        }
+        profile::check_leaf_key_usage(&leaf)?;
+        profile::check_not_ca(&leaf)?;
         let spki = &leaf.public_key().algorithm;
         if spki.algorithm.as_bytes() != RSA_ENCRYPTION {
             return Err(Error::KeyNotRsa);
         }
-        check_san(&leaf, user)?;
+        profile::check_san(&leaf, user)?;
         let authority = profile::authority_record(&leaf)?;
 
         let issuer = parse_cert(path.leaf_issuer(), "issuing CA certificate")?;
-        let lists_arc5 = issuer
-            .extended_key_usage()
-            .map_err(|e| Error::malformed("issuer extended key usage", e))?
-            .is_some_and(|e| {
-                e.value
-                    .other
-                    .iter()
-                    .any(|o| o.as_bytes() == oid::EKU_IDENTITY_SIGNING)
-            });
-        if !lists_arc5 {
-            return Err(Error::IssuerEkuMissing);
-        }
-        let server = user.server_name();
-        if !profile::permitted_servers(&issuer)?
-            .iter()
-            .any(|p| p == server)
-        {
-            return Err(Error::ServerNotPermitted {
-                server: server.to_owned(),
-            });
-        }
+        profile::check_issuer_permits(&issuer, oid::EKU_IDENTITY_SIGNING, user.server_name())?;
         let root = parse_cert(&path.root, "root certificate")?;
         let root_ski = subject_key_id(&path.root)?.ok_or_else(|| Error::KeyIdMismatch {
             expected: "(the root has no subjectKeyIdentifier)".into(),
@@ -141,58 +108,4 @@ impl ElementX509Verifier {
             leaf_der,
         ))
     }
-}
-
-fn only_identity_signing(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> bool {
-    !(e.any
-        || e.server_auth
-        || e.client_auth
-        || e.code_signing
-        || e.email_protection
-        || e.time_stamping
-        || e.ocsp_signing)
-        && e.other.len() == 1
-        && e.other[0].as_bytes() == oid::EKU_IDENTITY_SIGNING
-}
-
-/// keyUsage present, critical, exactly digitalSignature (as attestations).
-fn check_key_usage(leaf: &X509Certificate<'_>) -> Result<(), Error> {
-    let ku = leaf
-        .key_usage()
-        .map_err(|e| Error::malformed("key usage", e))?
-        .ok_or(Error::WrongKeyUsage)?;
-    if ku.critical && ku.value.digital_signature() && ku.value.flags == 1 {
-        Ok(())
-    } else {
-        Err(Error::WrongKeyUsage)
-    }
-}
-
-/// SAN: exactly one URI, `matrix:u/`, byte-identical to the user's canonical URI.
-fn check_san(leaf: &X509Certificate<'_>, user: &UserId) -> Result<(), Error> {
-    let san = leaf
-        .subject_alternative_name()
-        .map_err(|e| Error::malformed("subject alternative name", e))?
-        .ok_or_else(|| Error::SanInvalid("missing".into()))?;
-    let uri = match san.value.general_names.as_slice() {
-        [GeneralName::URI(uri)] => *uri,
-        [_] => return Err(Error::SanInvalid("the one name is not a URI".into())),
-        names => {
-            return Err(Error::SanInvalid(format!(
-                "{} names, the profile allows exactly one",
-                names.len()
-            )))
-        }
-    };
-    if !uri.starts_with("matrix:u/") {
-        return Err(Error::SanInvalid(format!("{uri:?} is not a matrix:u/ URI")));
-    }
-    let expected = user.to_matrix_uri();
-    if uri != expected {
-        return Err(Error::UserMismatch {
-            expected,
-            found: uri.to_owned(),
-        });
-    }
-    Ok(())
 }

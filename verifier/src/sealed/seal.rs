@@ -12,7 +12,6 @@ use base64::Engine;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::content::parse_object;
 use super::signing::check_signature;
@@ -20,7 +19,7 @@ use super::{document_sha256, SealedContent, MAX_SEALED_CONTENT_BYTES, SEALED_VER
 use crate::crl::CertUnderCheck;
 use crate::event::{MAX_CERT_BYTES, MAX_CHAIN_LEN};
 use crate::path::{validate_path, CaUsage, PathOptions, TrustAnchors};
-use crate::profile::{self, Expected, Subject};
+use crate::profile::{self, parse_cert, Expected, Subject};
 use crate::signature::PROFILE_ALGORITHMS;
 use crate::verify::VerifiedAttestation;
 use crate::{CrlPolicy, CrlSet, DeviceId, Ed25519Key, Error, PathPosition, UserId};
@@ -294,14 +293,6 @@ fn decode_chain(chain: &[String]) -> Result<Vec<CertificateDer<'static>>, Error>
             Ok(CertificateDer::from(der))
         })
         .collect()
-}
-
-fn parse_cert<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, Error> {
-    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Error::malformed(what, e))?;
-    if !rest.is_empty() {
-        return Err(Error::malformed(what, "trailing data"));
-    }
-    Ok(cert)
 }
 
 /// The content octets of one DER TLV (definite length), or `None`.

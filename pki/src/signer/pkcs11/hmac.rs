@@ -12,7 +12,8 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 
 use super::{
-    context, find_one, find_slot, lock, login, pkcs11_error, session_lost, Connection, Pkcs11Config,
+    context, find_one, lock, open_session, pkcs11_error, retry_on_session_lost,
+    session_for_new_key, Connection, Pkcs11Config,
 };
 use crate::signer::mac::{MacKey, MAC_KEY_LEN};
 use crate::Error;
@@ -81,15 +82,12 @@ impl Pkcs11MacKey {
 impl MacKey for Pkcs11MacKey {
     fn hmac_sha256(&self, message: &[u8]) -> Result<[u8; 32], Error> {
         let mut connection = lock(&self.connection);
-        let mac = |c: &Connection| c.session.sign(&Mechanism::Sha256Hmac, c.key, message);
-        let raw = match mac(&connection) {
-            Err(e) if session_lost(&e) => {
-                *connection = connect_mac(&self.context, &self.config)?;
-                mac(&connection)
-            }
-            other => other,
-        }
-        .map_err(pkcs11_error("HMAC failed"))?;
+        let raw = retry_on_session_lost(
+            &mut connection,
+            || connect_mac(&self.context, &self.config),
+            |c| c.session.sign(&Mechanism::Sha256Hmac, c.key, message),
+            "HMAC failed",
+        )?;
         raw.as_slice().try_into().map_err(|_| {
             Error::Signer(format!(
                 "the token returned a {}-byte HMAC-SHA-256, expected 32",
@@ -100,11 +98,7 @@ impl MacKey for Pkcs11MacKey {
 }
 
 fn connect_mac(context: &Pkcs11, config: &Pkcs11Config) -> Result<Connection, Error> {
-    let slot = find_slot(context, config)?;
-    let session = context
-        .open_ro_session(slot)
-        .map_err(pkcs11_error("cannot open a session"))?;
-    login(&config.module, slot, &session, config)?;
+    let session = open_session(context, config)?;
     let key = find_one(
         &session,
         &[
@@ -143,21 +137,7 @@ fn create(config: &Pkcs11Config, secret: Option<&[u8]>) -> Result<(), Error> {
     static CREATING: Mutex<()> = Mutex::new(());
     let _creating = lock(&CREATING);
     let context = context(&config.module)?;
-    let slot = find_slot(&context, config)?;
-    let session = context
-        .open_rw_session(slot)
-        .map_err(pkcs11_error("cannot open a read-write session"))?;
-    login(&config.module, slot, &session, config)?;
-    let label = Attribute::Label(config.key_label.as_bytes().to_vec());
-    let existing = session
-        .find_objects(std::slice::from_ref(&label))
-        .map_err(pkcs11_error("cannot search the token"))?;
-    if !existing.is_empty() {
-        return Err(Error::Key(format!(
-            "token {:?} already holds an object labelled {:?}; refusing to create another key with that label",
-            config.token_label, config.key_label
-        )));
-    }
+    let (session, label) = session_for_new_key(&context, config, "create")?;
     let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
