@@ -3,9 +3,9 @@
 //! Olm-encrypted to-device message, answer it.
 //!
 //! ```no_run
-//! # async fn example(client: matrix_sdk::Client, service: govtrust::agency::ServiceClient) -> anyhow::Result<()> {
+//! # async fn example(client: matrix_sdk::Client, service: govtrust_service::agency::ServiceClient) -> anyhow::Result<()> {
 //! let bot = "@govtrust:id.bund.example".try_into()?;
-//! let enrolled = govtrust::agency::enroll_device(&client, &service, bot).await?;
+//! let enrolled = govtrust_service::agency::enroll_device(&client, &service, bot).await?;
 //! println!("{}", enrolled.chain_pem);
 //! # Ok(()) }
 //! ```
