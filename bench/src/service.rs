@@ -67,7 +67,7 @@ pub(crate) fn storage(args: &BenchEnrollArgs, data_dir: &Path, run: &str) -> Res
                 url: url.to_owned(),
                 label: format!(
                     "{} schema {schema}{}",
-                    redact(url),
+                    govtrust_service::config::redact_database_url(url),
                     if args.keep_database {
                         " (kept)"
                     } else {
@@ -79,17 +79,6 @@ pub(crate) fn storage(args: &BenchEnrollArgs, data_dir: &Path, run: &str) -> Res
             })
         }
         Some(other) => bail!("--database must be sqlite://PATH or postgres://…, not {other:?}"),
-    }
-}
-
-/// The URL with its password, if any, masked (for the report).
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -18,6 +18,10 @@ pub enum AgencyCommand {
     /// (from `agency enroll --identity-signing-key`) and upload the
     /// signature to the homeserver. The key is a PKCS#8 PEM file; PKCS#11
     /// keys are not supported by this command yet.
+    ///
+    /// The password also authorises the re-upload of the master key where
+    /// the homeserver refuses the signature in /keys/signatures/upload
+    /// (older Synapse releases).
     SignIdentity(AgencySignIdentityArgs),
     /// Create the agency's sealing key: an Ed25519 key registered as its
     /// own Matrix device of the agency user and enrolled with the service
@@ -35,20 +39,8 @@ pub enum AgencyCommand {
 /// `govtrust agency sign-identity`
 #[derive(Debug, Args)]
 pub struct AgencySignIdentityArgs {
-    /// Homeserver URL of the agency's Matrix account.
-    #[arg(long)]
-    pub homeserver: url::Url,
-    /// The agency's Matrix user ID.
-    #[arg(long)]
-    pub user: String,
-    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD). Also authorises
-    /// the re-upload of the master key where the homeserver refuses the
-    /// signature in /keys/signatures/upload (older Synapse releases).
-    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
-    pub password: String,
-    /// Directory for the device's matrix-sdk store (keeps the device).
-    #[arg(long)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub account: AgencyAccountArgs,
     /// The identity-signing RSA key (PKCS#8 PEM, unencrypted).
     #[arg(long)]
     pub key: PathBuf,
@@ -60,9 +52,9 @@ pub struct AgencySignIdentityArgs {
     pub out: Option<PathBuf>,
 }
 
-/// The agency's Matrix account (matrix-sdk device kept in --store).
+/// The agency's Matrix login.
 #[derive(Debug, Args)]
-pub struct AgencyAccountArgs {
+pub struct AgencyLoginArgs {
     /// Homeserver URL of the agency's Matrix account.
     #[arg(long)]
     pub homeserver: url::Url,
@@ -72,27 +64,23 @@ pub struct AgencyAccountArgs {
     /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD).
     #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
     pub password: String,
+}
+
+/// The agency's Matrix account (matrix-sdk device kept in --store).
+#[derive(Debug, Args)]
+pub struct AgencyAccountArgs {
+    #[command(flatten)]
+    pub login: AgencyLoginArgs,
     /// Directory for the device's matrix-sdk store (keeps the device).
     #[arg(long)]
     pub store: PathBuf,
 }
 
-/// `govtrust agency sealing-device`
+/// The service the agency enrolls with, over mTLS with its
+/// enrollment-client certificate.
 #[derive(Debug, Args)]
-pub struct AgencySealingDeviceArgs {
-    /// Homeserver URL of the agency's Matrix account.
-    #[arg(long)]
-    pub homeserver: url::Url,
-    /// The agency's Matrix user ID.
-    #[arg(long)]
-    pub user: String,
-    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD).
-    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
-    pub password: String,
-    /// Where to write the new sealing key (PKCS#8 PEM, mode 0600).
-    #[arg(long)]
-    pub new_key: PathBuf,
-    /// The service's base URL.
+pub struct AgencyServiceArgs {
+    /// The service's base URL, e.g. https://govtrust.example:7443.
     #[arg(long)]
     pub service: url::Url,
     /// Root certificate (PEM) the service's TLS certificate chains to.
@@ -104,6 +92,18 @@ pub struct AgencySealingDeviceArgs {
     /// Its private key (PKCS#8 PEM).
     #[arg(long)]
     pub client_key: PathBuf,
+}
+
+/// `govtrust agency sealing-device`
+#[derive(Debug, Args)]
+pub struct AgencySealingDeviceArgs {
+    #[command(flatten)]
+    pub login: AgencyLoginArgs,
+    /// Where to write the new sealing key (PKCS#8 PEM, mode 0600).
+    #[arg(long)]
+    pub new_key: PathBuf,
+    #[command(flatten)]
+    pub service: AgencyServiceArgs,
     /// Where to write the sealing key's attestation chain (PEM).
     #[arg(long)]
     pub out: PathBuf,
@@ -155,30 +155,10 @@ pub struct AgencyArchiveArgs {
 /// `govtrust agency enroll`
 #[derive(Debug, Args)]
 pub struct AgencyEnrollArgs {
-    /// The service's base URL, e.g. https://govtrust.example:7443.
-    #[arg(long)]
-    pub service: url::Url,
-    /// Root certificate (PEM) the service's TLS certificate chains to.
-    #[arg(long)]
-    pub service_root: PathBuf,
-    /// The agency's enrollment-client certificate chain (PEM).
-    #[arg(long)]
-    pub client_cert: PathBuf,
-    /// Its private key (PKCS#8 PEM).
-    #[arg(long)]
-    pub client_key: PathBuf,
-    /// Homeserver URL of the agency's Matrix account.
-    #[arg(long)]
-    pub homeserver: url::Url,
-    /// The agency's Matrix user ID.
-    #[arg(long)]
-    pub user: String,
-    /// Its password (prefer $GOVTRUST_AGENCY_PASSWORD).
-    #[arg(long, env = "GOVTRUST_AGENCY_PASSWORD", hide_env_values = true)]
-    pub password: String,
-    /// Directory for the device's matrix-sdk store (keeps the device).
-    #[arg(long)]
-    pub store: PathBuf,
+    #[command(flatten)]
+    pub service: AgencyServiceArgs,
+    #[command(flatten)]
+    pub account: AgencyAccountArgs,
     /// The service bot's user ID (challenges from anyone else are ignored).
     #[arg(long)]
     pub service_bot: String,

@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::operator::ServerArgs;
+use super::operator::{PageArgs, ServerArgs};
 use super::service::ConfigArgs;
 
 /// `govtrust audit …`
@@ -34,15 +34,8 @@ pub struct AuditLogArgs {
     /// Only entries at or after this time.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Page size (1–1000).
-    #[arg(long, default_value_t = 100)]
-    pub limit: u32,
-    /// Continue after this cursor (printed by the previous page).
-    #[arg(long)]
-    pub cursor: Option<String>,
-    /// Follow every page.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// `govtrust audit verify`

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::operator::ServerArgs;
+use super::operator::{PageArgs, ServerArgs};
 
 /// `govtrust cert …`
 #[derive(Debug, Subcommand)]
@@ -54,15 +54,8 @@ pub struct CertListArgs {
     /// Only certificates that expire before this time.
     #[arg(long, value_name = "TIME")]
     pub expiring_before: Option<String>,
-    /// Page size (1–1000).
-    #[arg(long, default_value_t = 100)]
-    pub limit: u32,
-    /// Continue after this cursor (printed by the previous page).
-    #[arg(long)]
-    pub cursor: Option<String>,
-    /// Follow every page.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// `govtrust cert show`

@@ -25,7 +25,7 @@ mod verify;
 
 pub use agency::{
     AgencyAccountArgs, AgencyArchiveArgs, AgencyCommand, AgencyEnrollArgs, AgencySealingDeviceArgs,
-    AgencySendSealedArgs, AgencySignIdentityArgs,
+    AgencySendSealedArgs, AgencyServiceArgs, AgencySignIdentityArgs,
 };
 pub use archive::{ArchiveCommand, ArchiveVerifyArgs};
 pub use audit::{AuditCommand, AuditLogArgs};
@@ -40,8 +40,8 @@ pub use inspect::InspectArgs;
 pub use issue::{
     AttestationArgs, IssueCommand, IssueDeviceArgs, IssueEnrollmentArgs, IssueIdentityArgs,
 };
-pub use operator::ServerArgs;
 use operator::OPERATOR_HELP;
+pub use operator::{PageArgs, ServerArgs};
 pub use revoke::{CrlArgs, RevokeArgs};
 pub use service::{ConfigArgs, ConfigCommand, ServeArgs};
 pub use token::{TokenCommand, TokenCreateArgs, TokenListArgs, TokenNameArgs, TokenSecretArgs};

@@ -29,6 +29,20 @@ Example session:
   govtrust token create night-shift --role revoker --expires-in-days 30 --out night-shift.token
   govtrust audit log --since now-1d";
 
+/// Paging of a listing over the API.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Page size (1–1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Continue after this cursor (printed by the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
 /// Where an operator command sends its requests.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ServerArgs {

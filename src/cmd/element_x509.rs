@@ -9,16 +9,15 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use govtrust_pki::element_x509::FileIdentitySigner;
 use govtrust_verifier::element_x509::{ElementX509Verifier, VerifiedIdentitySignature};
-use govtrust_verifier::{Crl, CrlPolicy, CrlSet, Error, TrustAnchors, UnixTime, UserId};
+use govtrust_verifier::{Error, TrustAnchors, UserId};
 use serde::Serialize;
 
 use crate::cli::{AgencySignIdentityArgs, VerifyArgs};
-use crate::cmd::{EXIT_FAILURE, EXIT_USAGE};
+use crate::cmd::verify::{exit_status, read, revocation_and_time};
 use crate::output::Output;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -42,19 +41,12 @@ pub fn sign_identity(args: &AgencySignIdentityArgs, out: Output) -> Result<ExitC
     )
     .with_context(|| format!("identity-signing chain {}", args.chain.display()))?;
     let signed = runtime()?.block_on(async {
-        let device =
-            govtrust_service::matrix::Bot::connect(govtrust_service::matrix::MatrixConfig::new(
-                args.homeserver.clone(),
-                args.user.clone(),
-                args.password.clone(),
-                args.store.clone(),
-            ))
-            .await?;
+        let device = super::sealed::connect(&args.account).await?;
         let signed = govtrust_service::agency::sign_identity(
             device.client(),
             &chain,
             &signer,
-            Some(args.password.as_str()),
+            Some(args.account.login.password.as_str()),
         )
         .await;
         device.shutdown();
@@ -118,41 +110,13 @@ pub fn verify(args: &VerifyArgs, master_key: &Path, out: Output) -> ExitCode {
         ),
         Err(e) => format!("NOT TRUSTED ({}): {e}", e.code()),
     });
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(Error::InvalidInput(_)) => ExitCode::from(EXIT_USAGE),
-        Err(_) => ExitCode::from(EXIT_FAILURE),
-    }
+    exit_status(&result)
 }
 
 fn decide(args: &VerifyArgs, master_key: &Path) -> Result<VerifiedIdentitySignature, Error> {
     let user = UserId::parse(&args.user).map_err(|e| Error::InvalidInput(e.to_string()))?;
     let anchors = TrustAnchors::from_pem(&read(&args.root, "root file")?)?;
     let json = read(master_key, "master key file")?;
-    let crls = args
-        .crl
-        .iter()
-        .map(|p| Crl::from_pem_or_der(&read(p, "CRL file")?))
-        .collect::<Result<CrlSet, Error>>()?;
-    let policy = CrlPolicy {
-        require: args.require_crl || args.crl_max_age_hours.is_some(),
-        max_age: args
-            .crl_max_age_hours
-            .map(|h| Duration::from_secs(h * 3600)),
-    };
-    let at = match args.at {
-        Some(t) => UnixTime::since_unix_epoch(Duration::from_secs(
-            u64::try_from(t.unix_timestamp())
-                .map_err(|_| Error::InvalidInput("--at is before 1970".into()))?,
-        )),
-        None => UnixTime::now(),
-    };
+    let (crls, policy, at) = revocation_and_time(args)?;
     ElementX509Verifier::new(anchors, policy).verify_master_key(&user, &json, &crls, at)
-}
-
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::Malformed {
-        what,
-        detail: format!("{}: {e}", path.display()),
-    })
 }

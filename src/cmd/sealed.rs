@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::EXIT_FAILURE;
 use crate::cli::{
     AgencyAccountArgs, AgencyArchiveArgs, AgencySealingDeviceArgs, AgencySendSealedArgs,
-    ArchiveVerifyArgs,
+    AgencyServiceArgs, ArchiveVerifyArgs,
 };
 use crate::output::Output;
 
@@ -30,14 +30,26 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn connect(account: &AgencyAccountArgs) -> Result<Bot> {
+/// Logs the agency's Matrix account in, or restores its session from --store.
+pub(crate) async fn connect(account: &AgencyAccountArgs) -> Result<Bot> {
     Ok(Bot::connect(MatrixConfig::new(
-        account.homeserver.clone(),
-        account.user.clone(),
-        account.password.clone(),
+        account.login.homeserver.clone(),
+        account.login.user.clone(),
+        account.login.password.clone(),
         account.store.clone(),
     ))
     .await?)
+}
+
+/// The mTLS client of the service with the agency's enrollment-client
+/// certificate.
+pub(crate) fn service_client(args: &AgencyServiceArgs) -> Result<ServiceClient> {
+    ServiceClient::from_files(
+        args.service.clone(),
+        &args.service_root,
+        &args.client_cert,
+        &args.client_key,
+    )
 }
 
 fn now_ms() -> u64 {
@@ -59,16 +71,16 @@ pub fn sealing_device(args: &AgencySealingDeviceArgs, out: Output) -> Result<Exi
     write_private(&args.new_key, pkcs8_pem(&pkcs8).as_bytes())?;
     let enrolled = runtime()?.block_on(async {
         let http = reqwest::Client::new();
-        let device =
-            register_sealing_device(&http, &args.homeserver, &args.user, &args.password, &pkcs8)
-                .await?;
-        let service = ServiceClient::from_files(
-            args.service.clone(),
-            &args.service_root,
-            &args.client_cert,
-            &args.client_key,
-        )?;
-        let enrolled = enroll_sealing_device(&service, &args.user, &device, &pkcs8).await?;
+        let device = register_sealing_device(
+            &http,
+            &args.login.homeserver,
+            &args.login.user,
+            &args.login.password,
+            &pkcs8,
+        )
+        .await?;
+        let service = service_client(&args.service)?;
+        let enrolled = enroll_sealing_device(&service, &args.login.user, &device, &pkcs8).await?;
         anyhow::Ok((device, enrolled))
     })?;
     govtrust_service::cadir::write_atomic(&args.out, enrolled.1.chain_pem.as_bytes())?;
@@ -114,7 +126,11 @@ pub fn send_sealed(args: &AgencySendSealedArgs, out: Output) -> Result<ExitCode>
         Some(dir) => SchemaStore::load_dir(dir)?.check(&document)?,
         None => None,
     };
-    let key = SealingKey::load(&args.sealing_key, &args.sealing_chain, &args.account.user)?;
+    let key = SealingKey::load(
+        &args.sealing_key,
+        &args.sealing_chain,
+        &args.account.login.user,
+    )?;
     let room: OwnedRoomId = args.room.as_str().try_into().context("--room")?;
     let content = key.seal(
         room.as_str(),

@@ -70,7 +70,7 @@ pub fn config_check(file: &Path, out: Output) -> Result<ExitCode> {
     let report = Checked {
         valid: true,
         listen: config.listen.to_string(),
-        database: redact(&config.database_url()),
+        database: govtrust_service::config::redact_database_url(&config.database_url()),
         ca_dir: config.ca_dir().display().to_string(),
         matrix: config.matrix.as_ref().map(|m| m.homeserver_url.as_str()),
     };
@@ -87,33 +87,67 @@ pub fn config_check(file: &Path, out: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Hides a password in a database URL.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+/// What `govtrust authority import` did, row by row.
+#[derive(Serialize)]
+pub(crate) struct ImportReport {
+    pub(crate) rows: usize,
+    pub(crate) created: usize,
+    pub(crate) updated: usize,
+    pub(crate) errors: Vec<RowError>,
+}
+
+impl ImportReport {
+    /// Nothing done yet out of `rows` rows.
+    pub(crate) fn new(rows: usize) -> Self {
+        ImportReport {
+            rows,
+            created: 0,
+            updated: 0,
+            errors: Vec::new(),
         }
-        _ => url.to_owned(),
+    }
+
+    /// Prints the report; the exit status fails if any row was rejected.
+    pub(crate) fn emit(&self, out: Output) -> ExitCode {
+        out.emit(self, || {
+            let mut text = format!(
+                "{} rows: {} created, {} updated, {} rejected\n",
+                self.rows,
+                self.created,
+                self.updated,
+                self.errors.len()
+            );
+            for e in &self.errors {
+                text.push_str(&format!(
+                    "  row {}{}: {}\n",
+                    e.row,
+                    e.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(),
+                    e.error
+                ));
+            }
+            text
+        });
+        if self.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(super::EXIT_FAILURE)
+        }
     }
 }
 
-#[derive(Serialize)]
-struct ImportReport {
-    rows: usize,
-    created: usize,
-    updated: usize,
-    errors: Vec<RowError>,
+/// The rows of the import file, each validated or the reason it is not.
+pub(crate) fn read_import_rows(args: &ImportArgs) -> Result<Vec<Result<Authority, RowError>>> {
+    let format = authority_import::Format::detect(&args.file, args.format.as_deref())?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    authority_import::parse(&bytes, format, now_ms())
+        .with_context(|| args.file.display().to_string())
 }
 
 /// `govtrust authority import FILE`
 pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
-    let format = authority_import::Format::detect(&args.file, args.format.as_deref())?;
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let rows = authority_import::parse(&bytes, format, now_ms())
-        .with_context(|| args.file.display().to_string())?;
+    let rows = read_import_rows(args)?;
     let report = runtime()?.block_on(async {
         let store = Store::connect(&config.database_url()).await?;
         let progress = ProgressBar::new(rows.len() as u64);
@@ -121,12 +155,7 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
             ProgressStyle::with_template("{bar:40} {pos}/{len} authorities ({eta})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let mut report = ImportReport {
-            rows: rows.len(),
-            created: 0,
-            updated: 0,
-            errors: Vec::new(),
-        };
+        let mut report = ImportReport::new(rows.len());
         for (index, row) in rows.into_iter().enumerate() {
             match import_row(&store, index + 1, row).await {
                 Ok(true) => report.created += 1,
@@ -138,29 +167,7 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
         progress.finish_and_clear();
         anyhow::Ok(report)
     })?;
-    out.emit(&report, || {
-        let mut text = format!(
-            "{} rows: {} created, {} updated, {} rejected\n",
-            report.rows,
-            report.created,
-            report.updated,
-            report.errors.len()
-        );
-        for e in &report.errors {
-            text.push_str(&format!(
-                "  row {}{}: {}\n",
-                e.row,
-                e.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(),
-                e.error
-            ));
-        }
-        text
-    });
-    Ok(if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_FAILURE)
-    })
+    Ok(report.emit(out))
 }
 
 /// Stores one parsed and validated row; `Ok(true)` created, `Ok(false)`
@@ -262,20 +269,8 @@ pub fn agency_enroll(args: &AgencyEnrollArgs, out: Output) -> Result<ExitCode> {
     init_logging(false);
     let responses = runtime()?.block_on(async {
         // The device's account: logged in once, restored from --store after.
-        let device =
-            govtrust_service::matrix::Bot::connect(govtrust_service::matrix::MatrixConfig::new(
-                args.homeserver.clone(),
-                args.user.clone(),
-                args.password.clone(),
-                args.store.clone(),
-            ))
-            .await?;
-        let service = govtrust_service::agency::ServiceClient::from_files(
-            args.service.clone(),
-            &args.service_root,
-            &args.client_cert,
-            &args.client_key,
-        )?;
+        let device = super::sealed::connect(&args.account).await?;
+        let service = super::sealed::service_client(&args.service)?;
         let bot: matrix_sdk::ruma::OwnedUserId = args
             .service_bot
             .as_str()

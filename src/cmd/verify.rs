@@ -68,6 +68,11 @@ pub fn verify(args: &VerifyArgs, out: Output) -> ExitCode {
         ),
         Err(e) => format!("NOT TRUSTED ({}): {e}", e.code()),
     });
+    exit_status(&result)
+}
+
+/// The exit status of a verdict: 0 trusted, 2 usage error, 1 otherwise.
+pub(super) fn exit_status<T>(result: &Result<T, Error>) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(Error::InvalidInput(_)) => ExitCode::from(EXIT_USAGE),
@@ -85,6 +90,15 @@ fn decide(args: &VerifyArgs) -> Result<VerifiedAttestation, Error> {
     let roots = read(&args.root, "root file")?;
     let anchors = TrustAnchors::from_pem(&roots)?;
     let chain = govtrust_verifier::pem::certificates(&read(chain, "chain file")?)?;
+    let (crls, policy, at) = revocation_and_time(args)?;
+    Verifier::new(anchors, policy).verify(&expected, &chain, &crls, at)
+}
+
+/// The CRLs (`--crl`), the CRL policy (`--require-crl`,
+/// `--crl-max-age-hours`) and the time to verify at (`--at`, else now).
+pub(super) fn revocation_and_time(
+    args: &VerifyArgs,
+) -> Result<(CrlSet, CrlPolicy, UnixTime), Error> {
     let crls = args
         .crl
         .iter()
@@ -103,10 +117,11 @@ fn decide(args: &VerifyArgs) -> Result<VerifiedAttestation, Error> {
         )),
         None => UnixTime::now(),
     };
-    Verifier::new(anchors, policy).verify(&expected, &chain, &crls, at)
+    Ok((crls, policy, at))
 }
 
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, Error> {
+/// Reads a file the verdict depends on; an unreadable one is malformed input.
+pub(super) fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Malformed {
         what,
         detail: format!("{}: {e}", path.display()),

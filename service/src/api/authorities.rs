@@ -14,8 +14,16 @@ use crate::caller::{perm, Require};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Service};
-use crate::storage::{AuditEntry, Authority, AuthorityStatus, StoreError};
+use crate::storage::{AuditEntry, Authority, AuthorityStatus, Store, StoreError};
 use crate::tasks;
+
+/// The stored authority `id`, or 404.
+async fn existing_authority(store: &Store, id: &str) -> Result<Authority, ApiError> {
+    store
+        .get_authority(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))
+}
 
 /// An authority with its status.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -75,11 +83,7 @@ pub(super) async fn get_authority(
     _op: Require<perm::ReadAuthorities>,
     Path(id): Path<String>,
 ) -> Result<Json<AuthorityView>, ApiError> {
-    let a = svc
-        .store
-        .get_authority(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    let a = existing_authority(&svc.store, &id).await?;
     Ok(Json(a.into()))
 }
 
@@ -124,11 +128,7 @@ pub(super) async fn update_authority(
             "the record's id must match the URL",
         ));
     }
-    let existing = svc
-        .store
-        .get_authority(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    let existing = existing_authority(&svc.store, &id).await?;
     let authority = input.into_authority(existing.status, existing.created_at, now_ms())?;
     svc.store
         .update_authority(
@@ -202,10 +202,7 @@ pub(super) async fn activate_authority(
     Require(op, _): Require<perm::ManageAuthorities>,
     Path(id): Path<String>,
 ) -> Result<Json<AuthorityView>, ApiError> {
-    svc.store
-        .get_authority(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    existing_authority(&svc.store, &id).await?;
     svc.store
         .set_authority_status(
             &id,
@@ -219,10 +216,6 @@ pub(super) async fn activate_authority(
             ),
         )
         .await?;
-    let a = svc
-        .store
-        .get_authority(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no authority {id}")))?;
+    let a = existing_authority(&svc.store, &id).await?;
     Ok(Json(a.into()))
 }

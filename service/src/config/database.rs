@@ -58,6 +58,17 @@ pub const SSL_MODES: &[&str] = &[
     "verify-full",
 ];
 
+/// A database URL with its password, if any, masked (for printing).
+pub fn redact_database_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 impl Config {
     /// Checks the `[database]` section (URL scheme, pool, TLS settings).
     pub(super) fn validate_database(&self) -> Result<()> {

@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use ca::CaConfig;
-pub use database::{DatabaseConfig, SSL_MODES};
+pub use database::{redact_database_url, DatabaseConfig, SSL_MODES};
 pub use env::ENV_OVERRIDES;
 pub use limits::LimitsConfig;
 pub use matrix::MatrixConfig;

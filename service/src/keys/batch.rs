@@ -378,8 +378,11 @@ mod tests {
         )
     }
 
-    fn batcher(double: &Arc<Double>, config: BatchConfig) -> Arc<Batcher<Double>> {
-        Arc::new(Batcher::new(double.clone(), config))
+    /// A batcher over a fresh test double.
+    fn batcher(config: BatchConfig) -> (Arc<Double>, Arc<Batcher<Double>>) {
+        let double = Arc::new(Double::default());
+        let b = Arc::new(Batcher::new(double.clone(), config));
+        (double, b)
     }
 
     /// Holds the first query in flight so that the next lookups pile up.
@@ -399,14 +402,10 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_lookups_become_one_query_and_each_gets_its_device() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                max_wait: Duration::from_secs(5),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            max_wait: Duration::from_secs(5),
+            ..BatchConfig::default()
+        });
         let first = park_first(&b, &double).await;
         let tasks: Vec<_> = (0..10)
             .map(|n| {
@@ -446,14 +445,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_batcher_sends_at_once() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                max_wait: Duration::from_secs(60),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            max_wait: Duration::from_secs(60),
+            ..BatchConfig::default()
+        });
         let (u, d) = ids(1);
         let answer = tokio::time::timeout(Duration::from_secs(5), b.fetch(&u, &d))
             .await
@@ -465,14 +460,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_reaches_every_waiter() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                max_wait: Duration::from_secs(5),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            max_wait: Duration::from_secs(5),
+            ..BatchConfig::default()
+        });
         double.fail.store(true, Ordering::SeqCst);
         let first = park_first(&b, &double).await;
         let tasks: Vec<_> = (0..5)
@@ -501,14 +492,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_query_does_not_hold_up_the_next_batch() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                max_wait: Duration::from_millis(5),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            max_wait: Duration::from_millis(5),
+            ..BatchConfig::default()
+        });
         let first = park_first(&b, &double).await;
         let (u, d) = ids(2);
         let answer = tokio::time::timeout(Duration::from_secs(5), b.fetch(&u, &d))
@@ -523,14 +510,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_hanging_query_times_out_for_its_waiters() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                query_timeout: Duration::from_millis(50),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            query_timeout: Duration::from_millis(50),
+            ..BatchConfig::default()
+        });
         double.hold_first.store(true, Ordering::SeqCst);
         let (u, d) = ids(1);
         let reply = tokio::time::timeout(Duration::from_secs(5), b.fetch(&u, &d))
@@ -544,14 +527,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_gives_up_after_wait_timeout() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                wait_timeout: Duration::from_millis(50),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            wait_timeout: Duration::from_millis(50),
+            ..BatchConfig::default()
+        });
         double.hold_first.store(true, Ordering::SeqCst);
         let (u, d) = ids(1);
         assert!(matches!(
@@ -563,16 +542,12 @@ mod tests {
 
     #[tokio::test]
     async fn batches_are_bounded_and_cancelled_waiters_skipped() {
-        let double = Arc::new(Double::default());
-        let b = batcher(
-            &double,
-            BatchConfig {
-                max_batch: 4,
-                max_in_flight: 1,
-                max_wait: Duration::from_secs(5),
-                ..BatchConfig::default()
-            },
-        );
+        let (double, b) = batcher(BatchConfig {
+            max_batch: 4,
+            max_in_flight: 1,
+            max_wait: Duration::from_secs(5),
+            ..BatchConfig::default()
+        });
         let first = park_first(&b, &double).await;
         let mut tasks = Vec::new();
         for n in 0..10 {

@@ -18,8 +18,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::time::Duration;
-
 use anyhow::{bail, Context, Result};
 use govtrust_api::enrollment::{
     ChallengeResponse, CitizenChallengeRequest, CitizenEnrollRequest, EnrollResponse, Proof,
@@ -27,12 +25,8 @@ use govtrust_api::enrollment::{
 use matrix_sdk::ruma::OwnedUserId;
 use matrix_sdk::Client;
 
-use crate::error::ErrorBody;
-use crate::matrix::ChallengeReceiver;
+use crate::agency::{logged_in_device, pinned_client, post_json, to_device_challenge};
 use govtrust_api::pseudonym::{PseudonymRequest, PseudonymResponse};
-
-/// How long to wait for the challenge to arrive on the device.
-const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An HTTPS client of the service's citizen endpoints (no client
 /// certificate).
@@ -58,12 +52,7 @@ impl CitizenServiceClient {
     /// A client of the service at `base` whose TLS certificate chains to
     /// `root_pem`.
     pub fn new(base: url::Url, root_pem: &[u8]) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(root_pem).context("service root")?)
-            .timeout(Duration::from_secs(30))
-            .build()?;
+        let http = pinned_client(root_pem)?.build()?;
         Ok(CitizenServiceClient { base, http })
     }
 
@@ -72,24 +61,15 @@ impl CitizenServiceClient {
         path: &str,
         body: &Req,
     ) -> Result<Res> {
-        let response = self
-            .http
-            .post(self.base.join(path)?)
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response.json().await?);
-        }
-        match response.json::<ErrorBody>().await {
-            Ok(e) => Err(Refused {
+        match post_json(&self.http, &self.base, path, body).await? {
+            Ok(answer) => Ok(answer),
+            Err((status, Some(e))) => Err(Refused {
                 status: status.as_u16(),
                 errcode: e.errcode,
                 error: e.error,
             }
             .into()),
-            Err(_) => bail!("the service answered {status}"),
+            Err((status, None)) => bail!("the service answered {status}"),
         }
     }
 
@@ -125,30 +105,24 @@ pub async fn enroll_citizen_device(
     assertion: &str,
     authority_id: &str,
 ) -> Result<EnrollResponse> {
-    let user = client
-        .user_id()
-        .context("the Matrix client is not logged in")?
-        .to_string();
-    let device = client
-        .device_id()
-        .context("the Matrix client has no device")?
-        .to_string();
+    let (user, device) = logged_in_device(client)?;
     let key = client
         .encryption()
         .ed25519_key()
         .await
         .context("the device has no Ed25519 key")?;
-    let receiver = ChallengeReceiver::install(client, bot);
-    service
-        .challenge(&CitizenChallengeRequest {
+    let secret = to_device_challenge(
+        client,
+        bot,
+        service.challenge(&CitizenChallengeRequest {
             assertion: assertion.to_owned(),
             authority_id: authority_id.to_owned(),
             user_id: user.clone(),
             device_id: device.clone(),
             proof: Proof::ToDevice,
-        })
-        .await?;
-    let secret = receiver.next(CHALLENGE_TIMEOUT).await?;
+        }),
+    )
+    .await?;
     service
         .enroll(&CitizenEnrollRequest {
             assertion: assertion.to_owned(),

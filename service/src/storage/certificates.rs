@@ -24,6 +24,39 @@ macro_rules! cert_cols {
 }
 pub(super) use cert_cols;
 
+/// The query for a binding's certificates not expired at `now` whose status
+/// matches `$status`, then `$tail` (ORDER BY, LIMIT): `device_id = $3` for a
+/// device (`Some`), `device_id IS NULL` for an identity (`None`).
+macro_rules! binding_query {
+    ($status:literal, $tail:literal, $user_id:expr, $kind:expr, $device_id:expr, $now:expr) => {
+        match $device_id {
+            Some(device) => sqlx::query(concat!(
+                "SELECT ",
+                cert_cols!(),
+                " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id = $3 AND ",
+                $status,
+                " AND not_after > $4 ",
+                $tail
+            ))
+            .bind($user_id)
+            .bind($kind.as_str())
+            .bind(device)
+            .bind($now),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                cert_cols!(),
+                " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id IS NULL AND ",
+                $status,
+                " AND not_after > $3 ",
+                $tail
+            ))
+            .bind($user_id)
+            .bind($kind.as_str())
+            .bind($now),
+        }
+    };
+}
+
 /// Decodes the columns of [`cert_cols!`].
 pub(super) fn cert_from_row(row: &AnyRow) -> StoreResult<Certificate> {
     let kind: String = row.try_get("kind")?;
@@ -129,27 +162,14 @@ impl Store {
         device_id: Option<&str>,
         now: i64,
     ) -> StoreResult<Option<Certificate>> {
-        let query = match device_id {
-            Some(device) => sqlx::query(concat!(
-                "SELECT ",
-                cert_cols!(),
-                " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id = $3 \
-                 AND status = 'valid' AND not_after > $4 ORDER BY not_after DESC LIMIT 1"
-            ))
-            .bind(user_id)
-            .bind(kind.as_str())
-            .bind(device)
-            .bind(now),
-            None => sqlx::query(concat!(
-                "SELECT ",
-                cert_cols!(),
-                " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id IS NULL \
-                 AND status = 'valid' AND not_after > $3 ORDER BY not_after DESC LIMIT 1"
-            ))
-            .bind(user_id)
-            .bind(kind.as_str())
-            .bind(now),
-        };
+        let query = binding_query!(
+            "status = 'valid'",
+            "ORDER BY not_after DESC LIMIT 1",
+            user_id,
+            kind,
+            device_id,
+            now
+        );
         let row = query.fetch_optional(self.pool()).await?;
         row.as_ref().map(cert_from_row).transpose()
     }
@@ -164,27 +184,14 @@ impl Store {
         device_id: Option<&str>,
         now: i64,
     ) -> StoreResult<Vec<Certificate>> {
-        let query = match device_id {
-            Some(device) => sqlx::query(concat!(
-                "SELECT ",
-                cert_cols!(),
-                " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id = $3 \
-                 AND status <> 'revoked' AND not_after > $4 ORDER BY not_after"
-            ))
-            .bind(user_id)
-            .bind(kind.as_str())
-            .bind(device)
-            .bind(now),
-            None => sqlx::query(concat!(
-                "SELECT ",
-                cert_cols!(),
-                " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id IS NULL \
-                 AND status <> 'revoked' AND not_after > $3 ORDER BY not_after"
-            ))
-            .bind(user_id)
-            .bind(kind.as_str())
-            .bind(now),
-        };
+        let query = binding_query!(
+            "status <> 'revoked'",
+            "ORDER BY not_after",
+            user_id,
+            kind,
+            device_id,
+            now
+        );
         let rows = query.fetch_all(self.pool()).await?;
         rows.iter().map(cert_from_row).collect()
     }

@@ -3,43 +3,39 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use govtrust_service::api::AuditLogQuery;
 use govtrust_service::clock::now_ms;
 use serde::Serialize;
 
-use super::call;
+use super::{call, page_limit, pages};
 use crate::cli::{AuditLogArgs, ServerArgs};
 use crate::cmd::table::{parse_time, table, time};
 use crate::output::Output;
 
 /// `govtrust audit log`
 pub fn audit_log(args: &AuditLogArgs, out: Output) -> Result<ExitCode> {
-    if !(1..=1000).contains(&args.limit) {
-        bail!("--limit must be 1 to 1000");
-    }
+    let limit = page_limit(&args.page)?;
     let since = args
         .since
         .as_deref()
         .map(|t| parse_time(t, now_ms()))
         .transpose()
         .context("--since")?;
-    let mut query = AuditLogQuery {
-        since,
-        limit: Some(args.limit),
-        cursor: args.cursor.clone(),
-    };
-    let all = args.all;
     let (entries, next) = call(&args.server, |c| async move {
-        let mut entries = Vec::new();
-        loop {
-            let page = c.audit_log(&query).await?;
-            entries.extend(page.entries);
-            match page.next_cursor {
-                Some(next) if all => query.cursor = Some(next),
-                next => return Ok((entries, next)),
+        pages(args.page.all, args.page.cursor.clone(), |cursor| {
+            let query = AuditLogQuery {
+                since,
+                limit: Some(limit),
+                cursor,
+            };
+            let c = &c;
+            async move {
+                let page = c.audit_log(&query).await?;
+                Ok((page.entries, page.next_cursor))
             }
-        }
+        })
+        .await
     })?;
     #[derive(Serialize)]
     struct Log<'a> {

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use govtrust_api::authority::AuthorityInput;
 use govtrust_service::api::AuthorityView;
-use govtrust_service::clock::now_ms;
-use serde::Serialize;
 
 use super::{call, client, runtime};
 use crate::cli::{AuthorityFileArgs, AuthorityIdArgs, AuthorityUpdateArgs, ImportArgs, ServerArgs};
+use crate::cmd::service::{read_import_rows, ImportReport};
 use crate::cmd::table::table;
 use crate::output::Output;
 
@@ -151,31 +150,14 @@ pub fn authority_list(server: &ServerArgs, out: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Serialize)]
-struct ImportReport {
-    rows: usize,
-    created: usize,
-    updated: usize,
-    errors: Vec<govtrust_api::import::RowError>,
-}
-
 /// `govtrust authority import FILE --server …`: each row is created, or
 /// updated when the ID exists (GT_CONFLICT), through the API.
 pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
-    use govtrust_api::import::{self as import, RowError};
-    let format = import::Format::detect(&args.file, args.format.as_deref())?;
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let rows =
-        import::parse(&bytes, format, now_ms()).with_context(|| args.file.display().to_string())?;
+    use govtrust_api::import::RowError;
+    let rows = read_import_rows(args)?;
     let client = client(&args.server)?;
     let report = runtime()?.block_on(async {
-        let mut report = ImportReport {
-            rows: rows.len(),
-            created: 0,
-            updated: 0,
-            errors: Vec::new(),
-        };
+        let mut report = ImportReport::new(rows.len());
         for (index, row) in rows.into_iter().enumerate() {
             let authority = match row {
                 Ok(a) => a,
@@ -209,27 +191,5 @@ pub fn authority_import(args: &ImportArgs, out: Output) -> Result<ExitCode> {
         }
         report
     });
-    out.emit(&report, || {
-        let mut text = format!(
-            "{} rows: {} created, {} updated, {} rejected\n",
-            report.rows,
-            report.created,
-            report.updated,
-            report.errors.len()
-        );
-        for e in &report.errors {
-            text.push_str(&format!(
-                "  row {}{}: {}\n",
-                e.row,
-                e.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(),
-                e.error
-            ));
-        }
-        text
-    });
-    Ok(if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(crate::cmd::EXIT_FAILURE)
-    })
+    Ok(report.emit(out))
 }

@@ -8,16 +8,14 @@ use govtrust_service::api::{CertificateListQuery, CertificateView};
 use govtrust_service::clock::now_ms;
 use serde::Serialize;
 
-use super::call;
+use super::{call, page_limit, pages};
 use crate::cli::{CertListArgs, CertRevokeArgs, CertShowArgs};
 use crate::cmd::table::{opt_time, parse_time, table, time};
 use crate::output::Output;
 
 /// `govtrust cert list`
 pub fn cert_list(args: &CertListArgs, out: Output) -> Result<ExitCode> {
-    if !(1..=1000).contains(&args.limit) {
-        bail!("--limit must be 1 to 1000");
-    }
+    let limit = page_limit(&args.page)?;
     if let Some(s) = &args.status {
         if !["live", "revoked", "expired", "superseded"].contains(&s.as_str()) {
             bail!("--status must be live, revoked, expired or superseded, not {s:?}");
@@ -29,25 +27,23 @@ pub fn cert_list(args: &CertListArgs, out: Output) -> Result<ExitCode> {
         .map(|t| parse_time(t, now_ms()))
         .transpose()
         .context("--expiring-before")?;
-    let mut query = CertificateListQuery {
-        authority: args.authority.clone(),
-        user: args.user.clone(),
-        status: args.status.clone(),
-        expiring_before,
-        limit: Some(args.limit),
-        cursor: args.cursor.clone(),
-    };
-    let all = args.all;
     let (items, next) = call(&args.server, |c| async move {
-        let mut items = Vec::new();
-        loop {
-            let page = c.list_certificates(&query).await?;
-            items.extend(page.items);
-            match page.next_cursor {
-                Some(next) if all => query.cursor = Some(next),
-                next => return Ok((items, next)),
+        pages(args.page.all, args.page.cursor.clone(), |cursor| {
+            let query = CertificateListQuery {
+                authority: args.authority.clone(),
+                user: args.user.clone(),
+                status: args.status.clone(),
+                expiring_before,
+                limit: Some(limit),
+                cursor,
+            };
+            let c = &c;
+            async move {
+                let page = c.list_certificates(&query).await?;
+                Ok((page.items, page.next_cursor))
             }
-        }
+        })
+        .await
     })?;
     #[derive(Serialize)]
     struct Listing<'a> {
