@@ -16,15 +16,10 @@ use govtrust_verifier::element_x509::{ElementX509Verifier, VerifiedIdentitySigna
 use govtrust_verifier::{Error, TrustAnchors, UserId};
 use serde::Serialize;
 
+use super::runtime;
 use crate::cli::{AgencySignIdentityArgs, VerifyArgs};
 use crate::cmd::verify::{exit_status, read, revocation_and_time};
 use crate::output::Output;
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}
 
 /// Loads the identity-signing RSA key (PKCS#8 PEM).
 pub fn load_signer(path: &Path) -> Result<FileIdentitySigner> {

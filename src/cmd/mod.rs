@@ -30,6 +30,13 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for usage errors (as clap uses).
 pub const EXIT_USAGE: u8 = 2;
 
+/// A multi-threaded runtime for a command's async work.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let out = Output { json: cli.json };

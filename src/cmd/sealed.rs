@@ -17,18 +17,13 @@ use govtrust_verifier::{CrlPolicy, SealedVerifier, TrustAnchors};
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::{json, Value};
 
+use super::runtime;
 use super::EXIT_FAILURE;
 use crate::cli::{
     AgencyAccountArgs, AgencyArchiveArgs, AgencySealingDeviceArgs, AgencySendSealedArgs,
     AgencyServiceArgs, ArchiveVerifyArgs,
 };
 use crate::output::Output;
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}
 
 /// Logs the agency's Matrix account in, or restores its session from --store.
 pub(crate) async fn connect(account: &AgencyAccountArgs) -> Result<Bot> {

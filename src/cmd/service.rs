@@ -9,6 +9,7 @@ use govtrust_api::import::{self as authority_import, RowError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::runtime;
 use crate::cli::{AgencyEnrollArgs, ConfigArgs, ImportArgs, ServeArgs};
 use crate::output::Output;
 use govtrust_service::clock::now_ms;
@@ -22,12 +23,6 @@ pub fn load_config(args: &ConfigArgs) -> Result<Config> {
         config.data_dir = dir.clone();
     }
     Ok(config)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 /// Sets up `tracing` (RUST_LOG, default info).
