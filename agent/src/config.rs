@@ -94,7 +94,7 @@ pub struct AgentConfig {
     /// What to do on revocation to a device the agent trusted.
     pub on_revoked: RevocationAction,
     /// Also verify incoming sealed documents (`io.govtrust.sealed`,
-    /// docs/profile.md §15) with the same roots, CRL policy and CRL
+    /// docs/profile.md §16) with the same roots, CRL policy and CRL
     /// fetcher; the verdicts are on [`crate::AutoTrustAgent::sealed_inbox`].
     /// Off by default: an app that shows no sealed documents need not
     /// verify them.

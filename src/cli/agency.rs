@@ -26,7 +26,7 @@ pub enum AgencyCommand {
     /// Create the agency's sealing key: an Ed25519 key registered as its
     /// own Matrix device of the agency user and enrolled with the service
     /// (device attestation, `signature` proof). matrix-sdk 0.18 cannot sign
-    /// with a client's own device key; docs/profile.md §15 explains.
+    /// with a client's own device key; docs/profile.md §16 explains.
     SealingDevice(AgencySealingDeviceArgs),
     /// Seal a JSON document (e.g. a FIM decision) with the sealing key and
     /// send it as an `io.govtrust.sealed` event into a room.

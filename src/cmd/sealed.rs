@@ -1,5 +1,5 @@
 //! `govtrust agency sealing-device | send-sealed | archive` and
-//! `govtrust archive verify`: sealed documents (docs/profile.md §15).
+//! `govtrust archive verify`: sealed documents (docs/profile.md §16).
 
 use std::path::Path;
 use std::process::ExitCode;

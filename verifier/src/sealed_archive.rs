@@ -1,5 +1,5 @@
 //! The archive record of a sealed document: everything needed to re-verify
-//! it offline years later (docs/profile.md §15.5). One record per sealed
+//! it offline years later (docs/profile.md §16.5). One record per sealed
 //! event: the content as received, the room, event ID and sender, the CRLs
 //! as of the time of archiving (DER), and the receipts with the citizen's
 //! device key as the archiving agency's crypto store held it.

@@ -371,7 +371,7 @@ struct SealingSetup<'a> {
 }
 
 /// The agency registers and enrolls its sealing key as a device of its
-/// account (docs/profile.md §15.3), validates a FIM decision against its
+/// account (docs/profile.md §16.3), validates a FIM decision against its
 /// schema, seals it and sends it into the encrypted room; the citizen's
 /// agent (`AgentConfig::sealed_documents`) verifies it.
 async fn sealed_decision(setup: &SealingSetup<'_>, clock: &Clock) -> Result<()> {

@@ -1,5 +1,5 @@
 //! The contents of `io.govtrust.sealed` and `io.govtrust.receipt` events
-//! (docs/profile.md §15): their wire types, size limits and the builders
+//! (docs/profile.md §16): their wire types, size limits and the builders
 //! that produce the bytes to sign and take the signature back.
 //!
 //! It exists so that agencies and clients build exactly the structures the

@@ -1,5 +1,5 @@
 //! Sealed documents (`io.govtrust.sealed`) and their receipts
-//! (`io.govtrust.receipt`), docs/profile.md §15.
+//! (`io.govtrust.receipt`), docs/profile.md §16.
 //!
 //! A sealed event carries a machine-readable document (a JSON decision, or
 //! the SHA-256 of a file with its media URL), the seal metadata (authority

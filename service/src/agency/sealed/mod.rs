@@ -1,4 +1,4 @@
-//! Sealed documents, agency side (docs/profile.md §15): seal a document
+//! Sealed documents, agency side (docs/profile.md §16): seal a document
 //! with the agency's **sealing key**, validate it against the agency's
 //! JSON Schemas, send it as `io.govtrust.sealed` into an (encrypted) room,
 //! verify the citizens' receipts and export an archive that re-verifies
