@@ -108,8 +108,7 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
     let newest_revocation = svc.store.newest_revocation_at(&ca).await?;
     if let Some(crl) = &latest {
         let fresh = now - crl.this_update < lifetime_ms / 4;
-        let covers = newest_revocation.is_none_or(|at| at <= crl.this_update);
-        if fresh && covers {
+        if fresh && covers(crl, newest_revocation) {
             return Ok(crl.clone());
         }
     }
@@ -124,10 +123,8 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
         // misses a revocation would vouch for a revoked certificate.
         let newest = svc.store.latest_crl(&ca).await?;
         let newest_revocation = svc.store.newest_revocation_at(&ca).await?;
-        if let Some(crl) = newest {
-            if newest_revocation.is_none_or(|at| at <= crl.this_update) {
-                return Ok(crl);
-            }
+        if let Some(crl) = newest.filter(|crl| covers(crl, newest_revocation)) {
+            return Ok(crl);
         }
         if now_ms() > deadline {
             anyhow::bail!("the CRL of {ca} is being signed elsewhere; try again");
@@ -142,6 +139,12 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
         .get_or_create(&crate::metrics::CaLabel { ca: ca.clone() })
         .set(0.0);
     Ok(crl)
+}
+
+/// Whether `crl` was signed after the newest recorded revocation of its CA
+/// (so it lists every revocation there is).
+fn covers(crl: &StoredCrl, newest_revocation: Option<i64>) -> bool {
+    newest_revocation.is_none_or(|at| at <= crl.this_update)
 }
 
 async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
