@@ -93,7 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/log", get(audit::audit_log))
         .route("/v1/audit/verify", get(audit::audit_verify))
         // POST /v1/pseudonyms, /v1/pseudonyms/enrollment/challenge and
-        // /v1/pseudonyms/enrollment (pseudonyms::PSEUDONYM_ROUTES).
+        // /v1/pseudonyms/enrollment.
         .merge(pseudonyms::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(

@@ -159,14 +159,7 @@ pub async fn citizen_enrollment(
     Ok(Json(response))
 }
 
-/// The citizen's routes, mounted when `[pseudonyms]` is enabled.
-pub const PSEUDONYM_ROUTES: [&str; 3] = [
-    "/v1/pseudonyms",
-    "/v1/pseudonyms/enrollment/challenge",
-    "/v1/pseudonyms/enrollment",
-];
-
-/// The pseudonym routes ([`PSEUDONYM_ROUTES`]) when enabled (the feature
+/// The citizen's routes (`/v1/pseudonyms…`) when enabled (the feature
 /// state travels as an extension), nothing otherwise (the router's
 /// fallback answers 404). If the feature is enabled but cannot start (key
 /// unreadable, token missing), the routes answer 503 and the reason is
