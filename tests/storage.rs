@@ -176,6 +176,7 @@ both_backends!(
     concurrent_challenge_inserts,
     enrollment_consumes_its_challenge,
     enrollment_races_on_one_challenge,
+    enrollment_supersedes_the_live_certificate,
     agency_standing,
     issuance_is_atomic,
     failing_change_does_not_disturb_its_batch,
@@ -745,6 +746,115 @@ async fn enrollment_races_on_one_challenge(db: Db) {
     );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 10);
     assert_eq!(assert_chain_ok(&store).await, 11);
+}
+
+/// An enrollment renews the binding's live certificate, which the store
+/// finds in the enrollment's own transaction: the one of the same user,
+/// kind and device (or no device) that is valid and unexpired, the longest
+/// lasting if several. Other devices, other kinds and expired or revoked
+/// certificates of the binding are left alone; an explicit
+/// `renewed_from` wins.
+async fn enrollment_supersedes_the_live_certificate(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    let insert = |cert: NewCertificate| {
+        let store = store.clone();
+        async move {
+            let serial = cert.serial.clone();
+            store
+                .insert_certificate(cert, None, audit("certificate.issued", &serial))
+                .await
+                .expect("insert");
+            serial
+        }
+    };
+    let identity = |serial: &str, not_after: i64| NewCertificate {
+        kind: CertificateKind::Identity,
+        device_id: None,
+        ..device_cert(serial, user, "unused", not_after)
+    };
+    let shorter = insert(device_cert(&random_serial(), user, "DEVICE1", T0 + DAY)).await;
+    let live = insert(device_cert(&random_serial(), user, "DEVICE1", T0 + 2 * DAY)).await;
+    let expired = insert(device_cert(&random_serial(), user, "DEVICE1", T0 - 1)).await;
+    let other_device = insert(device_cert(&random_serial(), user, "DEVICE2", T0 + DAY)).await;
+    let id_live = insert(identity(&random_serial(), T0 + DAY)).await;
+    let status = |serial: String| {
+        let store = store.clone();
+        async move {
+            let c = store.get_certificate(&serial).await.expect("get");
+            let c = c.expect("stored");
+            (c.status, c.renewed_from)
+        }
+    };
+    for (i, kind) in [CertificateKind::Device, CertificateKind::Identity]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("s{i}");
+        store
+            .insert_challenge(&challenge(&id, T0 + 60_000))
+            .await
+            .expect("challenge");
+        let serial = random_serial();
+        let cert = match kind {
+            CertificateKind::Identity => identity(&serial, T0 + 3 * DAY),
+            _ => device_cert(&serial, user, "DEVICE1", T0 + 3 * DAY),
+        };
+        let outcome = store
+            .enroll_certificate(
+                claim(&id, "DEVICE1", T0 + 1),
+                cert,
+                None,
+                audit("certificate.issued", &serial),
+            )
+            .await
+            .expect("store");
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let renewed = match kind {
+            CertificateKind::Identity => &id_live,
+            _ => &live,
+        };
+        assert_eq!(
+            status(serial).await,
+            (CertificateStatus::Valid, Some(renewed.clone())),
+            "{kind:?} enrollment renews the live certificate"
+        );
+        assert_eq!(
+            status(renewed.clone()).await.0,
+            CertificateStatus::Superseded
+        );
+    }
+    for untouched in [shorter, expired, other_device] {
+        assert_eq!(
+            status(untouched.clone()).await,
+            (CertificateStatus::Valid, None),
+            "{untouched} is not the binding's live certificate"
+        );
+    }
+
+    // Given explicitly, renewed_from is the one renewed.
+    store
+        .insert_challenge(&challenge("s2", T0 + 60_000))
+        .await
+        .expect("challenge");
+    let target = insert(device_cert(&random_serial(), user, "DEVICE2", T0 + DAY)).await;
+    let serial = random_serial();
+    let outcome = store
+        .enroll_certificate(
+            claim("s2", "DEVICE1", T0 + 1),
+            NewCertificate {
+                renewed_from: Some(target.clone()),
+                ..device_cert(&serial, user, "DEVICE1", T0 + 3 * DAY)
+            },
+            None,
+            audit("certificate.issued", &serial),
+        )
+        .await
+        .expect("store");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(status(serial).await.1, Some(target.clone()));
+    assert_eq!(status(target).await.0, CertificateStatus::Superseded);
+    assert_chain_ok(&store).await;
 }
 
 /// The one query every agency request makes: its authority as stored now,

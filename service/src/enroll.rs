@@ -504,15 +504,6 @@ async fn finish(
         }
     };
     let attested_device = request.kind.attests_device().then(|| device.to_string());
-    let previous = svc
-        .store
-        .find_live_certificate(
-            user.as_str(),
-            certificate_kind(request.kind),
-            attested_device.as_deref(),
-            now_ms(),
-        )
-        .await?;
     let serial = issued.serial_hex();
     let outbox = content
         .filter(|_| svc.publishing())
@@ -558,7 +549,8 @@ async fn finish(
                 not_before: issued.not_before.unix_timestamp() * 1000,
                 not_after: issued.not_after.unix_timestamp() * 1000,
                 der: issued.certificate().to_vec(),
-                renewed_from: previous.map(|c| c.serial),
+                // The store supersedes the binding's live certificate.
+                renewed_from: None,
                 created_at: now_ms(),
             },
             outbox,

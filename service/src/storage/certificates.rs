@@ -104,8 +104,13 @@ impl Store {
     /// An enrollment's write: consumes the claimed challenge and stores the
     /// certificate (as [`Store::insert_certificate`]) in one transaction,
     /// so a challenge is used up exactly when a certificate is stored for
-    /// it. `Ok(Err(outcome))` when the challenge is refused (unknown,
-    /// expired, already used, bound to someone else): nothing is written.
+    /// it. Without `renewed_from`, the certificate renews the binding's
+    /// live certificate ([`Store::find_live_certificate`] at `created_at`),
+    /// looked up in that transaction: the enrollment needs no read of its
+    /// own, and the certificate superseded is the one live when the new one
+    /// is stored. `Ok(Err(outcome))` when the challenge is refused
+    /// (unknown, expired, already used, bound to someone else): nothing is
+    /// written.
     pub async fn enroll_certificate(
         &self,
         claim: ChallengeClaim,
