@@ -15,203 +15,22 @@
 mod fake_device;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_device::{https_client, post_json, CallError, FakeDevice};
-use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
-use govtrust_service::storage::Store;
 use harness::step;
+use process::{free_port, DirectoryReader, ServiceDir};
 use serde_json::{json, Value};
 use synapse::Synapse;
 
-const BIN: &str = env!("CARGO_BIN_EXE_govtrust");
-const BOT_PW: &str = "bot-password";
 const AGENCY_PW: &str = "agency-password";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// `govtrust serve --config FILE` with its output in a log file.
-struct ServiceProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ServiceProcess {
-    fn spawn(config: &Path, log: &Path) -> ServiceProcess {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        for (var, _) in govtrust_service::config::ENV_OVERRIDES {
-            command.env_remove(var);
-        }
-        if std::fs::read_to_string(config)
-            .unwrap_or_default()
-            .contains("[matrix]")
-        {
-            command.env("GOVTRUST_MATRIX_PASSWORD", BOT_PW);
-        }
-        let child = command
-            .env(
-                "RUST_LOG",
-                "info,matrix_sdk=warn,matrix_sdk_crypto=warn,sqlx=warn",
-            )
-            .spawn()
-            .expect("starting govtrust serve");
-        ServiceProcess {
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Waits until `/healthz` answers 200 over TLS.
-    async fn wait_healthy(&mut self, base: &str, root: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "govtrust serve exited ({status}); log:\n{}",
-                    self.log_tail()
-                );
-            }
-            if let Ok(pem) = std::fs::read(root) {
-                let http = https_client(&pem, None);
-                if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-                    if r.status().is_success() {
-                        return;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "govtrust serve not healthy; log:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM; waits up to `within` for the exit and returns its status.
-    fn sigterm(&mut self, within: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "govtrust serve still running {within:?} after SIGTERM; log:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A data directory, a config file and the URLs of one service.
-struct Setup {
-    _tmp: tempfile::TempDir,
-    data: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-    base: String,
-    root: PathBuf,
-}
-
-impl Setup {
-    /// `extra` is appended to the generated TOML (sections included).
-    fn new(prefix: &str, top_level: &str, extra: &str) -> Setup {
-        let tmp = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir()
-            .expect("temp dir");
-        let data = tmp.path().join("data");
-        let port = free_port();
-        let base = format!("https://127.0.0.1:{port}");
-        let config = tmp.path().join("govtrust.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\npublic_url = \"{base}\"\n{top_level}\n{extra}",
-                data = data.display(),
-            ),
-        )
-        .expect("write config");
-        Setup {
-            log: tmp.path().join("service.log"),
-            root: data.join("ca/root/cert.pem"),
-            data,
-            config,
-            base,
-            _tmp: tmp,
-        }
-    }
-
-    fn root_pem(&self) -> Vec<u8> {
-        std::fs::read(&self.root).expect("root certificate")
-    }
-
-    fn operator_token(&self) -> String {
-        std::fs::read_to_string(self.data.join("operator-token"))
-            .expect("operator token")
-            .trim()
-            .to_owned()
-    }
-
-    async fn open_store(&self) -> Store {
-        Store::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            self.data.join("govtrust.db").display()
-        ))
-        .await
-        .expect("open the service's database")
-    }
-}
 
 /// `GET` answer: status and JSON body (`null` if not JSON).
 async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
@@ -219,10 +38,6 @@ async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 // ----- 1: homeserver down at start -------------------------------------------
@@ -236,30 +51,17 @@ fn enc(s: &str) -> String {
 async fn starts_without_homeserver_and_catches_up() {
     let t0 = Instant::now();
     let mut hs = Synapse::new().await.expect("start Synapse");
-    let bot_id = hs
-        .register("govtrust", BOT_PW, false)
-        .await
-        .expect("register bot");
     let user = hs
         .register("office.one", AGENCY_PW, false)
         .await
         .expect("register agency user");
     step(t0, "Synapse up");
-    let setup = Setup::new(
-        "govtrust-robust-hs-",
-        "",
-        &format!(
-            "[ca]\ndev_servers = [\"{server}\"]\n\n[matrix]\nhomeserver_url = \"{hs_url}\"\nuser_id = \"{bot_id}\"\n",
-            server = hs.server_name(),
-            hs_url = hs.base_url(),
-        ),
-    );
+    let setup = ServiceDir::with_homeserver("govtrust-robust-hs-", &hs, "").await;
 
     // First run, homeserver up: an authority, a client, one enrollment.
-    let mut service = ServiceProcess::spawn(&setup.config, &setup.log);
-    service.wait_healthy(&setup.base, &setup.root).await;
-    let root_pem = setup.root_pem();
-    let public = https_client(&root_pem, None);
+    let mut service = setup.spawn();
+    service.wait_healthy().await;
+    let public = https_client(&setup.root_pem(), None);
     let token = setup.operator_token();
     let record = govtrust_verifier::AuthorityRecord {
         id: "DE-ROBUST-0001".into(),
@@ -267,31 +69,7 @@ async fn starts_without_homeserver_and_catches_up() {
         country: Some("DE".into()),
         ..Default::default()
     };
-    post_json(
-        &public,
-        &format!("{}/v1/authorities", setup.base),
-        Some(&token),
-        &json!({"record": record, "servers": [hs.server_name()], "user_patterns": ["office.*"]}),
-    )
-    .await
-    .expect("create authority");
-    let key = FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("client key");
-    let issued = govtrust_service::cadir::CaDir::open(&setup.data.join("ca"))
-        .expect("CA dir")
-        .issuing_ca("issuing-1")
-        .expect("issuing CA")
-        .issue_enrollment_client(
-            &record,
-            key.spki_der().to_vec(),
-            govtrust_pki::Validity::from_now(Duration::from_secs(3600)),
-        )
-        .expect("enrollment client");
-    let identity = govtrust_service::pemfile::client_identity(
-        &govtrust_service::pemfile::chain_pem(&issued.chain),
-        &key,
-    )
-    .expect("client identity");
-    let mtls = https_client(&root_pem, Some(identity.as_bytes()));
+    let mtls = setup.add_agency(&record, hs.server_name()).await;
     let device = FakeDevice::create(
         &reqwest::Client::new(),
         &hs.base_url(),
@@ -312,18 +90,13 @@ async fn starts_without_homeserver_and_catches_up() {
         .to_owned();
     let (status, ready) = get_json(&public, &format!("{}/readyz", setup.base)).await;
     assert_eq!(status, 200, "{ready}");
-    let exit = service.sigterm(Duration::from_secs(40));
-    assert!(
-        exit.success(),
-        "SIGTERM exit status {exit}; log:\n{}",
-        service.log_tail()
-    );
+    service.shut_down(Duration::from_secs(40));
     step(t0, "first run: enrolled, SIGTERM exit 0");
 
     // The homeserver goes away; the service starts anyway.
     hs.stop();
-    let mut service = ServiceProcess::spawn(&setup.config, &setup.log);
-    service.wait_healthy(&setup.base, &setup.root).await;
+    let mut service = setup.spawn();
+    service.wait_healthy().await;
     let (status, ready) = get_json(&public, &format!("{}/readyz", setup.base)).await;
     assert_eq!(status, 503, "readyz with the homeserver down: {ready}");
     assert_eq!(ready["ready"], false, "{ready}");
@@ -381,40 +154,10 @@ async fn starts_without_homeserver_and_catches_up() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     store.close().await;
-    let outsider = hs
-        .register("outsider", "outsider-pw", false)
+    let content = DirectoryReader::new(&hs)
         .await
-        .expect("register outsider");
-    let outsider = hs
-        .login(&outsider, "outsider-pw", None)
-        .await
-        .expect("outsider login");
-    let alias = format!("#govtrust-directory:{}", hs.server_name());
-    let (status, room) = hs
-        .call(
-            reqwest::Method::GET,
-            &format!("/_matrix/client/v3/directory/room/{}", enc(&alias)),
-            Some(&outsider.access_token),
-            None,
-        )
-        .await
-        .expect("resolve directory alias");
-    assert_eq!(status, reqwest::StatusCode::OK, "{room}");
-    let room_id = room["room_id"].as_str().expect("room id").to_owned();
-    let (status, content) = hs
-        .call(
-            reqwest::Method::GET,
-            &format!(
-                "/_matrix/client/v3/rooms/{}/state/io.govtrust.attestation/{}",
-                enc(&room_id),
-                enc(&state_key)
-            ),
-            Some(&outsider.access_token),
-            None,
-        )
-        .await
-        .expect("read state");
-    assert_eq!(status, reqwest::StatusCode::OK, "{content}");
+        .attestation(&hs, &state_key)
+        .await;
     assert_eq!(
         content["revoked"]["reason"], "key_compromise",
         "the queued revocation notice landed: {content}"
@@ -423,8 +166,7 @@ async fn starts_without_homeserver_and_catches_up() {
         t0,
         "queued revocation published after the homeserver returned",
     );
-    let exit = service.sigterm(Duration::from_secs(40));
-    assert!(exit.success(), "SIGTERM exit status {exit}");
+    service.shut_down(Duration::from_secs(40));
 }
 
 // ----- 4 + 5: SIGTERM under load, access log ---------------------------------
@@ -447,9 +189,9 @@ struct Tally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_drains_and_exits_zero() {
     let t0 = Instant::now();
-    let setup = Setup::new("govtrust-robust-term-", "shutdown_grace_secs = 10", "");
-    let mut service = ServiceProcess::spawn(&setup.config, &setup.log);
-    service.wait_healthy(&setup.base, &setup.root).await;
+    let setup = ServiceDir::new("govtrust-robust-term-", "shutdown_grace_secs = 10", "");
+    let mut service = setup.spawn();
+    service.wait_healthy().await;
     let token = Arc::new(setup.operator_token());
     let root_pem = setup.root_pem();
 
@@ -518,13 +260,8 @@ async fn sigterm_during_load_drains_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let at_term = tally.created.lock().expect("lock").len();
-    let exit = service.sigterm(Duration::from_secs(20));
-    step(t0, &format!("SIGTERM after {at_term} creations: {exit}"));
-    assert!(
-        exit.success(),
-        "exit status after SIGTERM: {exit}; log:\n{}",
-        service.log_tail()
-    );
+    service.shut_down(Duration::from_secs(20));
+    step(t0, &format!("SIGTERM after {at_term} creations: exit 0"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
     for task in tasks {
@@ -697,13 +434,13 @@ async fn healthz_on(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStr
 async fn metrics_listener_gauges_and_tls_renewal() {
     let t0 = Instant::now();
     let metrics_port = free_port();
-    let setup = Setup::new(
+    let setup = ServiceDir::new(
         "govtrust-robust-metrics-",
         &format!("metrics_listen = \"127.0.0.1:{metrics_port}\""),
         "[tls]\nvalidity_secs = 30\nrenew_before_secs = 20\n",
     );
-    let mut service = ServiceProcess::spawn(&setup.config, &setup.log);
-    service.wait_healthy(&setup.base, &setup.root).await;
+    let mut service = setup.spawn();
+    service.wait_healthy().await;
     let root_pem = setup.root_pem();
     let addr = setup.base.trim_start_matches("https://").to_owned();
 
@@ -798,14 +535,9 @@ async fn metrics_listener_gauges_and_tls_renewal() {
         "TLS expiry gauge after renewal: {renewed_left}"
     );
     assert!(
-        child_alive(&mut service),
+        service.is_running(),
         "the process did not restart: {}",
         service.log_tail()
     );
-    let exit = service.sigterm(Duration::from_secs(20));
-    assert!(exit.success(), "{exit}");
-}
-
-fn child_alive(service: &mut ServiceProcess) -> bool {
-    matches!(service.child.try_wait(), Ok(None))
+    service.shut_down(Duration::from_secs(20));
 }

@@ -13,140 +13,27 @@
 mod fake_device;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/synapse.rs"]
 mod synapse;
 
 use harness::step;
 use std::collections::HashSet;
-use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_device::{https_client, post_json, CallError, FakeDevice};
-use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
-use govtrust_service::storage::Store;
-use serde_json::json;
+use fake_device::{CallError, FakeDevice};
+use process::{DirectoryReader, ServiceDir, BIN};
 use synapse::Synapse;
 
-const BIN: &str = env!("CARGO_BIN_EXE_govtrust");
-const BOT_PW: &str = "bot-password";
 const AGENCY_PW: &str = "agency-password";
 /// Devices enrolling concurrently.
 const DEVICES: usize = 16;
 /// Successful enrollments before the kill.
 const KILL_AFTER: usize = 40;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// The service process and where its log goes.
-struct ServiceProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ServiceProcess {
-    fn spawn(config: &Path, log: &Path) -> ServiceProcess {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        for (var, _) in govtrust_service::config::ENV_OVERRIDES {
-            command.env_remove(var);
-        }
-        let child = command
-            .env("GOVTRUST_MATRIX_PASSWORD", BOT_PW)
-            .env(
-                "RUST_LOG",
-                "info,matrix_sdk=warn,matrix_sdk_crypto=warn,sqlx=warn",
-            )
-            .spawn()
-            .expect("starting govtrust serve");
-        ServiceProcess {
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Waits until `/healthz` answers over TLS (the root appears on first
-    /// start).
-    async fn wait_ready(&mut self, base: &str, root: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "govtrust serve exited ({status}); log:\n{}",
-                    self.log_tail()
-                );
-            }
-            if let Ok(pem) = std::fs::read(root) {
-                let http = https_client(&pem, None);
-                if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-                    if r.status().is_success() {
-                        return;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "govtrust serve not ready; log:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix) and reap.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-
-    /// SIGTERM, then SIGKILL if it does not exit within 10 s.
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.kill_9();
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the load clients saw.
 #[derive(Default)]
@@ -198,57 +85,23 @@ fn spawn_load(
 async fn kill_9_during_load_loses_no_issued_certificate() {
     let t0 = Instant::now();
     let hs = Synapse::new().await.expect("start Synapse");
-    let bot_id = hs
-        .register("govtrust", BOT_PW, false)
-        .await
-        .expect("register bot");
     let user = hs
         .register("office.load", AGENCY_PW, false)
         .await
         .expect("register agency user");
     step(t0, "Synapse up");
 
-    let tmp = tempfile::Builder::new()
-        .prefix("govtrust-crash-")
-        .tempdir()
-        .expect("temp dir");
-    let data = tmp.path().join("data");
-    let port = free_port();
-    let base = format!("https://127.0.0.1:{port}");
-    let config = tmp.path().join("govtrust.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = "127.0.0.1:{port}"
-data_dir = "{data}"
-public_url = "{base}"
-
-[ca]
-dev_servers = ["{server}"]
-
-[matrix]
-homeserver_url = "{hs_url}"
-user_id = "{bot_id}"
-
-[limits]
-agency_requests_per_second = 100000
-agency_burst = 100000
-"#,
-            data = data.display(),
-            server = hs.server_name(),
-            hs_url = hs.base_url(),
-        ),
+    let dir = ServiceDir::with_homeserver(
+        "govtrust-crash-",
+        &hs,
+        "[limits]\nagency_requests_per_second = 100000\nagency_burst = 100000\n",
     )
-    .expect("write config");
-    let log = tmp.path().join("service.log");
-    let root_path = data.join("ca/root/cert.pem");
-    let mut service = ServiceProcess::spawn(&config, &log);
-    service.wait_ready(&base, &root_path).await;
+    .await;
+    let mut service = dir.spawn();
+    service.wait_healthy().await;
     step(t0, "service up");
 
     // The authority (through the operator API) and its enrollment client.
-    let root_pem = std::fs::read(&root_path).expect("root");
-    let token = std::fs::read_to_string(data.join("operator-token")).expect("operator token");
     let record = govtrust_verifier::AuthorityRecord {
         id: "DE-LOAD-0001".into(),
         name: "Bürgeramt Lastprobe".into(),
@@ -256,31 +109,7 @@ agency_burst = 100000
         country: Some("DE".into()),
         ..Default::default()
     };
-    post_json(
-        &https_client(&root_pem, None),
-        &format!("{base}/v1/authorities"),
-        Some(token.trim()),
-        &json!({"record": record, "servers": [hs.server_name()], "user_patterns": ["office.*"]}),
-    )
-    .await
-    .expect("create authority");
-    let key = FileSigner::generate(KeyAlgorithm::EcdsaP256).expect("client key");
-    let issued = govtrust_service::cadir::CaDir::open(&data.join("ca"))
-        .expect("CA dir")
-        .issuing_ca("issuing-1")
-        .expect("issuing CA")
-        .issue_enrollment_client(
-            &record,
-            key.spki_der().to_vec(),
-            govtrust_pki::Validity::from_now(Duration::from_secs(3600)),
-        )
-        .expect("enrollment client");
-    let identity = govtrust_service::pemfile::client_identity(
-        &govtrust_service::pemfile::chain_pem(&issued.chain),
-        &key,
-    )
-    .expect("client identity");
-    let mtls = https_client(&root_pem, Some(identity.as_bytes()));
+    let mtls = dir.add_agency(&record, hs.server_name()).await;
 
     let http = reqwest::Client::new();
     let hs_url = hs.base_url();
@@ -296,7 +125,7 @@ agency_burst = 100000
     // Load, then SIGKILL while requests are in flight.
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let load = spawn_load(&devices, &mtls, &base, &tally, &stop);
+    let load = spawn_load(&devices, &mtls, &dir.base, &tally, &stop);
     let deadline = Instant::now() + Duration::from_secs(60);
     while tally.successes.load(Ordering::SeqCst) < KILL_AFTER {
         assert!(
@@ -324,13 +153,13 @@ agency_burst = 100000
     );
 
     // Restart on the same data directory; every device enrolls again.
-    let mut service = ServiceProcess::spawn(&config, &log);
-    service.wait_ready(&base, &root_path).await;
+    let mut service = dir.spawn();
+    service.wait_healthy().await;
     step(t0, "service restarted");
     let mut latest = Vec::new();
     for dev in &devices {
         let answer = dev
-            .enroll(&mtls, &base, Some(0))
+            .enroll(&mtls, &dir.base, Some(0))
             .await
             .unwrap_or_else(|e| panic!("enrollment after restart: {e}"));
         tally
@@ -357,12 +186,7 @@ agency_burst = 100000
 
     // Every received certificate is stored and audited; the outbox drains
     // (items leased by the killed process come back when the lease ends).
-    let store = Store::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        data.join("govtrust.db").display()
-    ))
-    .await
-    .expect("open the service's database");
+    let store = dir.open_store().await;
     let mut issued_in_audit = HashSet::new();
     let mut after = 0;
     loop {
@@ -423,43 +247,10 @@ agency_burst = 100000
 
     // What the directory room holds for each device is its newest
     // certificate: events queued before the kill never overwrite it.
-    let outsider = hs
-        .register("outsider", "outsider-pw", false)
-        .await
-        .expect("register outsider");
-    let outsider = hs
-        .login(&outsider, "outsider-pw", None)
-        .await
-        .expect("outsider login");
-    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
-    let alias = format!("#govtrust-directory:{}", hs.server_name());
-    let (status, room) = hs
-        .call(
-            reqwest::Method::GET,
-            &format!("/_matrix/client/v3/directory/room/{}", enc(&alias)),
-            Some(&outsider.access_token),
-            None,
-        )
-        .await
-        .expect("resolve directory alias");
-    assert_eq!(status, reqwest::StatusCode::OK, "{room}");
-    let room_id = room["room_id"].as_str().expect("room id").to_owned();
+    let reader = DirectoryReader::new(&hs).await;
     for answer in &latest {
         let state_key = answer["state_key"].as_str().expect("state key");
-        let (status, content) = hs
-            .call(
-                reqwest::Method::GET,
-                &format!(
-                    "/_matrix/client/v3/rooms/{}/state/io.govtrust.attestation/{}",
-                    enc(&room_id),
-                    enc(state_key)
-                ),
-                Some(&outsider.access_token),
-                None,
-            )
-            .await
-            .expect("read state");
-        assert_eq!(status, reqwest::StatusCode::OK, "{state_key}: {content}");
+        let content = reader.attestation(&hs, state_key).await;
         assert_eq!(
             content["chain"], answer["chain"],
             "{state_key}: the directory room does not hold the newest certificate"
@@ -468,10 +259,10 @@ agency_burst = 100000
     step(t0, "directory room holds each device's newest certificate");
     store.close().await;
 
-    service.terminate();
+    service.shut_down(Duration::from_secs(40));
     let out = Command::new(BIN)
         .args(["audit", "verify", "--data-dir"])
-        .arg(&data)
+        .arg(&dir.data)
         .env_remove("GOVTRUST_DATABASE_URL")
         .env_remove("GOVTRUST_MATRIX_HOMESERVER_URL")
         .env_remove("GOVTRUST_MATRIX_USER_ID")
