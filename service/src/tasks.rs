@@ -536,3 +536,194 @@ pub fn spawn_all(svc: &AppState) -> BackgroundTasks {
         tokio::spawn(run_gauges(Arc::clone(svc))),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    //! [`current_crl`] against a real service on SQLite (no homeserver):
+    //! a stored CRL is served only if it covers the newest recorded
+    //! revocation, on both paths that serve a stored CRL — the fresh-CRL
+    //! shortcut and the wait for another signer. A CRL that misses a
+    //! revocation would vouch for a revoked certificate.
+    //!
+    //! Revocation times are set relative to the CRLs' thisUpdate (whole
+    //! seconds), so the outcome does not depend on where in a second the
+    //! test runs.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::storage::{Authority, RevokeOutcome};
+    use govtrust_verifier::AuthorityRecord;
+
+    const AUTHORITY: &str = "DE-CRL-0001";
+
+    fn audit(action: &str, subject: &str) -> AuditEntry {
+        AuditEntry::new("system", action, subject, serde_json::json!({}))
+    }
+
+    /// A service without a homeserver (no background tasks run) on SQLite
+    /// in `dir`, with one authority; and the id of its issuing CA.
+    async fn service(dir: &std::path::Path) -> (AppState, String) {
+        let config = Config {
+            data_dir: dir.to_owned(),
+            ..Config::default()
+        };
+        let svc = crate::build(config).await.expect("service");
+        let created = now_ms() - 10_000;
+        svc.store
+            .insert_authority(
+                Authority {
+                    record: AuthorityRecord {
+                        id: AUTHORITY.into(),
+                        name: "Bürgeramt Sperrliste".into(),
+                        ..Default::default()
+                    },
+                    servers: vec!["localhost".into()],
+                    user_patterns: vec!["office.*".into()],
+                    status: AuthorityStatus::Active,
+                    contact: None,
+                    created_at: created,
+                    updated_at: created,
+                },
+                audit("authority.created", AUTHORITY),
+            )
+            .await
+            .expect("authority");
+        let ca = svc.pki.issuing_id().to_owned();
+        (svc, ca)
+    }
+
+    /// Stores a valid certificate `serial` of `ca` and revokes it as of
+    /// `at` (unix ms). Its DER is a placeholder: a CRL needs the serial.
+    async fn revoke_new_certificate(svc: &Service, ca: &str, serial: &str, at: i64) {
+        svc.store
+            .insert_certificate(
+                NewCertificate {
+                    serial: serial.into(),
+                    issuing_ca: ca.into(),
+                    kind: CertificateKind::Device,
+                    user_id: Some("@office.one:localhost".into()),
+                    device_id: Some(format!("DEVICE{serial}")),
+                    key: "key".into(),
+                    authority_id: AUTHORITY.into(),
+                    not_before: at - 1,
+                    not_after: now_ms() + 3_600_000,
+                    der: vec![0x30, 0x00],
+                    renewed_from: None,
+                    created_at: at - 1,
+                },
+                None,
+                audit("certificate.issued", serial),
+            )
+            .await
+            .expect("certificate");
+        let outcome = svc
+            .store
+            .revoke(
+                serial,
+                "keyCompromise",
+                at,
+                None,
+                audit("certificate.revoked", serial),
+            )
+            .await
+            .expect("revoke");
+        assert_eq!(outcome, RevokeOutcome::Revoked);
+    }
+
+    /// Whether `crl` lists `serial` (hex).
+    fn lists(crl: &StoredCrl, serial: &str) -> bool {
+        let parsed = govtrust_verifier::Crl::from_der(&crl.der).expect("CRL");
+        let serial = crate::cadir::parse_hex(serial).expect("hex serial");
+        parsed.lookup(&serial).is_some()
+    }
+
+    /// A fresh CRL signed after the newest revocation is served as it is;
+    /// once a revocation is newer than it, a new CRL that lists it is
+    /// signed instead.
+    #[tokio::test]
+    async fn fresh_crl_is_served_only_while_it_covers_the_newest_revocation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (svc, ca) = service(dir.path()).await;
+        // Revoked a second before the first CRL is signed: that CRL's
+        // thisUpdate (whole seconds) is after it.
+        revoke_new_certificate(&svc, &ca, "4a01", now_ms() - 1000).await;
+        let first = current_crl(&svc, &ca).await.expect("first CRL");
+        assert!(lists(&first, "4a01"), "the first CRL lists 4a01");
+
+        let again = current_crl(&svc, &ca).await.expect("CRL again");
+        assert_eq!(
+            (again.number, &again.der),
+            (first.number, &first.der),
+            "a fresh CRL that covers every revocation is served without re-signing"
+        );
+
+        revoke_new_certificate(&svc, &ca, "4a02", first.this_update + 1).await;
+        let next = current_crl(&svc, &ca)
+            .await
+            .expect("CRL after a revocation");
+        assert!(
+            next.number > first.number,
+            "CRL {} is fresh but misses 4a02, revoked after it: it was served",
+            first.number
+        );
+        assert!(
+            lists(&next, "4a01") && lists(&next, "4a02"),
+            "CRL {} lists both revocations",
+            next.number
+        );
+    }
+
+    /// While another signer holds the CRL generation claim, a request
+    /// waits for a CRL that covers the newest revocation and never falls
+    /// back to the stored one that misses it: with none in time it fails.
+    /// The other signer's CRL, once stored, is served as it is.
+    #[tokio::test]
+    async fn waiting_for_another_signer_never_serves_a_crl_missing_a_revocation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (svc, ca) = service(dir.path()).await;
+        let stale = current_crl(&svc, &ca).await.expect("first CRL");
+        let revoked_at = stale.this_update + 1;
+        revoke_new_certificate(&svc, &ca, "4a03", revoked_at).await;
+
+        // Another replica starts signing the next CRL.
+        assert!(svc
+            .store
+            .claim_crl_generation(&ca, now_ms(), WORK_LEASE_MS)
+            .await
+            .expect("claim"));
+        let started = now_ms();
+        match current_crl(&svc, &ca).await {
+            Ok(crl) => panic!(
+                "served CRL {} although it misses 4a03, revoked after it",
+                crl.number
+            ),
+            Err(e) => assert!(format!("{e:#}").contains("being signed elsewhere"), "{e:#}"),
+        }
+        assert!(
+            now_ms() - started >= CRL_WAIT_MS,
+            "it waited for the other signer"
+        );
+        let latest = svc.store.latest_crl(&ca).await.expect("read").expect("CRL");
+        assert_eq!(
+            latest.number, stale.number,
+            "nothing was signed while another signer held the claim"
+        );
+
+        // The other replica stores its CRL, signed after the revocation
+        // (the wait above took longer than a second).
+        let elsewhere = sign_crl(&svc, &ca).await.expect("the other signer's CRL");
+        assert!(
+            elsewhere.this_update >= revoked_at,
+            "thisUpdate {} is before the revocation at {revoked_at}",
+            elsewhere.this_update
+        );
+        let served = current_crl(&svc, &ca).await.expect("CRL");
+        assert_eq!(
+            (served.number, &served.der),
+            (elsewhere.number, &elsewhere.der),
+            "the covering CRL is served as it is"
+        );
+        assert!(lists(&served, "4a03"));
+        svc.store.release_crl_claim(&ca).await.expect("release");
+    }
+}
