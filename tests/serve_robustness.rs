@@ -1,5 +1,5 @@
 //! Robustness of `govtrust serve` (issue #12 item 4), each against the real
-//! binary on loopback:
+//! binary on loopback (run by tests/support/process.rs):
 //!
 //! * the homeserver is down at start: the service serves anyway
 //!   (`/healthz` 200, `/readyz` 503 with a reason), queues what it must

@@ -1,8 +1,9 @@
 //! Crash safety: `kill -9` of the service binary in the middle of a load
 //! run loses no certificate that any client received.
 //!
-//! The real binary (`govtrust serve --config FILE`) runs with SQLite in a
-//! temporary data directory and a real Synapse (tests/support/synapse.rs).
+//! The real binary (`govtrust serve --config FILE`, run by
+//! tests/support/process.rs) runs with SQLite in a temporary data
+//! directory and a real Synapse (tests/support/synapse.rs).
 //! Fake devices (tests/support/fake_device.rs) enroll concurrently with
 //! `signature` proof; the process gets SIGKILL mid-run and is restarted on
 //! the same data directory. Every serial from a successful response must
