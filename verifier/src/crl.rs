@@ -4,7 +4,7 @@
 //! A client keeps CRLs until their nextUpdate and checks many attestations
 //! against them. A [`Crl`] is decoded once: the header fields with
 //! x509-parser, the revoked entries by one walk over their DER that
-//! validates each entry and indexes its serial (16 octets per serial, no
+//! validates each entry and indexes its serial (12 octets per serial, no
 //! allocation per entry; see `entries`). A lookup is a binary search and
 //! reads only the entry it finds. The signature check against an issuer
 //! key is remembered, so the per-attestation cost is the lookup.
@@ -164,9 +164,12 @@ impl Crl {
             }
         }
 
+        // The Crl's own copy of the DER, made during the walk over the
+        // entries (see `Index::decode`).
+        let mut copy = Vec::with_capacity(der.len());
         let revoked = match fields.revoked {
             Some(list) => {
-                let decoded = Index::decode(der, list).map_err(malformed)?;
+                let decoded = Index::decode(der, list, &mut copy).map_err(malformed)?;
                 if let Some(oid) = decoded.unsupported_critical {
                     let oid = der.get(oid).unwrap_or_default();
                     unusable = Some(format!(
@@ -178,6 +181,7 @@ impl Crl {
             }
             None => Index::default(),
         };
+        copy.extend_from_slice(der.get(copy.len()..).unwrap_or_default());
         Ok(Crl {
             issuer: fields.issuer.content(der).to_vec(),
             this_update: fields.this_update,
@@ -187,7 +191,7 @@ impl Crl {
             unusable,
             revoked,
             signed,
-            der: der.to_vec(),
+            der: copy,
             verified_by: OnceLock::new(),
         })
     }

@@ -1,12 +1,11 @@
 //! The revokedCertificates list, decoded lazily.
 //!
-//! Decoding walks the DER of the list (a light first pass over the serials,
-//! then one that validates every entry: structure, serial, revocation date
-//! and extensions) and keeps, per distinct serial, one 16-octet [`Slot`]:
-//! an 8-octet sort key taken from the serial and the entry's offset in the
-//! CRL's DER. Nothing is allocated per entry. The slots are sorted by
-//! serial, so a lookup is a binary search, and only the entry found is read
-//! again for its date and reason.
+//! Decoding walks the DER of the list once, validating every entry
+//! (structure, serial, revocation date and extensions), and keeps, per
+//! distinct serial, one 12-octet [`Slot`]: an 8-octet sort key taken from
+//! the serial and the entry's offset in the CRL's DER. Nothing is allocated
+//! per entry. The slots are sorted by serial, so a lookup is a binary
+//! search, and only the entry found is read again for its date and reason.
 //!
 //! What counts as revoked is what the x509-parser-based decoder counted:
 //! the serials of all entries except those with reason removeFromCRL; for a
@@ -29,15 +28,31 @@ const OID_INVALIDITY_DATE: &[u8] = &[0x55, 0x1d, 0x18];
 /// CRLReason removeFromCRL: only meaningful in delta CRLs.
 const REMOVE_FROM_CRL: u8 = 8;
 
-/// One indexed serial: `key` is the first eight octets of the normalized
-/// serial (zero-padded, big-endian), `at` the offset of the entry's
-/// SEQUENCE in the DER, `serial` the normalized serial's position relative
-/// to `at` (low 8 bits) and its length (high 24 bits).
+/// Entries decoded before the slots are allocated for the rest of the
+/// list, sized by these entries' average length. No separate counting pass
+/// over a list that does not fit in cache; a list whose later entries are
+/// shorter than its first makes the vector grow as usual.
+const SAMPLE: usize = 256;
+
+/// How much of the DER is decoded between two appends to the caller's
+/// copy: small enough that the bytes just walked are still in the L2 cache
+/// when they are copied, so the copy does not read them from memory again.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// One indexed serial, 12 octets: the sort key (the first eight octets of
+/// the normalized serial, zero-padded, big-endian) in two halves, so that a
+/// slot needs 4-octet alignment only, and the offset of the entry's
+/// SEQUENCE in the DER. A million entries take 12 MB instead of 16 with a
+/// stored serial position: less memory to fault in, walk and sort. The
+/// serial itself is read again from the entry's header only when two keys
+/// tie (serials equal in their first eight octets), which is rare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Slot {
-    key: u64,
+    key_hi: u32,
+    key_lo: u32,
+    /// Offset of the entry; the top bit marks a removeFromCRL entry until
+    /// compaction.
     at: u32,
-    serial: u32,
 }
 
 /// Marks a removeFromCRL entry's slot (in `at`) until compaction.
@@ -45,24 +60,45 @@ const REMOVED: u32 = 1 << 31;
 
 impl Slot {
     const EMPTY: Slot = Slot {
-        key: 0,
+        key_hi: 0,
+        key_lo: 0,
         at: 0,
-        serial: 0,
     };
 
     #[inline]
-    fn serial<'a>(&self, der: &'a [u8]) -> &'a [u8] {
-        let start = (self.at & !REMOVED) as usize + (self.serial & 0xff) as usize;
-        der.get(start..start + (self.serial >> 8) as usize)
-            .unwrap_or_default()
+    fn new(key: u64, at: u32) -> Slot {
+        Slot {
+            key_hi: (key >> 32) as u32,
+            key_lo: key as u32,
+            at,
+        }
+    }
+
+    #[inline]
+    fn key(&self) -> u64 {
+        (u64::from(self.key_hi) << 32) | u64::from(self.key_lo)
+    }
+
+    /// Offset of the entry's SEQUENCE in the DER.
+    #[inline]
+    fn offset(&self) -> usize {
+        (self.at & !REMOVED) as usize
     }
 
     #[inline]
     fn cmp_in(&self, other: &Slot, der: &[u8]) -> Ordering {
-        self.key
-            .cmp(&other.key)
-            .then_with(|| self.serial(der).cmp(other.serial(der)))
+        self.key()
+            .cmp(&other.key())
+            .then_with(|| serial_at(der, self.offset()).cmp(serial_at(der, other.offset())))
     }
+}
+
+/// The normalized serial of the entry at `at`, read from its header (the
+/// entry was validated when it was indexed).
+fn serial_at(der: &[u8], at: usize) -> &[u8] {
+    der::read(der, at, der.len())
+        .and_then(|entry| der::expect(der, entry.body, entry.end, der::INTEGER))
+        .map_or(&[], |serial| normalize_serial(serial.content(der)))
 }
 
 /// The sort key of a normalized serial: its first eight octets, zero-padded.
@@ -100,14 +136,20 @@ struct Entry {
 }
 
 impl Index {
-    /// Decodes the content of the revokedCertificates SEQUENCE `list`.
+    /// Decodes the content of the revokedCertificates SEQUENCE `list`,
+    /// appending `der` up to the end of the list to `copy` as it goes (the
+    /// caller's own copy of the DER, made while the bytes are in cache).
     ///
-    /// A first pass only counts the entries (bounded by [`MAX_CRL_ENTRIES`]
-    /// before anything is allocated); the second validates each entry and
-    /// records its slot. The slots are then sorted by serial (see
-    /// [`sort_by_serial`]) and compacted: removeFromCRL entries dropped,
-    /// one slot kept per serial.
-    pub(super) fn decode(der: &[u8], list: Tlv) -> Result<Decoded, &'static str> {
+    /// One walk validates each entry and records its slot; more than
+    /// [`MAX_CRL_ENTRIES`] entries are refused. Unless the serials come in
+    /// increasing order (as govtrust's CAs write them), the slots are then
+    /// sorted by serial (see [`sort_by_serial`]) and compacted:
+    /// removeFromCRL entries dropped, one slot kept per serial.
+    pub(super) fn decode(
+        der: &[u8],
+        list: Tlv,
+        copy: &mut Vec<u8>,
+    ) -> Result<Decoded, &'static str> {
         if list.tag != der::SEQUENCE {
             return Err("revokedCertificates is not a SEQUENCE");
         }
@@ -116,33 +158,28 @@ impl Index {
         if der.len() >= REMOVED as usize {
             return Err("CRL too large");
         }
-        let mut count = 0usize;
-        let mut pos = list.body;
-        while pos < list.end {
-            let entry = der::read(der, pos, list.end).ok_or("revoked entry: bad length")?;
-            pos = entry.end;
-            count += 1;
-            if count > MAX_CRL_ENTRIES {
-                return Err("too many entries");
-            }
-        }
-
-        let mut slots = Vec::with_capacity(count);
+        let mut slots = Vec::with_capacity(SAMPLE);
         let mut unsupported_critical = None;
         let mut removed_any = false;
         let mut sorted = true;
+        // The key bits that differ between entries (see `sort_by_serial`).
+        let mut varying = 0u64;
+        let mut first_key = None;
         let mut pos = list.body;
         while pos < list.end {
             let tlv = der::read(der, pos, list.end).ok_or("revoked entry: bad length")?;
             pos = tlv.end;
+            if slots.len() == MAX_CRL_ENTRIES {
+                return Err("too many entries");
+            }
             let entry = read_entry(der, tlv)?;
+            // Refused since the index kept the serial's position in one
+            // octet; still refused, so that what decodes does not change.
+            if entry.serial.start - tlv.start > 0xff {
+                return Err("revoked entry: serial number too long");
+            }
             if entry.unsupported_critical.is_some() {
                 unsupported_critical = entry.unsupported_critical;
-            }
-            let delta = entry.serial.start - tlv.start;
-            let len = entry.serial.len();
-            if delta > 0xff || len > 0x00ff_ffff {
-                return Err("revoked entry: serial number too long");
             }
             let removed = if entry.reason == Some(REMOVE_FROM_CRL) {
                 removed_any = true;
@@ -150,20 +187,32 @@ impl Index {
             } else {
                 0
             };
-            let slot = Slot {
-                key: key_of(der.get(entry.serial.clone()).unwrap_or_default()),
-                // Below 2^31: the DER length is (checked above).
-                at: tlv.start as u32 | removed,
-                serial: ((len as u32) << 8) | delta as u32,
-            };
-            if let Some(last) = slots.last() {
-                sorted &= Slot::cmp_in(last, &slot, der) == Ordering::Less;
+            let key = key_of(der.get(entry.serial).unwrap_or_default());
+            varying |= key ^ *first_key.get_or_insert(key);
+            // Below 2^31: the DER length is (checked above).
+            let slot = Slot::new(key, tlv.start as u32 | removed);
+            if sorted {
+                if let Some(last) = slots.last() {
+                    sorted = Slot::cmp_in(last, &slot, der) == Ordering::Less;
+                }
             }
             slots.push(slot);
+            if slots.len() == SAMPLE {
+                // The rest of the list, at these entries' average length,
+                // with a little slack.
+                let sampled = (pos - list.body) as u64;
+                let rest = (list.end - pos) as u64 * SAMPLE as u64 / sampled;
+                let rest = usize::try_from(rest + rest / 16 + 16).unwrap_or(usize::MAX);
+                slots.reserve_exact(rest.min(MAX_CRL_ENTRIES - SAMPLE));
+            }
+            if pos.saturating_sub(copy.len()) >= COPY_CHUNK {
+                copy.extend_from_slice(der.get(copy.len()..pos).unwrap_or_default());
+            }
         }
+        copy.extend_from_slice(der.get(copy.len()..list.end).unwrap_or_default());
 
         if !sorted || removed_any {
-            sort_by_serial(&mut slots, der);
+            sort_by_serial(&mut slots, der, varying);
             // Equal serials are adjacent, in DER order: keep the last entry
             // of each that is not removeFromCRL.
             let mut kept = 0;
@@ -180,6 +229,11 @@ impl Index {
                 i = j;
             }
             slots.truncate(kept);
+        }
+        // An estimate far above the count (or many entries dropped) would
+        // otherwise stay allocated for the CRL's lifetime.
+        if slots.capacity() - slots.len() > slots.len() / 8 {
+            slots.shrink_to_fit();
         }
         Ok(Decoded {
             index: Index { slots },
@@ -204,13 +258,13 @@ impl Index {
         let i = self
             .slots
             .binary_search_by(|slot| {
-                slot.key
+                slot.key()
                     .cmp(&key)
-                    .then_with(|| slot.serial(der).cmp(serial))
+                    .then_with(|| serial_at(der, slot.offset()).cmp(serial))
             })
             .ok()?;
         let slot = self.slots.get(i)?;
-        let entry = der::read(der, slot.at as usize, der.len())
+        let entry = der::read(der, slot.offset(), der.len())
             .and_then(|tlv| read_entry(der, tlv).ok())
             .and_then(|e| Some((read_time(der, e.date)?, e.reason)));
         Some(match entry {
@@ -225,73 +279,87 @@ impl Index {
     }
 }
 
+/// Most bits of the key one counting-sort pass orders by: 2,048 counters,
+/// which stay in the L1 cache.
+const MAX_DIGIT_BITS: u32 = 11;
+
 /// Sorts slots by serial, then by position in the DER.
 ///
-/// A least-significant-digit radix sort (stable, so slots stay in DER order
-/// among equal digits) on the most significant octets of the key that are
-/// not the same in every key (as many as make equal prefixes rare); then each run of slots equal in those and
-/// all more significant octets (rare for distinct serials) is sorted by the
-/// whole serial and position. O(n) for keys that differ in those octets,
+/// `varying` has a bit set wherever two keys differ; the bits above its
+/// highest are the same in every key and are not looked at. One pass over
+/// all slots distributes them by their highest eight varying bits into 256
+/// buckets (few enough write streams for the caches and the TLB); each
+/// bucket, a few thousand slots for a million, then fits in the L2 cache
+/// and is ordered there by its next bits (up to 11, about as many as the
+/// bucket has slots in bits), and each run of slots equal in all the bits
+/// sorted so far (rare for distinct serials) is sorted by the whole serial
+/// and position. Both distributions are stable, so slots stay in DER order
+/// among equal digits. O(n) for keys that differ in those bits,
 /// O(n log n) at worst.
-fn sort_by_serial(slots: &mut Vec<Slot>, der: &[u8]) {
-    let by_serial = |a: &Slot, b: &Slot| {
-        a.cmp_in(b, der)
-            .then((a.at & !REMOVED).cmp(&(b.at & !REMOVED)))
-    };
-    let n = slots.len();
-    if n < 64 {
+fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
+    let by_serial = |a: &Slot, b: &Slot| a.cmp_in(b, der).then(a.offset().cmp(&b.offset()));
+    let top = u64::BITS - varying.leading_zeros();
+    if slots.len() < 64 || top == 0 {
         slots.sort_unstable_by(by_serial);
         return;
     }
-    // Histograms of all eight octets (octet 7 the most significant).
-    let mut counts = [[0usize; 256]; 8];
-    for slot in slots.iter() {
-        for (octet, count) in counts.iter_mut().enumerate() {
-            count[((slot.key >> (8 * octet)) & 0xff) as usize] += 1;
-        }
-    }
-    // Enough octets that equal prefixes are rare for distinct serials
-    // (about 16 keys per value of the sorted octets, at most four passes).
-    let passes = ((usize::BITS - n.leading_zeros()) as usize + 4)
-        .div_ceil(8)
-        .min(4);
-    let varying: Vec<usize> = (0..8)
-        .rev()
-        .filter(|&octet| !counts[octet].contains(&n))
-        .take(passes)
-        .collect();
-    // Octets below the lowest sorted one are left to the run sort.
-    let shift = varying.last().map_or(64, |&octet| 8 * octet as u32);
-    let mut scratch = vec![Slot::EMPTY; n];
-    for &octet in varying.iter().rev() {
-        let mut next = [0usize; 256];
-        let mut sum = 0;
-        for (next, count) in next.iter_mut().zip(&counts[octet]) {
-            *next = sum;
-            sum += count;
-        }
-        for slot in slots.iter() {
-            let bucket = &mut next[((slot.key >> (8 * octet)) & 0xff) as usize];
-            if let Some(place) = scratch.get_mut(*bucket) {
-                *place = *slot;
-            }
-            *bucket += 1;
-        }
-        std::mem::swap(slots, &mut scratch);
-    }
-    drop(scratch);
-    let prefix = |s: &Slot| s.key.checked_shr(shift).unwrap_or(0);
+    let high = top.saturating_sub(8);
+    let mut scratch = vec![Slot::EMPTY; slots.len()];
+    let mut ends = [0usize; 256];
+    distribute(slots, &mut scratch, high, top - high, &mut ends);
     let mut start = 0;
-    while start < n {
-        let p = prefix(&slots[start]);
-        let end = slots[start..]
-            .iter()
-            .position(|s| prefix(s) != p)
-            .map_or(n, |len| start + len);
-        if end - start > 1 {
-            slots[start..end].sort_unstable_by(by_serial);
+    for end in ends {
+        let (from, to) = (&scratch[start..end], &mut slots[start..end]);
+        // As many bits as the bucket has slots in bits, so that runs of
+        // equal bits stay short and the counters few.
+        let width = (usize::BITS - from.len().leading_zeros())
+            .min(MAX_DIGIT_BITS)
+            .min(high);
+        let shift = high - width;
+        let mut bucket_ends = [0usize; 1 << MAX_DIGIT_BITS];
+        distribute(from, to, shift, width, &mut bucket_ends[..1 << width]);
+        let prefix = |s: &Slot| s.key() >> shift;
+        let mut run = 0;
+        while run < to.len() {
+            let p = prefix(&to[run]);
+            let run_end = to[run + 1..]
+                .iter()
+                .position(|s| prefix(s) != p)
+                .map_or(to.len(), |len| run + 1 + len);
+            if run_end - run > 1 {
+                to[run..run_end].sort_unstable_by(by_serial);
+            }
+            run = run_end;
         }
         start = end;
+    }
+}
+
+/// Copies `from` into `to` ordered by the `width` bits of the key at
+/// `shift` (stable: a counting sort), and sets `ends[d]` to where the
+/// slots with digit `d` end in `to`. `ends` has `1 << width` elements.
+fn distribute(from: &[Slot], to: &mut [Slot], shift: u32, width: u32, ends: &mut [usize]) {
+    let digit = |s: &Slot| ((s.key() >> shift) & ((1 << width) - 1)) as usize;
+    ends.fill(0);
+    for slot in from {
+        if let Some(count) = ends.get_mut(digit(slot)) {
+            *count += 1;
+        }
+    }
+    let mut sum = 0;
+    for end in ends.iter_mut() {
+        sum += *end;
+        *end = sum - *end;
+    }
+    // `ends[d]` is now where digit `d` starts; each write moves it on, to
+    // where the digit ends.
+    for slot in from {
+        if let Some(next) = ends.get_mut(digit(slot)) {
+            if let Some(place) = to.get_mut(*next) {
+                *place = *slot;
+            }
+            *next += 1;
+        }
     }
 }
 
@@ -442,6 +510,50 @@ fn classify(der: &[u8], ext: &RawExtension) -> Result<Kind, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sorts slots with distinct keys (so the DER is never read) and checks
+    /// the result is those slots in key order.
+    fn sorts(keys: &[u64]) {
+        let mut slots: Vec<Slot> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| Slot::new(k, i as u32))
+            .collect();
+        let varying = keys.iter().fold(0, |v, k| v | (k ^ keys[0]));
+        sort_by_serial(&mut slots, &[], varying);
+        let mut expected: Vec<(u64, u32)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (k, i as u32))
+            .collect();
+        expected.sort_unstable();
+        let got: Vec<(u64, u32)> = slots.iter().map(|s| (s.key(), s.at)).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_radix_sort_orders_any_key_distribution() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Random keys, as for random serials: one bucket level, and two.
+        for n in [100, 5_000, 200_000] {
+            let keys: Vec<u64> = (0..n).map(|_| next()).collect();
+            sorts(&keys);
+        }
+        // Keys that differ only in their low bits, but for one outlier:
+        // every slot lands in one bucket, and one long run of equal sorted
+        // bits is left to the comparison sort.
+        let mut keys: Vec<u64> = (0..50_000u64).map(|i| (i * 7919) % 50_021).collect();
+        keys.push(u64::MAX);
+        sorts(&keys);
+        // Keys varying in fewer than eight bits.
+        sorts(&(0..100u64).rev().collect::<Vec<_>>());
+    }
 
     #[test]
     fn keys_order_like_the_octets() {
