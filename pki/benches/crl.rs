@@ -5,20 +5,26 @@
 //! signature check), decoding (`Crl::from_der`), and one serial lookup
 //! (present / absent).
 //!
-//! `crl_1m`: a CRL with 1,000,000 revoked serials (random 16-octet serials
-//! in random order, as `revoked_entries` makes them), against its baseline
-//! in the same run:
+//! `crl_1m`: CRLs with 1,000,000 revoked serials (random 16-octet
+//! serials, as `revoked_entries` makes them), each against its baseline in
+//! the same run:
 //!
-//! - `tbs_verify`: ring alone verifies the CRL's signature, i.e. SHA-256
-//!   over its TBSCertList plus one ECDSA P-256 verification;
-//! - `decode_verify`: `Crl::from_der` plus `Crl::verify_signed_by` (not
-//!   memoised: a new `Crl` each time).
+//! - govtrust's own (`IssuingCa::crl`), whose entries its CA writes sorted
+//!   by serial, so the decoder finds them sorted and skips its sort;
+//! - `unsorted`: the same revocations in random order, as another CA may
+//!   list them, encoded here with yasna and signed with a key of the bench
+//!   (not by govtrust's CRL code), so the decoder sorts its index.
 //!
-//! The summary prints `decode_verify / tbs_verify` and the memory figure:
-//! a counting global allocator records the peak of heap bytes in use while
-//! `Crl::from_der` runs and what the `Crl` keeps, each against the DER size
-//! (the caller's input buffer is not counted; the `Crl`'s own copy of the
-//! DER is).
+//! For each, `tbs_verify` is ring alone verifying the CRL's signature, i.e.
+//! SHA-256 over its TBSCertList plus one ECDSA P-256 verification, and
+//! `decode_verify` is `Crl::from_der` plus `Crl::verify_signed_by` (not
+//! memoised: a new `Crl` each time).
+//!
+//! The summary prints `decode_verify / tbs_verify` for both and the memory
+//! figures: a counting global allocator records the peak of heap bytes in
+//! use while `Crl::from_der` runs and what the `Crl` keeps, each against
+//! the DER size (the caller's input buffer is not counted; the `Crl`'s own
+//! copy of the DER is).
 
 mod common;
 
@@ -29,12 +35,14 @@ use std::time::Duration;
 
 use common::{mean_time, print_mean, print_ratio, Fixture};
 use criterion::{criterion_group, Criterion, SamplingMode};
-use govtrust_pki::RevokedCertificate;
+use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
+use govtrust_pki::{RevocationReason, RevokedCertificate};
 use govtrust_verifier::Crl;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use time::OffsetDateTime;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
+use yasna::models::ObjectIdentifier;
 
 const REVOKED: usize = 100_000;
 const REVOKED_1M: usize = 1_000_000;
@@ -150,7 +158,7 @@ impl Setup {
     }
 }
 
-/// The 1,000,000-entry CRL, and what ring needs to verify it alone.
+/// A 1,000,000-entry CRL, and what ring needs to verify it alone.
 struct Million {
     der: Vec<u8>,
     tbs: Vec<u8>,
@@ -160,13 +168,31 @@ struct Million {
 }
 
 impl Million {
-    fn new(fx: &Fixture) -> Self {
+    /// govtrust's CRL of `revoked` (entries sorted by its CA) and the same
+    /// revocations in the order given, from another encoder.
+    fn both(fx: &Fixture) -> (Self, Self) {
         let absent = vec![0x5a; 16];
         let revoked = common::revoked_entries(REVOKED_1M, &absent);
         let der = fx
             .ica
             .crl(&revoked, 1, OffsetDateTime::now_utc(), LIFETIME)
             .unwrap();
+        let (_, ica) = X509Certificate::from_der(fx.ica.certificate().der()).unwrap();
+        let sorted = Million::new(der, ica.public_key().raw.to_vec(), &revoked, &absent);
+        assert!(is_sorted(&sorted.der), "govtrust writes its entries sorted");
+        let signer = FileSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let der = foreign_crl(&signer, fx.ica.certificate().subject_der(), &revoked);
+        let unsorted = Million::new(der, signer.spki_der().to_vec(), &revoked, &absent);
+        assert!(!is_sorted(&unsorted.der), "random order");
+        (sorted, unsorted)
+    }
+
+    fn new(
+        der: Vec<u8>,
+        issuer_spki: Vec<u8>,
+        revoked: &[RevokedCertificate],
+        absent: &[u8],
+    ) -> Self {
         let (tbs, signature) = {
             let (_, c) = CertificateRevocationList::from_der(&der).unwrap();
             (
@@ -174,18 +200,12 @@ impl Million {
                 c.signature_value.data.to_vec(),
             )
         };
-        let (issuer_point, issuer_spki) = {
-            let (_, c) = X509Certificate::from_der(fx.ica.certificate().der()).unwrap();
-            (
-                c.public_key().subject_public_key.data.to_vec(),
-                c.public_key().raw.to_vec(),
-            )
-        };
+        let (_, spki) = SubjectPublicKeyInfo::from_der(&issuer_spki).unwrap();
         let m = Million {
             der,
             tbs,
             signature,
-            issuer_point,
+            issuer_point: spki.subject_public_key.data.to_vec(),
             issuer_spki,
         };
         let crl = m.decode_verify();
@@ -194,7 +214,7 @@ impl Million {
             let found = crl.lookup(&entry.serial).unwrap();
             assert_eq!(found.revoked_at, entry.revoked_at.unix_timestamp());
         }
-        assert!(crl.lookup(&absent).is_none());
+        assert!(crl.lookup(absent).is_none());
         m.tbs_verify();
         eprintln!(
             "fixture: CRL with {REVOKED_1M} entries, {} B DER, TBS {} B",
@@ -217,6 +237,89 @@ impl Million {
     }
 }
 
+/// Whether the CRL's serials (DER INTEGER content octets) increase.
+fn is_sorted(der: &[u8]) -> bool {
+    let (_, crl) = CertificateRevocationList::from_der(der).unwrap();
+    let serials: Vec<&[u8]> = crl
+        .iter_revoked_certificates()
+        .map(|e| e.raw_serial())
+        .collect();
+    serials.windows(2).all(|w| w[0] < w[1])
+}
+
+/// A CRL of `revoked` in the order given, as a CA other than govtrust's
+/// might write it (version 2, the CRL number as its one extension, a
+/// reasonCode on entries that have a reason), signed by `signer`.
+fn foreign_crl(signer: &FileSigner, issuer: &[u8], revoked: &[RevokedCertificate]) -> Vec<u8> {
+    const CRL_NUMBER: [u64; 4] = [2, 5, 29, 20];
+    const REASON_CODE: [u64; 4] = [2, 5, 29, 21];
+    let utc = |t: OffsetDateTime| {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+            t.year() % 100,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    // UTCTime (tag 23), 13 octets.
+    let write_utc = |w: yasna::DERWriter<'_>, t: OffsetDateTime| {
+        w.write_der(&[b"\x17\x0d", utc(t).as_bytes()].concat())
+    };
+    let now = OffsetDateTime::now_utc();
+    let tbs = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(1);
+            w.next()
+                .write_der(signer.algorithm().signature_algorithm_der());
+            w.next().write_der(issuer);
+            write_utc(w.next(), now);
+            write_utc(w.next(), now + LIFETIME);
+            w.next().write_sequence_of(|w| {
+                for entry in revoked {
+                    w.next().write_sequence(|w| {
+                        w.next().write_bigint_bytes(&entry.serial, true);
+                        write_utc(w.next(), entry.revoked_at);
+                        if entry.reason != RevocationReason::Unspecified {
+                            w.next().write_sequence(|w| {
+                                w.next().write_sequence(|w| {
+                                    w.next()
+                                        .write_oid(&ObjectIdentifier::from_slice(&REASON_CODE));
+                                    w.next().write_bytes(&yasna::construct_der(|w| {
+                                        w.write_enum(entry.reason as i64)
+                                    }));
+                                })
+                            });
+                        }
+                    });
+                }
+            });
+            w.next().write_tagged(yasna::Tag::context(0), |w| {
+                w.write_sequence(|w| {
+                    w.next().write_sequence(|w| {
+                        w.next()
+                            .write_oid(&ObjectIdentifier::from_slice(&CRL_NUMBER));
+                        w.next()
+                            .write_bytes(&yasna::construct_der(|w| w.write_u64(1)));
+                    })
+                })
+            });
+        })
+    });
+    let signature = signer.sign(&tbs).unwrap();
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs);
+            w.next()
+                .write_der(signer.algorithm().signature_algorithm_der());
+            w.next().write_bitvec_bytes(&signature, signature.len() * 8);
+        })
+    })
+}
+
 fn bench_crl(c: &mut Criterion, s: &Setup) {
     let mut g = c.benchmark_group("crl_100k");
     g.sampling_mode(SamplingMode::Flat)
@@ -237,14 +340,18 @@ fn bench_crl(c: &mut Criterion, s: &Setup) {
     g.finish();
 }
 
-fn bench_million(c: &mut Criterion, m: &Million) {
+fn bench_million(c: &mut Criterion, sorted: &Million, unsorted: &Million) {
     let mut g = c.benchmark_group("crl_1m");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    g.bench_function("tbs_verify", |b| b.iter(|| m.tbs_verify()));
-    g.bench_function("decode_verify", |b| b.iter(|| m.decode_verify()));
+    g.bench_function("tbs_verify", |b| b.iter(|| sorted.tbs_verify()));
+    g.bench_function("decode_verify", |b| b.iter(|| sorted.decode_verify()));
+    g.bench_function("unsorted/tbs_verify", |b| b.iter(|| unsorted.tbs_verify()));
+    g.bench_function("unsorted/decode_verify", |b| {
+        b.iter(|| unsorted.decode_verify())
+    });
     g.finish();
 }
 
@@ -265,7 +372,7 @@ fn summary(s: &Setup) {
     );
 }
 
-fn summary_million(m: &Million) {
+fn summary_million(sorted: &Million, unsorted: &Million) {
     if !common::summary_wanted("crl_1m") {
         return;
     }
@@ -274,26 +381,37 @@ fn summary_million(m: &Million) {
     let t = common::interleaved(
         7,
         3,
-        &mut [&mut || m.tbs_verify(), &mut || {
-            drop(black_box(m.decode_verify()))
-        }],
+        &mut [
+            &mut || sorted.tbs_verify(),
+            &mut || drop(black_box(sorted.decode_verify())),
+            &mut || unsorted.tbs_verify(),
+            &mut || drop(black_box(unsorted.decode_verify())),
+        ],
     );
-    let (baseline, decode) = (t[0], t[1]);
-    print_mean("crl_1m/tbs_verify", baseline);
-    print_mean("crl_1m/decode_verify", decode);
-    print_ratio("crl_1m/decode_verify/tbs_verify", decode, baseline);
-    let (crl, peak, kept) = measure_heap(|| Crl::from_der(&m.der).unwrap());
-    let der = m.der.len() as f64;
-    println!(
-        "memory crl_1m: DER {} B; peak heap during Crl::from_der {} B = {:.2}x DER; \
-         kept by the Crl {} B = {:.2}x DER (Crl::heap_bytes {} B)",
-        m.der.len(),
-        peak,
-        peak as f64 / der,
-        kept,
-        kept as f64 / der,
-        crl.heap_bytes()
-    );
+    for (name, m, baseline, decode) in [
+        ("crl_1m", sorted, t[0], t[1]),
+        ("crl_1m/unsorted", unsorted, t[2], t[3]),
+    ] {
+        print_mean(&format!("{name}/tbs_verify"), baseline);
+        print_mean(&format!("{name}/decode_verify"), decode);
+        print_ratio(
+            &format!("{name}/decode_verify/tbs_verify"),
+            decode,
+            baseline,
+        );
+        let (crl, peak, kept) = measure_heap(|| Crl::from_der(&m.der).unwrap());
+        let der = m.der.len() as f64;
+        println!(
+            "memory {name}: DER {} B; peak heap during Crl::from_der {} B = {:.2}x DER; \
+             kept by the Crl {} B = {:.2}x DER (Crl::heap_bytes {} B)",
+            m.der.len(),
+            peak,
+            peak as f64 / der,
+            kept,
+            kept as f64 / der,
+            crl.heap_bytes()
+        );
+    }
 }
 
 criterion_group!(benches, run);
@@ -305,9 +423,9 @@ fn run(c: &mut Criterion) {
         summary(&s);
     }
     if !common::group_filtered_out("crl_1m") {
-        let m = Million::new(&s.fx);
-        bench_million(c, &m);
-        summary_million(&m);
+        let (sorted, unsorted) = Million::both(&s.fx);
+        bench_million(c, &sorted, &unsorted);
+        summary_million(&sorted, &unsorted);
     }
 }
 

@@ -124,7 +124,7 @@ impl CrlTemplate<'_> {
                 write_time(w.next(), self.next_update);
                 if !self.revoked.is_empty() {
                     w.next().write_sequence_of(|w| {
-                        for entry in self.revoked {
+                        for entry in by_serial(self.revoked) {
                             write_entry(w.next(), entry);
                         }
                     });
@@ -136,6 +136,30 @@ impl CrlTemplate<'_> {
         let signature = signer.sign(&tbs)?;
         Ok(signed(&tbs, signer, &signature))
     }
+}
+
+/// The entries in increasing order of their serials' DER INTEGER content
+/// octets (for serials of one encoded length, as govtrust's are, the
+/// numeric order), entries with equal serials in the order given. The same
+/// revocations then always give the same CRL, whatever order the caller
+/// (a database query, say) lists them in, and a verifier that indexes the
+/// serials finds them already sorted and skips its sort.
+fn by_serial(revoked: &[RevokedCertificate]) -> Vec<&RevokedCertificate> {
+    let mut sorted: Vec<&RevokedCertificate> = revoked.iter().collect();
+    // Stable: of entries with equal serials, the last given stays last (the
+    // one a decoder takes).
+    sorted.sort_by(|a, b| encoded_serial(&a.serial).cmp(encoded_serial(&b.serial)));
+    sorted
+}
+
+/// The content octets `write_unsigned_integer` writes for a serial,
+/// without building them: the significant octets, behind a 0x00 sign
+/// octet when the first has its top bit set.
+fn encoded_serial(serial: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let zeros = serial.iter().take_while(|&&b| b == 0).count();
+    let trimmed = &serial[zeros.min(serial.len().saturating_sub(1))..];
+    let sign = trimmed.first().is_some_and(|b| b & 0x80 != 0);
+    sign.then_some(0).into_iter().chain(trimmed.iter().copied())
 }
 
 fn write_entry(w: yasna::DERWriter<'_>, entry: &RevokedCertificate) {
@@ -151,4 +175,70 @@ fn write_entry(w: yasna::DERWriter<'_>, entry: &RevokedCertificate) {
             write_extensions(w.next(), std::slice::from_ref(&reason));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signer::{FileSigner, KeyAlgorithm};
+    use x509_parser::prelude::FromDer;
+    use x509_parser::revocation_list::CertificateRevocationList;
+
+    fn sign(revoked: &[RevokedCertificate], signer: &FileSigner) -> Vec<u8> {
+        let now = OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap();
+        CrlTemplate {
+            issuer: &[0x30, 0x00],
+            issuer_key_id: &[1; 20],
+            number: 1,
+            this_update: now,
+            next_update: now + time::Duration::days(1),
+            revoked,
+        }
+        .sign(signer)
+        .unwrap()
+    }
+
+    #[test]
+    fn entries_are_written_sorted_by_serial() {
+        let at = |secs| OffsetDateTime::from_unix_timestamp(secs).unwrap();
+        let entry = |serial: &[u8], secs| RevokedCertificate {
+            serial: serial.to_vec(),
+            revoked_at: at(secs),
+            reason: RevocationReason::Unspecified,
+        };
+        // Lengths differ, one needs a sign octet (0x00 0x80 ... sorts
+        // first), leading zeros are not written, and 0x05 is listed twice.
+        let revoked = vec![
+            entry(&[0x7f, 1], 1),
+            entry(&[0x05], 2),
+            entry(&[0x80, 0], 3),
+            entry(&[0, 0, 0x05, 1], 4),
+            entry(&[0x05], 5),
+            entry(&[0x01, 0xff, 0xff], 6),
+        ];
+        // Ed25519 signs deterministically: equal DER means equal CRLs.
+        let signer = FileSigner::generate(KeyAlgorithm::Ed25519).unwrap();
+        let der = sign(&revoked, &signer);
+        let mut reversed = revoked.clone();
+        reversed.reverse();
+        reversed.swap(1, 4); // keep the two 0x05 entries in their order
+        assert_eq!(sign(&reversed, &signer), der, "order of the input");
+        let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+        let written: Vec<(Vec<u8>, i64)> = crl
+            .iter_revoked_certificates()
+            .map(|e| (e.raw_serial().to_vec(), e.revocation_date.timestamp()))
+            .collect();
+        let expected: Vec<(Vec<u8>, i64)> = [
+            (&[0x00, 0x80, 0][..], 3),
+            (&[0x01, 0xff, 0xff], 6),
+            (&[0x05], 2),
+            (&[0x05], 5),
+            (&[0x05, 1], 4),
+            (&[0x7f, 1], 1),
+        ]
+        .iter()
+        .map(|(s, t)| (s.to_vec(), *t))
+        .collect();
+        assert_eq!(written, expected);
+    }
 }
