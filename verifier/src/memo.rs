@@ -38,6 +38,7 @@
 //! pinned root carries the issuing CA's own name.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -46,7 +47,7 @@ use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::X509Certificate;
 
 use crate::crl::{CertUnderCheck, CrlPolicy, CrlSet};
-use crate::path::{check_end_entity_usage, CaUsage, TrustAnchors, ValidatedPath};
+use crate::path::{CaUsage, TrustAnchors, ValidatedPath};
 use crate::profile::{self, Expected};
 use crate::signature::PROFILE_ALGORITHMS;
 use crate::PathPosition;
@@ -71,9 +72,34 @@ pub struct IssuerMemoStats {
 /// established. Bounded by [`MAX_REMEMBERED_ISSUERS`].
 #[derive(Default)]
 pub(crate) struct IssuerMemo {
-    entries: RwLock<HashMap<Vec<u8>, Arc<Remembered>>>,
+    entries: RwLock<HashMap<Vec<u8>, Arc<Remembered>, BuildHasherDefault<TailHasher>>>,
     hits: AtomicU64,
     fallbacks: AtomicU64,
+}
+
+/// Hashes an issuing-CA certificate by its length and its last 16 octets
+/// (the end of its signature), not by SipHash over its ~700 octets on every
+/// verification. The map still compares whole certificates for equality,
+/// and its keys are only CAs that fully validated against the pinned roots
+/// (at most [`MAX_REMEMBERED_ISSUERS`]), so keys that collide cost a few
+/// comparisons, never a wrong answer.
+#[derive(Default)]
+struct TailHasher(u64);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(16)..];
+        for chunk in tail.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl std::fmt::Debug for IssuerMemo {
@@ -132,12 +158,16 @@ impl IssuerMemo {
     /// The short path for `leaf` under the issuing CA `ica`: `None` if the
     /// CA is not remembered for the expected EKU, `Some(None)` if it is but
     /// the short path does not accept (the caller then runs the full
-    /// validation), `Some(Some(_))` if it accepts.
+    /// validation), `Some(Some(_))` if it accepts. `leaf_usage` is the
+    /// leaf's basic constraints and key usage, read from the caller's
+    /// parse of the same DER (a second x509-parser parse of the leaf cost
+    /// as much as the rest of the short path besides the signature).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn try_verify(
         &self,
         anchors: &TrustAnchors,
         leaf: &CertificateDer<'_>,
+        leaf_usage: CaUsage,
         ica: &[u8],
         expected: &Expected,
         crls: &CrlSet,
@@ -150,7 +180,7 @@ impl IssuerMemo {
             entries.get(ica).filter(|r| r.ekus.contains(&eku))?.clone()
         };
         self.hits.fetch_add(1, Ordering::Relaxed);
-        let verdict = known.verify_leaf(anchors, leaf, expected, crls, policy, time);
+        let verdict = known.verify_leaf(anchors, leaf, leaf_usage, expected, crls, policy, time);
         if verdict.is_none() {
             self.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
@@ -255,10 +285,12 @@ impl Remembered {
 
     /// Every check of the full validation that depends on the leaf, the
     /// expectation, the CRLs or the time; `None` as soon as one fails.
+    #[allow(clippy::too_many_arguments)]
     fn verify_leaf(
         &self,
         anchors: &TrustAnchors,
         leaf: &CertificateDer<'_>,
+        leaf_usage: CaUsage,
         expected: &Expected,
         crls: &CrlSet,
         policy: &CrlPolicy,
@@ -290,7 +322,7 @@ impl Remembered {
             {
                 return Err(webpki::Error::UnknownIssuer);
             }
-            check_end_entity_usage(&ee.der())
+            leaf_usage.check_end_entity()
         };
         end_entity
             .verify_for_usage(

@@ -193,7 +193,7 @@ pub fn validate_path(
     // Run inside path building, so that a candidate path failing them lets
     // rustls-webpki try the next candidate.
     let extra_checks = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
-        check_end_entity_usage(&path.end_entity().der())?;
+        CaUsage::of_der(&path.end_entity().der())?.check_end_entity()?;
         for ca in path.intermediate_certificates() {
             if !CaUsage::of_der(&ca.der())?.can_sign_certs {
                 return Err(webpki::Error::EndEntityUsedAsCa);
@@ -270,16 +270,6 @@ pub fn validate_path(
     })
 }
 
-/// A leaf that asserts keyCertSign is a CA (RFC 5280 4.2.1.9): rejected
-/// as one, even without basicConstraints cA.
-pub(crate) fn check_end_entity_usage(der: &[u8]) -> Result<(), webpki::Error> {
-    let leaf_usage = CaUsage::of_der(der)?;
-    if leaf_usage.asserts_key_cert_sign && !leaf_usage.is_ca {
-        return Err(webpki::Error::CaUsedAsEndEntity);
-    }
-    Ok(())
-}
-
 /// What a certificate's basic constraints and key usage permit (absent key
 /// usage permits everything, RFC 5280 4.2.1.3).
 #[derive(Clone, Copy, Debug)]
@@ -295,7 +285,7 @@ pub(crate) struct CaUsage {
 }
 
 impl CaUsage {
-    fn of(cert: &X509Certificate<'_>) -> Result<Self, Error> {
+    pub(crate) fn of(cert: &X509Certificate<'_>) -> Result<Self, Error> {
         let is_ca = match cert.basic_constraints() {
             Ok(bc) => bc.is_some_and(|bc| bc.value.ca),
             Err(e) => return Err(Error::malformed("basic constraints", e)),
@@ -310,6 +300,15 @@ impl CaUsage {
             can_sign_crls: ku.is_none_or(|ku| ku.crl_sign()),
             asserts_key_cert_sign: ku.is_some_and(|ku| ku.key_cert_sign()),
         })
+    }
+
+    /// For an end entity: one that asserts keyCertSign is a CA (RFC 5280
+    /// 4.2.1.9), rejected as one, even without basicConstraints cA.
+    pub(crate) fn check_end_entity(&self) -> Result<(), webpki::Error> {
+        if self.asserts_key_cert_sign && !self.is_ca {
+            return Err(webpki::Error::CaUsedAsEndEntity);
+        }
+        Ok(())
     }
 
     /// Decodes `der`; inside path building, a certificate rustls-webpki
