@@ -183,6 +183,7 @@ both_backends!(
     renewal_claims,
     revocation,
     crl_numbers_and_storage,
+    crl_entries_and_revocation_count,
     outbox_claim_lease_publish_supersede,
     audit_chain_detects_tampering,
     operator_tokens,
@@ -1363,6 +1364,7 @@ async fn crl_numbers_and_storage(db: Db) {
         ],
         this_update: T0 + i64::try_from(number).unwrap_or(0),
         next_update: T0 + DAY,
+        revocation_count: Some(number % 7),
     };
     assert!(a
         .store_crl(crl(401), audit("crl.published", CA))
@@ -1401,6 +1403,143 @@ async fn crl_numbers_and_storage(db: Db) {
         .await
         .expect("claim"));
     assert_eq!(assert_chain_ok(&a).await, 1);
+}
+
+/// What a CRL is built from comes with the count of its CA's revocation
+/// rows (expired certificates' included) from the same snapshot: while
+/// revocations are being recorded, every read lists exactly as many
+/// revocations as it counts. A stored CRL keeps its count, and a CRL
+/// without one (stored before the count was kept) reads back without.
+async fn crl_entries_and_revocation_count(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    assert_eq!(
+        store.crl_entries(CA, None).await.expect("entries"),
+        (Vec::new(), 0),
+        "no revocations: an empty list and a count of 0"
+    );
+    assert_eq!(store.revocation_count(CA).await.expect("count"), 0);
+
+    let expiring = random_serial();
+    let mut other = device_cert(&random_serial(), user, "OTHER", T0 + 30 * DAY);
+    other.issuing_ca = "other-ca".to_owned();
+    let mut certs = vec![
+        device_cert(&expiring, user, "EXPIRING", T0 + DAY),
+        other.clone(),
+    ];
+    for n in 0..40 {
+        certs.push(device_cert(
+            &random_serial(),
+            user,
+            &format!("D{n}"),
+            T0 + 30 * DAY,
+        ));
+    }
+    for cert in &certs {
+        let serial = cert.serial.clone();
+        store
+            .insert_certificate(cert.clone(), None, audit("certificate.issued", &serial))
+            .await
+            .expect("issue");
+    }
+    let revoke = {
+        let store = store.clone();
+        move |serial: String| {
+            let store = store.clone();
+            async move {
+                let outcome = store
+                    .revoke(
+                        &serial,
+                        "keyCompromise",
+                        T0 + 10,
+                        None,
+                        audit("certificate.revoked", &serial),
+                    )
+                    .await
+                    .expect("revoke");
+                assert_eq!(outcome, RevokeOutcome::Revoked);
+            }
+        }
+    };
+    revoke(expiring.clone()).await;
+    revoke(other.serial.clone()).await;
+
+    // Revocations commit one after another while a reader builds CRLs.
+    let writer = {
+        let serials: Vec<String> = certs[2..].iter().map(|c| c.serial.clone()).collect();
+        let revoke = revoke.clone();
+        tokio::spawn(async move {
+            for serial in serials {
+                revoke(serial).await;
+            }
+        })
+    };
+    let mut reads = 0;
+    loop {
+        let done = writer.is_finished();
+        let (listed, count) = store.crl_entries(CA, None).await.expect("entries");
+        assert_eq!(
+            u64::try_from(listed.len()).ok(),
+            Some(count),
+            "a read lists as many revocations as it counts"
+        );
+        reads += 1;
+        if done {
+            break;
+        }
+    }
+    writer.await.expect("writer");
+    assert!(reads > 1, "the reader ran alongside the revocations");
+
+    // Expired certificates drop off the list but stay counted: the count
+    // is of the revocation rows, which are never deleted.
+    let (unexpired, count) = store
+        .crl_entries(CA, Some(T0 + 2 * DAY))
+        .await
+        .expect("entries");
+    assert_eq!(count, 41);
+    assert_eq!(unexpired.len(), 40);
+    assert!(unexpired.iter().all(|r| r.serial != expiring));
+    assert!(
+        unexpired.windows(2).all(|w| w[0].serial < w[1].serial),
+        "by serial"
+    );
+    assert_eq!(store.revocation_count(CA).await.expect("count"), 41);
+    assert_eq!(store.revocation_count("other-ca").await.expect("count"), 1);
+    assert_eq!(
+        store
+            .crl_entries("other-ca", None)
+            .await
+            .expect("entries")
+            .1,
+        1
+    );
+
+    let crl = |number: u64, revocation_count: Option<u64>| StoredCrl {
+        issuing_ca: CA.to_owned(),
+        number,
+        der: vec![0x30, 0x00],
+        this_update: T0,
+        next_update: T0 + DAY,
+        revocation_count,
+    };
+    assert!(store
+        .store_crl(crl(1, None), audit("crl.signed", CA))
+        .await
+        .expect("store"));
+    assert_eq!(
+        store.latest_crl(CA).await.expect("latest"),
+        Some(crl(1, None))
+    );
+    assert!(store
+        .store_crl(crl(2, Some(41)), audit("crl.signed", CA))
+        .await
+        .expect("store"));
+    assert_eq!(
+        store.latest_crl(CA).await.expect("latest"),
+        Some(crl(2, Some(41)))
+    );
+    assert_chain_ok(&store).await;
 }
 
 fn item(key: &str, n: u32) -> NewOutboxItem {

@@ -24,8 +24,8 @@ const OUTBOX_LEASE_MS: i64 = 30_000;
 const OUTBOX_BATCH: u32 = 32;
 /// Lease on renewals and CRL generation.
 const WORK_LEASE_MS: i64 = 60_000;
-/// How long a CRL request waits for another signer's CRL that covers the
-/// newest revocation, before it answers with an error.
+/// How long a CRL request waits for another signer's CRL that lists every
+/// recorded revocation, before it answers with an error.
 const CRL_WAIT_MS: i64 = 5_000;
 /// How often it looks while waiting.
 const CRL_WAIT_POLL: Duration = Duration::from_millis(50);
@@ -99,16 +99,17 @@ async fn publish_round(svc: &Service, bot: &crate::matrix::Bot) -> Result<usize>
 }
 
 /// Issuing CA `ca`'s current CRL: the stored one while it is fresh and no
-/// revocation is newer than it, otherwise a newly signed one.
+/// revocation has been recorded since its entries were read, otherwise a
+/// newly signed one.
 pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
     let ca = ca.to_owned();
     let lifetime_ms = i64::try_from(svc.pki.crl_lifetime().as_millis()).unwrap_or(i64::MAX);
     let now = now_ms();
     let latest = svc.store.latest_crl(&ca).await?;
-    let newest_revocation = svc.store.newest_revocation_at(&ca).await?;
+    let revocations = svc.store.revocation_count(&ca).await?;
     if let Some(crl) = &latest {
         let fresh = now - crl.this_update < lifetime_ms / 4;
-        if fresh && covers(crl, newest_revocation) {
+        if fresh && covers(crl, revocations) {
             return Ok(crl.clone());
         }
     }
@@ -122,8 +123,8 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
         // newest CRL only if it covers every recorded revocation: one that
         // misses a revocation would vouch for a revoked certificate.
         let newest = svc.store.latest_crl(&ca).await?;
-        let newest_revocation = svc.store.newest_revocation_at(&ca).await?;
-        if let Some(crl) = newest.filter(|crl| covers(crl, newest_revocation)) {
+        let revocations = svc.store.revocation_count(&ca).await?;
+        if let Some(crl) = newest.filter(|crl| covers(crl, revocations)) {
             return Ok(crl);
         }
         if now_ms() > deadline {
@@ -141,17 +142,24 @@ pub async fn current_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
     Ok(crl)
 }
 
-/// Whether `crl` was signed after the newest recorded revocation of its CA
-/// (so it lists every revocation there is).
-fn covers(crl: &StoredCrl, newest_revocation: Option<i64>) -> bool {
-    newest_revocation.is_none_or(|at| at <= crl.this_update)
+/// Whether `crl` lists every revocation recorded for its CA, `revocations`
+/// of them now: its entries were read when the CA had exactly as many.
+/// Revocations are only ever inserted, so an equal count means the same
+/// set. Comparing times instead would not do: a revocation is stamped
+/// before its transaction commits, so one stamped before a CRL's
+/// thisUpdate can still commit after that CRL's entries were read. A CRL
+/// without a count (stored before it was kept) never covers: it is
+/// re-signed once.
+fn covers(crl: &StoredCrl, revocations: u64) -> bool {
+    crl.revocation_count == Some(revocations)
 }
 
+/// Signs and stores a new CRL of `ca` and returns it, with the revocation
+/// count its entries were read with, so that [`covers`] can tell later
+/// whether it still lists every revocation.
 async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
-    let revoked = svc
-        .store
-        .revoked_for_ca(ca, Some(now_ms()))
-        .await?
+    let (entries, revocation_count) = svc.store.crl_entries(ca, Some(now_ms())).await?;
+    let revoked = entries
         .into_iter()
         .map(|r| {
             Ok(RevokedCertificate {
@@ -170,6 +178,7 @@ async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
         this_update: parsed.this_update() * 1000,
         next_update: parsed.next_update().unwrap_or(parsed.this_update()) * 1000,
         der,
+        revocation_count: Some(revocation_count),
     };
     svc.store
         .store_crl(
@@ -540,10 +549,11 @@ pub fn spawn_all(svc: &AppState) -> BackgroundTasks {
 #[cfg(test)]
 mod tests {
     //! [`current_crl`] against a real service on SQLite (no homeserver):
-    //! a stored CRL is served only if it covers the newest recorded
-    //! revocation, on both paths that serve a stored CRL — the fresh-CRL
-    //! shortcut and the wait for another signer. A CRL that misses a
-    //! revocation would vouch for a revoked certificate.
+    //! a stored CRL is served only if it lists every recorded revocation,
+    //! on both paths that serve a stored CRL — the fresh-CRL shortcut and
+    //! the wait for another signer — however the revocation's time relates
+    //! to the CRL's thisUpdate. A CRL that misses a revocation would vouch
+    //! for a revoked certificate.
     //!
     //! Revocation times are set relative to the CRLs' thisUpdate (whole
     //! seconds), so the outcome does not depend on where in a second the
@@ -637,9 +647,9 @@ mod tests {
         parsed.lookup(&serial).is_some()
     }
 
-    /// A fresh CRL signed after the newest revocation is served as it is;
-    /// once a revocation is newer than it, a new CRL that lists it is
-    /// signed instead.
+    /// A fresh CRL that lists every revocation is served as it is; once a
+    /// revocation is recorded after it, a new CRL that lists it is signed
+    /// instead.
     #[tokio::test]
     async fn fresh_crl_is_served_only_while_it_covers_the_newest_revocation() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -674,7 +684,7 @@ mod tests {
     }
 
     /// While another signer holds the CRL generation claim, a request
-    /// waits for a CRL that covers the newest revocation and never falls
+    /// waits for a CRL that lists every revocation and never falls
     /// back to the stored one that misses it: with none in time it fails.
     /// The other signer's CRL, once stored, is served as it is.
     #[tokio::test]
@@ -709,14 +719,9 @@ mod tests {
             "nothing was signed while another signer held the claim"
         );
 
-        // The other replica stores its CRL, signed after the revocation
-        // (the wait above took longer than a second).
+        // The other replica stores its CRL, whose entries were read after
+        // the revocation.
         let elsewhere = sign_crl(&svc, &ca).await.expect("the other signer's CRL");
-        assert!(
-            elsewhere.this_update >= revoked_at,
-            "thisUpdate {} is before the revocation at {revoked_at}",
-            elsewhere.this_update
-        );
         let served = current_crl(&svc, &ca).await.expect("CRL");
         assert_eq!(
             (served.number, &served.der),
@@ -725,5 +730,81 @@ mod tests {
         );
         assert!(lists(&served, "4a03"));
         svc.store.release_crl_claim(&ca).await.expect("release");
+    }
+
+    /// The race the revocation count closes: a revocation stamped before a
+    /// CRL's thisUpdate whose transaction commits only after that CRL's
+    /// entries were read. The stored CRL misses it although no revocation
+    /// is newer than its thisUpdate, so it must not be served: the next
+    /// request signs a CRL that lists it.
+    #[tokio::test]
+    async fn revocation_stamped_before_a_crl_but_stored_after_its_entries_were_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (svc, ca) = service(dir.path()).await;
+        revoke_new_certificate(&svc, &ca, "4a04", now_ms() - 1000).await;
+        let stored = current_crl(&svc, &ca).await.expect("first CRL");
+        assert!(lists(&stored, "4a04"));
+
+        // Stamped a second before the stored CRL's thisUpdate, stored
+        // after its entries were read (as if its commit had been slow).
+        let stamped = stored.this_update - 1000;
+        revoke_new_certificate(&svc, &ca, "4a05", stamped).await;
+        assert!(!lists(&stored, "4a05"), "the stored CRL misses 4a05");
+
+        let served = current_crl(&svc, &ca).await.expect("CRL");
+        assert!(
+            served.number > stored.number,
+            "CRL {} misses 4a05 (revoked at {stamped}, before its thisUpdate {}): it was served",
+            stored.number,
+            stored.this_update
+        );
+        assert!(
+            lists(&served, "4a04") && lists(&served, "4a05"),
+            "CRL {} lists both revocations",
+            served.number
+        );
+        let again = current_crl(&svc, &ca).await.expect("CRL again");
+        assert_eq!(
+            again.number, served.number,
+            "the complete CRL is served without re-signing"
+        );
+    }
+
+    /// A CRL stored before revocation counts were kept (no count) may miss
+    /// a revocation, so it is never served: it is re-signed once, and the
+    /// new CRL is served from then on.
+    #[tokio::test]
+    async fn crl_without_a_revocation_count_is_signed_again_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (svc, ca) = service(dir.path()).await;
+        revoke_new_certificate(&svc, &ca, "4a06", now_ms() - 1000).await;
+        let signed = current_crl(&svc, &ca).await.expect("first CRL");
+        let legacy = StoredCrl {
+            number: svc.store.allocate_crl_number(&ca).await.expect("number"),
+            revocation_count: None,
+            ..signed
+        };
+        assert!(svc
+            .store
+            .store_crl(legacy.clone(), audit("crl.signed", &ca))
+            .await
+            .expect("store"));
+        assert_eq!(
+            svc.store.latest_crl(&ca).await.expect("read"),
+            Some(legacy.clone())
+        );
+
+        let resigned = current_crl(&svc, &ca).await.expect("CRL");
+        assert!(
+            resigned.number > legacy.number,
+            "CRL {} without a revocation count was served",
+            legacy.number
+        );
+        assert!(lists(&resigned, "4a06"));
+        let again = current_crl(&svc, &ca).await.expect("CRL again");
+        assert_eq!(
+            again.number, resigned.number,
+            "the re-signed CRL is served without re-signing"
+        );
     }
 }

@@ -13,10 +13,11 @@ impl Store {
     /// The next CRL number of an issuing CA (1, 2, 3, ...): one atomic
     /// upsert, so numbers are unique and increasing across replicas.
     ///
-    /// Allocate the number *before* reading [`Store::revoked_for_ca`]: then
-    /// a CRL with a higher number always includes every revocation that a
-    /// lower-numbered one includes, and [`Store::store_crl`] keeps the
-    /// highest.
+    /// [`Store::store_crl`] keeps the highest-numbered CRL, but two signers
+    /// racing (say, one whose generation lease ran out) may read their
+    /// entries in either order, so the CRL kept need not be the one read
+    /// last. Whether it still lists every revocation is what its
+    /// [`StoredCrl::revocation_count`] tells, not its number.
     pub async fn allocate_crl_number(&self, issuing_ca: &str) -> StoreResult<u64> {
         let _gate = self.write_gate().await;
         let row = sqlx::query(
@@ -79,7 +80,7 @@ impl Store {
     /// The latest stored CRL of an issuing CA.
     pub async fn latest_crl(&self, issuing_ca: &str) -> StoreResult<Option<StoredCrl>> {
         let row = sqlx::query(
-            "SELECT crl_number, der, this_update, next_update FROM crls \
+            "SELECT crl_number, der, this_update, next_update, revocation_count FROM crls \
              WHERE issuing_ca = $1 AND der IS NOT NULL",
         )
         .bind(issuing_ca)
@@ -92,6 +93,12 @@ impl Store {
         let der: Option<Vec<u8>> = row.try_get("der")?;
         let this_update: Option<i64> = row.try_get("this_update")?;
         let next_update: Option<i64> = row.try_get("next_update")?;
+        let revocation_count = row
+            .try_get::<Option<i64>, _>("revocation_count")?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("revocation count {n}")))
+            })
+            .transpose()?;
         match (number, der, this_update, next_update) {
             (Some(n), Some(der), Some(this_update), Some(next_update)) => Ok(Some(StoredCrl {
                 issuing_ca: issuing_ca.to_owned(),
@@ -100,6 +107,7 @@ impl Store {
                 der,
                 this_update,
                 next_update,
+                revocation_count,
             })),
             _ => Err(StoreError::Corrupt(format!(
                 "incomplete CRL row for {issuing_ca}"

@@ -274,6 +274,13 @@ pub struct StoredCrl {
     pub this_update: i64,
     /// nextUpdate (unix ms).
     pub next_update: i64,
+    /// How many revocations its CA had when the CRL's entries were read
+    /// (the count [`Store::crl_entries`](super::Store::crl_entries) returns
+    /// with them). Revocations are never deleted, so the CRL lists every
+    /// revocation exactly while [`Store::revocation_count`](super::Store::revocation_count)
+    /// still equals it. `None` for a CRL stored before the count was kept:
+    /// whether it is complete is unknown.
+    pub revocation_count: Option<u64>,
 }
 
 /// A Matrix state event to publish, queued in the same transaction as the

@@ -43,34 +43,74 @@ impl Store {
         issuing_ca: &str,
         unexpired_at: Option<i64>,
     ) -> StoreResult<Vec<Revocation>> {
+        Ok(self.crl_entries(issuing_ca, unexpired_at).await?.0)
+    }
+
+    /// What a CRL of an issuing CA is built from: its revoked certificates
+    /// as [`Store::revoked_for_ca`] lists them, and the number of all its
+    /// revocation rows (those of expired certificates included), read in
+    /// one statement and so from one snapshot. Record the count with the
+    /// CRL ([`StoredCrl::revocation_count`](super::model::StoredCrl::revocation_count)):
+    /// revocations are only ever inserted, so while
+    /// [`Store::revocation_count`] still equals it, no revocation has been
+    /// recorded that the CRL could miss. Reading the count in a second
+    /// statement would not do: a revocation committed between the two
+    /// would be counted but not listed.
+    pub async fn crl_entries(
+        &self,
+        issuing_ca: &str,
+        unexpired_at: Option<i64>,
+    ) -> StoreResult<(Vec<Revocation>, u64)> {
+        // The count is the left side of the join, so an empty list still
+        // yields one row with it (and NULL entry columns).
         let rows = sqlx::query(
-            "SELECT r.serial, r.revoked_at, r.reason FROM revocations r \
-             JOIN certificates c ON c.serial = r.serial \
-             WHERE r.issuing_ca = $1 AND c.not_after >= $2 ORDER BY r.serial",
+            "SELECT n.total, e.serial, e.revoked_at, e.reason \
+             FROM (SELECT COUNT(*) AS total FROM revocations WHERE issuing_ca = $1) n \
+             LEFT JOIN (SELECT r.serial, r.revoked_at, r.reason FROM revocations r \
+                        JOIN certificates c ON c.serial = r.serial \
+                        WHERE r.issuing_ca = $1 AND c.not_after >= $2) e ON 1 = 1 \
+             ORDER BY e.serial",
         )
         .bind(issuing_ca)
         .bind(unexpired_at.unwrap_or(i64::MIN))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Revocation {
-                    serial: row.try_get("serial")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                    reason: row.try_get("reason")?,
-                })
-            })
-            .collect()
+        let total = match rows.first() {
+            Some(row) => count(row.try_get("total")?)?,
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "no revocation count for {issuing_ca}"
+                )))
+            }
+        };
+        let mut revocations = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let serial: Option<String> = row.try_get("serial")?;
+            let Some(serial) = serial else {
+                continue;
+            };
+            revocations.push(Revocation {
+                serial,
+                revoked_at: row.try_get("revoked_at")?,
+                reason: row.try_get("reason")?,
+            });
+        }
+        Ok((revocations, total))
     }
 
-    /// Time (unix ms) of the newest revocation of an issuing CA, to tell
-    /// whether the latest CRL already lists it.
-    pub async fn newest_revocation_at(&self, issuing_ca: &str) -> StoreResult<Option<i64>> {
-        let row =
-            sqlx::query("SELECT MAX(revoked_at) AS at FROM revocations WHERE issuing_ca = $1")
-                .bind(issuing_ca)
-                .fetch_one(self.pool())
-                .await?;
-        Ok(row.try_get::<Option<i64>, _>("at")?)
+    /// The number of revocations recorded for an issuing CA: compared with
+    /// the count a stored CRL was built from, it tells whether that CRL
+    /// still lists every revocation (see [`Store::crl_entries`]).
+    pub async fn revocation_count(&self, issuing_ca: &str) -> StoreResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS total FROM revocations WHERE issuing_ca = $1")
+            .bind(issuing_ca)
+            .fetch_one(self.pool())
+            .await?;
+        count(row.try_get("total")?)
     }
+}
+
+/// A `COUNT(*)` as the unsigned number it is.
+fn count(n: i64) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("revocation count {n}")))
 }

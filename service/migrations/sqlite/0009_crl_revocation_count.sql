@@ -1,0 +1,12 @@
+-- The number of revocation rows of its CA that a stored CRL was built
+-- from, read in the same statement (one snapshot) as the CRL's entries.
+-- Revocation rows are only ever inserted, so the CA's count now equals it
+-- exactly when no revocation was recorded since: that is when the stored
+-- CRL still lists every revocation (Store::crl_entries, tasks::current_crl).
+-- A time rule (newest revoked_at <= thisUpdate) is not enough: a
+-- revocation is stamped before its transaction commits, so it can be
+-- older than a CRL whose entry list was read before it committed.
+-- NULL for a CRL stored before this migration: it never counts as
+-- complete, so it is re-signed once. Version 0009 on both backends (SQLite
+-- has no 0008): keep in step with migrations/postgres/0009_crl_revocation_count.sql.
+ALTER TABLE crls ADD COLUMN revocation_count INTEGER;
