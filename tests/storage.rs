@@ -178,6 +178,7 @@ both_backends!(
     enrollment_races_on_one_challenge,
     enrollment_supersedes_the_live_certificate,
     agency_standing,
+    concurrent_standing_lookups,
     issuance_is_atomic,
     failing_change_does_not_disturb_its_batch,
     renewal_claims,
@@ -917,6 +918,58 @@ async fn agency_standing(db: Db) {
         after.authority.map(|a| a.status),
         Some(AuthorityStatus::Suspended)
     );
+}
+
+/// Many agency requests at once (on PostgreSQL they are answered by
+/// shared statements): each caller gets its own authority, client status
+/// and challenge, never another's, and an unknown one gets `None`s.
+async fn concurrent_standing_lookups(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    let issued = random_serial();
+    store
+        .insert_certificate(
+            device_cert(&issued, user, "DEVICE1", T0 + DAY),
+            None,
+            audit("certificate.issued", &issued),
+        )
+        .await
+        .expect("insert");
+    for i in 0..50 {
+        store
+            .insert_challenge(&challenge(&format!("ch{i}"), T0 + 60_000 + i))
+            .await
+            .expect("challenge");
+    }
+    let lookups = (0..200i64).map(|i| {
+        let store = store.clone();
+        let issued = issued.clone();
+        async move {
+            // Every fourth caller is unknown in every respect.
+            let known = i % 4 != 0;
+            let authority = if known { AUTH } else { "unknown-authority" };
+            let client = if known { issued } else { random_serial() };
+            let challenge = format!("{}{}", if known { "ch" } else { "none" }, i % 50);
+            let standing = store
+                .agency_standing(authority, &client, Some(&challenge))
+                .await
+                .expect("standing");
+            (i, known, standing)
+        }
+    });
+    for (i, known, standing) in futures::future::join_all(lookups).await {
+        if known {
+            assert_eq!(standing.authority, Some(authority(AUTH)), "caller {i}");
+            assert_eq!(standing.client_status, Some(CertificateStatus::Valid));
+            let ch = standing.challenge.expect("challenge");
+            assert_eq!(ch.id, format!("ch{}", i % 50), "caller {i}");
+            assert_eq!(ch.expires_at, T0 + 60_000 + i % 50, "caller {i}");
+        } else {
+            assert_eq!(standing.authority, None, "caller {i}");
+            assert_eq!(standing.client_status, None, "caller {i}");
+            assert_eq!(standing.challenge, None, "caller {i}");
+        }
+    }
 }
 
 async fn issuance_is_atomic(db: Db) {

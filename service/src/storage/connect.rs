@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use tokio::sync::Mutex;
 
-use super::{writer, Backend, Inner, Store, StoreError, StoreResult};
+use super::{standing, writer, Backend, Inner, Store, StoreError, StoreResult};
 
 /// Migrations for SQLite, embedded at build time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -212,12 +212,14 @@ impl Store {
         }
 
         let writers = writer::spawn(pool.clone(), backend, gate.clone());
+        let readers = standing::spawn(pool.clone(), backend);
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
                 backend,
                 gate,
                 writers,
+                readers,
             }),
         })
     }
