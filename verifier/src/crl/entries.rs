@@ -59,12 +59,6 @@ pub(super) struct Slot {
 const REMOVED: u32 = 1 << 31;
 
 impl Slot {
-    const EMPTY: Slot = Slot {
-        key_hi: 0,
-        key_lo: 0,
-        at: 0,
-    };
-
     #[inline]
     fn new(key: u64, at: u32) -> Slot {
         Slot {
@@ -286,16 +280,16 @@ const MAX_DIGIT_BITS: u32 = 11;
 /// Sorts slots by serial, then by position in the DER.
 ///
 /// `varying` has a bit set wherever two keys differ; the bits above its
-/// highest are the same in every key and are not looked at. One pass over
-/// all slots distributes them by their highest eight varying bits into 256
-/// buckets (few enough write streams for the caches and the TLB); each
-/// bucket, a few thousand slots for a million, then fits in the L2 cache
-/// and is ordered there by its next bits (up to 11, about as many as the
-/// bucket has slots in bits), and each run of slots equal in all the bits
-/// sorted so far (rare for distinct serials) is sorted by the whole serial
-/// and position. Both distributions are stable, so slots stay in DER order
-/// among equal digits. O(n) for keys that differ in those bits,
-/// O(n log n) at worst.
+/// highest are the same in every key and are not looked at. The slots are
+/// first permuted in place into 256 buckets by their highest eight varying
+/// bits (no second array the size of the index to allocate and fault in;
+/// few enough write positions for the caches and the TLB). Each bucket, a
+/// few thousand slots for a million, then fits in the L2 cache and is
+/// ordered there by its next bits (up to 11, about as many as the bucket
+/// has slots in bits) through a copy, and each run of slots equal in all
+/// the bits sorted so far (rare for distinct serials) is sorted by the
+/// whole serial and position, which also orders equal serials by position.
+/// O(n) for keys that differ in those bits, O(n log n) at worst.
 fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
     let by_serial = |a: &Slot, b: &Slot| a.cmp_in(b, der).then(a.offset().cmp(&b.offset()));
     let top = u64::BITS - varying.leading_zeros();
@@ -304,20 +298,21 @@ fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
         return;
     }
     let high = top.saturating_sub(8);
-    let mut scratch = vec![Slot::EMPTY; slots.len()];
-    let mut ends = [0usize; 256];
-    distribute(slots, &mut scratch, high, top - high, &mut ends);
+    let ends = permute_into_buckets(slots, high);
+    let mut bucket = Vec::new();
     let mut start = 0;
     for end in ends {
-        let (from, to) = (&scratch[start..end], &mut slots[start..end]);
+        bucket.clear();
+        bucket.extend_from_slice(&slots[start..end]);
+        let to = &mut slots[start..end];
         // As many bits as the bucket has slots in bits, so that runs of
         // equal bits stay short and the counters few.
-        let width = (usize::BITS - from.len().leading_zeros())
+        let width = (usize::BITS - bucket.len().leading_zeros())
             .min(MAX_DIGIT_BITS)
             .min(high);
         let shift = high - width;
         let mut bucket_ends = [0usize; 1 << MAX_DIGIT_BITS];
-        distribute(from, to, shift, width, &mut bucket_ends[..1 << width]);
+        distribute(&bucket, to, shift, width, &mut bucket_ends[..1 << width]);
         let prefix = |s: &Slot| s.key() >> shift;
         let mut run = 0;
         while run < to.len() {
@@ -335,8 +330,43 @@ fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
     }
 }
 
+/// Permutes `slots` in place so that they are grouped by the eight key
+/// bits at `shift` (an American flag sort pass: each slot is moved
+/// straight to the next free place of its bucket), and returns where each
+/// bucket ends. Not stable; the caller orders equal keys itself.
+fn permute_into_buckets(slots: &mut [Slot], shift: u32) -> [usize; 256] {
+    let digit = |s: &Slot| ((s.key() >> shift) & 0xff) as usize;
+    let mut ends = [0usize; 256];
+    for slot in slots.iter() {
+        ends[digit(slot)] += 1;
+    }
+    let mut next = [0usize; 256];
+    let mut sum = 0;
+    for (end, next) in ends.iter_mut().zip(next.iter_mut()) {
+        *next = sum;
+        sum += *end;
+        *end = sum;
+    }
+    for b in 0..256 {
+        while next[b] < ends[b] {
+            // Carry the slot at bucket b's next free place to its own
+            // bucket, and the one found there on, until one belongs in b.
+            let mut carried = slots[next[b]];
+            let mut d = digit(&carried);
+            while d != b {
+                std::mem::swap(&mut carried, &mut slots[next[d]]);
+                next[d] += 1;
+                d = digit(&carried);
+            }
+            slots[next[b]] = carried;
+            next[b] += 1;
+        }
+    }
+    ends
+}
+
 /// Copies `from` into `to` ordered by the `width` bits of the key at
-/// `shift` (stable: a counting sort), and sets `ends[d]` to where the
+/// `shift` (a counting sort), and sets `ends[d]` to where the
 /// slots with digit `d` end in `to`. `ends` has `1 << width` elements.
 fn distribute(from: &[Slot], to: &mut [Slot], shift: u32, width: u32, ends: &mut [usize]) {
     let digit = |s: &Slot| ((s.key() >> shift) & ((1 << width) - 1)) as usize;
