@@ -4,8 +4,11 @@
 //! options without depending on the command-line entry point.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
+use govtrust_service::keys::batch::BatchConfig;
 
 /// What the bench puts in the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,4 +83,45 @@ pub struct BenchEnrollArgs {
     /// seconds.
     #[arg(long, default_value_t = 300)]
     pub drain_timeout_secs: u64,
+    /// full mode: leave publishing off (nothing is queued in the outbox),
+    /// to measure the /keys/query path without state events competing for
+    /// Synapse.
+    #[arg(long)]
+    pub no_publish: bool,
+    /// full mode: most devices in one coalesced /keys/query (default: the
+    /// service's, `BatchConfig::default()`).
+    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub keys_max_batch: Option<usize>,
+    /// full mode: most coalesced /keys/query requests in flight at once
+    /// (default: the service's). Fewer lets the queue grow into bigger
+    /// batches while a query is out.
+    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000))]
+    pub keys_max_in_flight: Option<usize>,
+    /// full mode: longest a lookup waits for its batch while a query is in
+    /// flight, in milliseconds (default: the service's).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub keys_max_wait_ms: Option<u64>,
+}
+
+impl BenchEnrollArgs {
+    /// The service's batcher settings, overridden by the `--keys-*` options.
+    pub fn batch_config(&self) -> BatchConfig {
+        let default = BatchConfig::default();
+        BatchConfig {
+            max_batch: self.keys_max_batch.unwrap_or(default.max_batch),
+            max_in_flight: self.keys_max_in_flight.unwrap_or(default.max_in_flight),
+            max_wait: self
+                .keys_max_wait_ms
+                .map_or(default.max_wait, Duration::from_millis),
+            ..default
+        }
+    }
+
+    /// Whether an option for full mode only was given.
+    pub fn has_full_mode_options(&self) -> bool {
+        self.no_publish
+            || self.keys_max_batch.is_some()
+            || self.keys_max_in_flight.is_some()
+            || self.keys_max_wait_ms.is_some()
+    }
 }

@@ -93,9 +93,15 @@ impl CpuSnapshot {
 /// and stolen time).
 pub(crate) fn enrollment_cpu(cpu: &BTreeMap<String, f64>) -> f64 {
     cpu.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "other processes" | "stolen (hypervisor)"))
+        .filter(|(k, _)| is_enrollment_party(k))
         .map(|(_, v)| v)
         .sum()
+}
+
+/// Whether the party named `name` in [`CpuSnapshot::since`] takes part in
+/// an enrollment.
+pub(crate) fn is_enrollment_party(name: &str) -> bool {
+    !matches!(name, "other processes" | "stolen (hypervisor)")
 }
 
 /// Ticks of every process named `postgres`.
@@ -140,6 +146,12 @@ pub(crate) fn load_average() -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// CPU seconds process `pid` has used so far (for probes that time one
+/// party, such as Synapse during the `/keys/query` probes).
+pub(crate) fn process_cpu_s(pid: u32) -> Option<f64> {
+    stat_ticks(Path::new(&format!("/proc/{pid}/stat"))).map(|t| t as f64 / USER_HZ)
 }
 
 /// utime + stime from a /proc stat file.

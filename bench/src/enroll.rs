@@ -2,7 +2,7 @@
 //! service, measures the raw issuance baseline, drives the load, probes the
 //! homeserver in `full` mode, tears everything down and prints the report.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,14 @@ use govtrust_verifier::UserId;
 use ring::rand::SystemRandom;
 
 use crate::args::{BenchEnrollArgs, BenchMode};
-use crate::cpu::{enrollment_cpu, load_average, CpuProbe};
+use crate::cpu::{enrollment_cpu, is_enrollment_party, load_average, CpuProbe, CpuSnapshot};
 use crate::devices::{agencies, random_hex};
 use crate::homeserver::{drain_outbox, probe_keys_query, Homeserver};
-use crate::load::drive;
-use crate::report::{Coalesced, FullReport, Latency, Report, Target};
+use crate::load::{drive, LoadResult};
+use crate::report::{
+    BatcherSettings, Coalesced, FullReport, KeysQueryProbe, Latency, Report, Sustained,
+    SynapseSplit, Target,
+};
 use crate::service::{drop_schema, raw_issuance, start_service, storage, Keys};
 
 /// Service-mode target: sustained enrollments per second …
@@ -62,6 +65,11 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
         && (args.homeserver.is_some() || args.synapse_python.is_some())
     {
         bail!("--homeserver and --synapse-python are for --mode full");
+    }
+    if args.mode == BenchMode::Service && args.has_full_mode_options() {
+        bail!(
+            "--no-publish, --keys-max-batch, --keys-max-in-flight and --keys-max-wait-ms are for --mode full"
+        );
     }
     if args.enrollments < args.clients {
         bail!("--enrollments must be at least --clients (each client enrolls at least once)");
@@ -211,6 +219,8 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
         lookups: b.lookups,
         mean_batch: b.lookups as f64 / b.queries.max(1) as f64,
         largest_batch: b.largest,
+        mean_queued_ms: b.queued.as_secs_f64() * 1000.0 / b.lookups.max(1) as f64,
+        mean_query_ms: b.query_time.as_secs_f64() * 1000.0 / b.queries.max(1) as f64,
     });
 
     let full = match (&homeserver, &bot) {
@@ -221,25 +231,70 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
             note(format!(
                 "waiting for the outbox to publish {pending} events"
             ));
+            let cpu_before_drain = CpuSnapshot::take(probe);
             let drain = server_rt.block_on(drain_outbox(&svc, timeout))?;
-            let overall =
-                drain.map(|_| load.samples.len() as f64 / load_started.elapsed().as_secs_f64());
+            let drain_cpu = CpuSnapshot::take(probe).since(&cpu_before_drain);
+            let overall = drain
+                .filter(|_| !args.no_publish)
+                .map(|_| load.samples.len() as f64 / load_started.elapsed().as_secs_f64());
             note("probing /keys/query");
-            let (single, batch) = server_rt.block_on(probe_keys_query(bot, &probe_devices))?;
+            let probes =
+                server_rt.block_on(probe_keys_query(bot, &probe_devices, probe.synapse_pid))?;
+            let published_in_load = if args.no_publish {
+                0
+            } else {
+                (load.samples.len() as u64).saturating_sub(pending)
+            };
+            let drain_cpu_ms_per_event: BTreeMap<String, f64> = if drain.is_some() && pending > 0 {
+                let mut parties: BTreeMap<String, f64> = drain_cpu
+                    .iter()
+                    .filter(|(k, _)| is_enrollment_party(k))
+                    .map(|(k, v)| (k.clone(), v * 1000.0 / pending as f64))
+                    .collect();
+                parties.retain(|_, v| *v > 0.0);
+                parties
+            } else {
+                BTreeMap::new()
+            };
+            let synapse_split = synapse_split(
+                &load,
+                coalesced.as_ref(),
+                &probes,
+                published_in_load,
+                drain_cpu_ms_per_event.get("synapse").copied(),
+            );
+            let drain_publish_per_s = drain
+                .filter(|d| *d > 0.0 && pending > 0)
+                .map(|d| pending as f64 / d);
+            let sustained = sustained(
+                &load,
+                published_in_load,
+                &drain_cpu_ms_per_event,
+                drain_publish_per_s,
+                cores,
+            );
+            let config = args.batch_config();
             Some(FullReport {
                 homeserver: hs.api.base_url(),
                 started_by_bench: hs.local.is_some(),
                 setup_s,
                 wait_for_event_ms: args.wait_for_event_ms,
+                publishing: !args.no_publish,
+                batcher: BatcherSettings {
+                    max_batch: config.max_batch,
+                    max_in_flight: config.max_in_flight,
+                    max_wait_ms: config.max_wait.as_secs_f64() * 1000.0,
+                },
                 outbox_pending_at_end: pending,
+                load_publish_per_s: published_in_load as f64 / load.elapsed.as_secs_f64(),
                 outbox_drain_s: drain,
-                drain_publish_per_s: drain
-                    .filter(|d| *d > 0.0 && pending > 0)
-                    .map(|d| pending as f64 / d),
+                drain_publish_per_s,
+                drain_cpu_ms_per_event,
                 overall_publish_per_s: overall,
-                keys_query_single: single,
-                keys_query_batch: batch,
+                keys_query_probes: probes,
                 keys_query_coalesced: coalesced,
+                synapse_split,
+                sustained,
             })
         }
         _ => None,
@@ -315,5 +370,63 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// Splits Synapse's CPU during the load (see [`SynapseSplit`]): needs
+/// Synapse's CPU (a Synapse the bench started), the batcher's counts, and
+/// probes of two sizes for the `/keys/query` cost model.
+fn synapse_split(
+    load: &LoadResult,
+    coalesced: Option<&Coalesced>,
+    probes: &[KeysQueryProbe],
+    published_in_load: u64,
+    publication_ms_per_event: Option<f64>,
+) -> Option<SynapseSplit> {
+    let total_s = *load.cpu.get("synapse")?;
+    let coalesced = coalesced?;
+    let (small, large) = (probes.first()?, probes.last()?);
+    let (small_ms, large_ms) = (small.synapse_cpu_ms?, large.synapse_cpu_ms?);
+    if large.devices <= small.devices || load.samples.is_empty() {
+        return None;
+    }
+    let per_device = (large_ms - small_ms) / (large.devices - small.devices) as f64;
+    let fixed = small_ms - per_device * small.devices as f64;
+    let enrollments = load.samples.len() as f64;
+    let keys_query = coalesced.queries as f64 * fixed + coalesced.lookups as f64 * per_device;
+    let publication = published_in_load as f64 * publication_ms_per_event.unwrap_or(0.0);
+    let total = total_s * 1000.0;
+    Some(SynapseSplit {
+        total_ms: total / enrollments,
+        keys_query_ms: keys_query / enrollments,
+        publication_ms: publication / enrollments,
+        rest_ms: (total - keys_query - publication) / enrollments,
+        query_fixed_ms: fixed,
+        query_per_device_ms: per_device,
+    })
+}
+
+/// The CPU per enrollment with exactly one publication each, at its cost
+/// while draining, instead of the share that happened to be published
+/// during the load; and the rate that bounds on `cores`.
+fn sustained(
+    load: &LoadResult,
+    published_in_load: u64,
+    drain_cpu_ms_per_event: &BTreeMap<String, f64>,
+    publication_bound_per_s: Option<f64>,
+    cores: usize,
+) -> Option<Sustained> {
+    if drain_cpu_ms_per_event.is_empty() || load.samples.is_empty() {
+        return None;
+    }
+    let per_event: f64 = drain_cpu_ms_per_event.values().sum();
+    let enrollments = load.samples.len() as f64;
+    let without_publication =
+        enrollment_cpu(&load.cpu) * 1000.0 - published_in_load as f64 * per_event;
+    let cpu_ms = without_publication / enrollments + per_event;
+    Some(Sustained {
+        cpu_ms_per_enrollment: cpu_ms,
+        cpu_bound_per_s: cores as f64 * 1000.0 / cpu_ms,
+        publication_bound_per_s,
     })
 }

@@ -1,24 +1,29 @@
 //! The homeserver side of `full` mode: a Synapse the bench starts (or one it
 //! is given), real device logins and key uploads, and the probes run after
-//! the load (outbox drain, standalone `/keys/query`).
+//! the load (outbox drain, standalone `/keys/query` with Synapse's CPU).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use govtrust_service::keys::batch::Wanted;
 use govtrust_service::matrix::Bot;
 use govtrust_service::state::AppState;
 use govtrust_service::synapse::{HomeserverApi, Synapse, SynapseOptions};
 use govtrust_verifier::{DeviceId, UserId};
 use serde_json::json;
 
+use crate::cpu::process_cpu_s;
 use crate::devices::BenchDevice;
-use crate::report::{BatchQuery, Latency};
+use crate::report::{KeysQueryProbe, Latency};
 
-/// Sequential `/keys/query` probes after a `full` run.
-const KEYS_QUERY_PROBES: usize = 100;
-/// Devices in the batched `/keys/query` probe.
-const KEYS_QUERY_BATCH: usize = 16;
+/// Devices per request in the `/keys/query` probes after a `full` run: one,
+/// as many as 16 clients can have waiting at once, the batcher's default
+/// cap.
+const KEYS_QUERY_SIZES: [usize; 3] = [1, 16, 64];
+/// Requests per probe size: Synapse's CPU is read in 10 ms ticks, so each
+/// size runs for a few dozen of them.
+const KEYS_QUERY_PROBES: usize = 60;
 
 /// The homeserver of a `full` run: one the bench started, or one given.
 pub(crate) struct Homeserver {
@@ -115,55 +120,51 @@ pub(crate) async fn drain_outbox(svc: &AppState, timeout: Duration) -> Result<Op
     }
 }
 
-/// Sequential single-device `/keys/query` through the bot, and one batch.
+/// Standalone `/keys/query` probes, one after the other on the idle server,
+/// through the path the service's batcher uses (`Bot::query_served_keys`):
+/// for each size, the latency and Synapse's CPU per request. Fitting
+/// fixed + per-device cost to the smallest and largest size is what lets
+/// the report split Synapse's CPU during the load.
 pub(crate) async fn probe_keys_query(
     bot: &Bot,
     devices: &[(String, String)],
-) -> Result<(Latency, Option<BatchQuery>)> {
-    use matrix_sdk::ruma::api::client::keys::get_keys;
-    use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
-
-    let mut single = Vec::new();
-    for (user, device) in devices.iter().take(KEYS_QUERY_PROBES) {
-        let (u, d) = (UserId::parse(user)?, DeviceId::parse(device)?);
-        let t = Instant::now();
-        let (found, _) = bot.device_and_identity(&u, &d).await?;
-        single.push(t.elapsed());
-        if found.is_none() {
-            bail!("/keys/query does not serve {user} {device}");
-        }
-    }
-    let batch: Vec<_> = devices.iter().take(KEYS_QUERY_BATCH).collect();
-    let batch = if batch.len() > 1 {
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let mut request = get_keys::v3::Request::new();
-            for (user, device) in &batch {
-                request
-                    .device_keys
-                    .entry(OwnedUserId::try_from(user.as_str())?)
+    synapse_pid: Option<u32>,
+) -> Result<Vec<KeysQueryProbe>> {
+    let ids = devices
+        .iter()
+        .map(|(u, d)| Ok((UserId::parse(u)?, DeviceId::parse(d)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut probes = Vec::new();
+    for size in KEYS_QUERY_SIZES.into_iter().filter(|s| *s <= ids.len()) {
+        let mut times = Vec::with_capacity(KEYS_QUERY_PROBES);
+        let cpu_before = synapse_pid.and_then(process_cpu_s);
+        for round in 0..KEYS_QUERY_PROBES {
+            // Another window of devices each time, as during the load.
+            let mut wanted = Wanted::new();
+            for (user, device) in ids.iter().cycle().skip(round * size % ids.len()).take(size) {
+                wanted
+                    .entry(user.clone())
                     .or_default()
-                    .push(OwnedDeviceId::from(device.as_str()));
+                    .insert(device.clone());
             }
             let t = Instant::now();
-            let response = bot.client().send(request).await?;
+            let served = bot.query_served_keys(&wanted).await?;
             times.push(t.elapsed());
-            let served: usize = response.device_keys.values().map(|d| d.len()).sum();
-            if served != batch.len() {
+            if served.devices.len() != size {
                 bail!(
-                    "batched /keys/query served {served} of {} devices",
-                    batch.len()
+                    "/keys/query served {} of {size} devices",
+                    served.devices.len()
                 );
             }
         }
-        let median = Latency::of(times).p50_ms;
-        Some(BatchQuery {
-            devices: batch.len(),
-            ms: median,
-            per_device_ms: median / batch.len() as f64,
-        })
-    } else {
-        None
-    };
-    Ok((Latency::of(single), batch))
+        let cpu_after = synapse_pid.and_then(process_cpu_s);
+        probes.push(KeysQueryProbe {
+            devices: size,
+            latency: Latency::of(times),
+            synapse_cpu_ms: cpu_before
+                .zip(cpu_after)
+                .map(|(before, after)| (after - before) * 1000.0 / KEYS_QUERY_PROBES as f64),
+        });
+    }
+    Ok(probes)
 }

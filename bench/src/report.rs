@@ -82,15 +82,15 @@ pub struct Target {
     pub met: bool,
 }
 
-/// One batched `/keys/query`.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct BatchQuery {
+/// Standalone `/keys/query` requests of one size on the idle server.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeysQueryProbe {
     /// Devices asked for in one request.
     pub devices: usize,
-    /// Milliseconds for the request (median of 5).
-    pub ms: f64,
-    /// Milliseconds per device.
-    pub per_device_ms: f64,
+    /// Per request, as the bot sees it.
+    pub latency: Latency,
+    /// Synapse's CPU per request (when the bench started Synapse).
+    pub synapse_cpu_ms: Option<f64>,
 }
 
 /// What only `full` mode measures.
@@ -101,25 +101,51 @@ pub struct FullReport {
     /// Whether the bench started it (and so could measure its CPU).
     pub started_by_bench: bool,
     /// Seconds spent registering users, logging devices in and uploading
-    /// their keys (not part of the measurement).
+    /// their keys (not part of the measurement; the bench's devices send
+    /// nothing to Synapse during the load: signature proof needs no sync
+    /// or to-device message).
     pub setup_s: f64,
     /// wait_for_event_ms each enrollment asked for.
     pub wait_for_event_ms: u64,
+    /// Whether the service published (off with --no-publish).
+    pub publishing: bool,
+    /// The service's batcher settings in this run.
+    pub batcher: BatcherSettings,
     /// Outbox items still unpublished when the last enrollment returned.
     pub outbox_pending_at_end: u64,
+    /// Events published while the load ran, per second.
+    pub load_publish_per_s: f64,
     /// Seconds from the last enrollment until the outbox was empty.
     pub outbox_drain_s: Option<f64>,
     /// Publication rate while draining (events/s), the outbox alone.
     pub drain_publish_per_s: Option<f64>,
+    /// CPU milliseconds per event published while draining, per party:
+    /// the cost of publication alone (Synapse persisting the state event
+    /// and answering the bot's /sync, the bot's side of both).
+    pub drain_cpu_ms_per_event: BTreeMap<String, f64>,
     /// Events published per second over the whole run (first enrollment
     /// to empty outbox).
     pub overall_publish_per_s: Option<f64>,
-    /// Standalone `/keys/query` for one device (sequential, idle server).
-    pub keys_query_single: Latency,
-    /// Standalone batched `/keys/query`.
-    pub keys_query_batch: Option<BatchQuery>,
+    /// Standalone `/keys/query`, one size after the other.
+    pub keys_query_probes: Vec<KeysQueryProbe>,
     /// The service's coalesced `/keys/query` during the load.
     pub keys_query_coalesced: Option<Coalesced>,
+    /// Synapse's CPU during the load, split by what caused it.
+    pub synapse_split: Option<SynapseSplit>,
+    /// What the rate would be with every enrollment's event published as
+    /// it is made, instead of queued in the outbox.
+    pub sustained: Option<Sustained>,
+}
+
+/// The batcher settings of a run.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BatcherSettings {
+    /// Most devices per query.
+    pub max_batch: usize,
+    /// Most queries in flight.
+    pub max_in_flight: usize,
+    /// Longest queueing while queries are in flight, milliseconds.
+    pub max_wait_ms: f64,
 }
 
 /// How the service coalesced its `/keys/query` during the load.
@@ -133,6 +159,44 @@ pub struct Coalesced {
     pub mean_batch: f64,
     /// Largest batch.
     pub largest_batch: u64,
+    /// Mean time a lookup was queued before its query went out, ms.
+    pub mean_queued_ms: f64,
+    /// Mean time a query took, ms.
+    pub mean_query_ms: f64,
+}
+
+/// Synapse's CPU during the load per successful enrollment, split with the
+/// probes' cost model: `/keys/query` = queries × fixed + lookups × per
+/// device; publication = events published during the load × Synapse CPU
+/// per event while draining; the rest (the bot's /sync and everything
+/// else) is what remains, so it also carries the models' error.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SynapseSplit {
+    /// All of Synapse's CPU during the load, ms per enrollment.
+    pub total_ms: f64,
+    /// `/keys/query`, ms per enrollment.
+    pub keys_query_ms: f64,
+    /// State events published during the load, ms per enrollment.
+    pub publication_ms: f64,
+    /// The rest, ms per enrollment.
+    pub rest_ms: f64,
+    /// Fixed Synapse CPU of one `/keys/query`, ms (from the probes).
+    pub query_fixed_ms: f64,
+    /// Synapse CPU per device asked for, ms (from the probes).
+    pub query_per_device_ms: f64,
+}
+
+/// The rate if every enrollment's event were published as it is made.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Sustained {
+    /// CPU ms per enrollment, all parties, with one publication each
+    /// (publication at its cost while draining) instead of the share
+    /// published during the load.
+    pub cpu_ms_per_enrollment: f64,
+    /// cores ÷ that.
+    pub cpu_bound_per_s: f64,
+    /// The outbox's own rate (one event at a time into one room).
+    pub publication_bound_per_s: Option<f64>,
 }
 
 /// Everything a run reports.
@@ -266,40 +330,94 @@ impl Report {
                 },
                 f.setup_s
             );
+            let b = &f.batcher;
             let _ = writeln!(
                 s,
-                "  publication   {} pending when the load ended (wait_for_event_ms {}); {}",
-                f.outbox_pending_at_end,
-                f.wait_for_event_ms,
-                match (f.outbox_drain_s, f.drain_publish_per_s) {
-                    (Some(d), Some(r)) => format!("drained in {d:.2} s ({r:.0} events/s)"),
-                    (Some(d), None) => format!("drained in {d:.2} s"),
-                    _ => "did not drain in time".into(),
-                }
+                "  batcher       max_batch {}, max_in_flight {}, max_wait {:.1} ms",
+                b.max_batch, b.max_in_flight, b.max_wait_ms
             );
-            if let Some(r) = f.overall_publish_per_s {
-                let _ = writeln!(
-                    s,
-                    "                {r:.0} events/s published from the first enrollment to the empty outbox"
-                );
-            }
-            let _ = writeln!(
-                s,
-                "  /keys/query   single device, sequential, idle: {}",
-                f.keys_query_single.line()
-            );
-            if let Some(b) = &f.keys_query_batch {
-                let _ = writeln!(
-                    s,
-                    "                {} devices in one request: {:.2} ms ({:.2} ms per device)",
-                    b.devices, b.ms, b.per_device_ms
-                );
-            }
             if let Some(c) = &f.keys_query_coalesced {
                 let _ = writeln!(
                     s,
-                    "                service: {} lookups in {} queries ({:.1} per query, largest {})",
-                    c.lookups, c.queries, c.mean_batch, c.largest_batch
+                    "  /keys/query   load: {} lookups in {} queries ({:.1} devices per query, largest {}); \
+                     a lookup queued {:.2} ms on average, a query took {:.2} ms",
+                    c.lookups,
+                    c.queries,
+                    c.mean_batch,
+                    c.largest_batch,
+                    c.mean_queued_ms,
+                    c.mean_query_ms
+                );
+            }
+            for p in &f.keys_query_probes {
+                let _ = writeln!(
+                    s,
+                    "                idle, {:>2} devices per request: {:.2} ms p50, {:.2} ms p99{}",
+                    p.devices,
+                    p.latency.p50_ms,
+                    p.latency.p99_ms,
+                    p.synapse_cpu_ms.map_or_else(String::new, |c| format!(
+                        "; Synapse CPU {c:.2} ms ({:.3} ms per device)",
+                        c / p.devices as f64
+                    ))
+                );
+            }
+            if f.publishing {
+                let _ = writeln!(
+                    s,
+                    "  publication   {:.0} events/s during the load; {} pending when it ended (wait_for_event_ms {}); {}",
+                    f.load_publish_per_s,
+                    f.outbox_pending_at_end,
+                    f.wait_for_event_ms,
+                    match (f.outbox_drain_s, f.drain_publish_per_s) {
+                        (Some(d), Some(r)) => format!("drained in {d:.2} s ({r:.0} events/s)"),
+                        (Some(d), None) => format!("drained in {d:.2} s"),
+                        _ => "did not drain in time".into(),
+                    }
+                );
+                if !f.drain_cpu_ms_per_event.is_empty() {
+                    let parts: Vec<String> = f
+                        .drain_cpu_ms_per_event
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v:.2}"))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "                CPU ms per event while draining: {}",
+                        parts.join(", ")
+                    );
+                }
+                if let Some(r) = f.overall_publish_per_s {
+                    let _ = writeln!(
+                        s,
+                        "                {r:.0} events/s published from the first enrollment to the empty outbox"
+                    );
+                }
+            } else {
+                let _ = writeln!(s, "  publication   off (--no-publish)");
+            }
+            if let Some(x) = &f.synapse_split {
+                let _ = writeln!(
+                    s,
+                    "  Synapse/enrol {:.3} ms CPU during the load = /keys/query {:.3} + publication {:.3} + rest (bot /sync, other) {:.3}",
+                    x.total_ms, x.keys_query_ms, x.publication_ms, x.rest_ms
+                );
+                let _ = writeln!(
+                    s,
+                    "                (/keys/query model from the probes: {:.2} ms per request + {:.3} ms per device)",
+                    x.query_fixed_ms, x.query_per_device_ms
+                );
+            }
+            if let Some(x) = &f.sustained {
+                let _ = writeln!(
+                    s,
+                    "  sustained     with every event published as it is made: {:.3} ms CPU per enrollment => {:.0}/s on {} cores{}",
+                    x.cpu_ms_per_enrollment,
+                    x.cpu_bound_per_s,
+                    self.cores,
+                    x.publication_bound_per_s.map_or_else(String::new, |p| format!(
+                        "; the outbox publishes {p:.0} events/s"
+                    ))
                 );
             }
         }

@@ -128,7 +128,7 @@ pub(crate) async fn start_service(
     .await
     .with_context(|| format!("opening {}", storage.label))?;
     let pki = ServicePki::open_or_create(&config)?;
-    let (keys, publisher) = match keys {
+    let (keys, bot) = match keys {
         Keys::Prefilled(map) => (KeySource::Prefilled(Arc::new(map)), None),
         Keys::Homeserver(matrix) => {
             let bot = Arc::new(
@@ -139,10 +139,13 @@ pub(crate) async fn start_service(
             bot.ensure_directory_room()
                 .await
                 .context("directory room")?;
-            (KeySource::Homeserver(bot.clone()), Some(bot))
+            // Coalesced here with the run's settings; `assemble` leaves an
+            // already batched source as it is.
+            let keys = KeySource::Homeserver(bot.clone()).coalesced(args.batch_config());
+            (keys, Some(bot))
         }
     };
-    let bot = publisher.clone();
+    let publisher = bot.clone().filter(|_| !args.no_publish);
     let svc = govtrust_service::assemble(config, store, pki, keys, publisher);
 
     let now = govtrust_service::clock::now_ms();
