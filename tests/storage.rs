@@ -2213,3 +2213,94 @@ mod throughput {
         super::run_postgres(super::throughput).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// PostgreSQL over TLS
+
+/// Whether a store's own connection to PostgreSQL is encrypted.
+async fn connection_is_tls(store: &Store) -> bool {
+    sqlx::query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await
+        .expect("pg_stat_ssl")
+        .get::<bool, _>("ssl")
+}
+
+/// The `[database]` TLS settings reach the connection: `verify-ca` against
+/// the server certificate's own issuer connects over TLS, `verify-ca`
+/// against another CA is refused (the server is not who the operator
+/// pinned), `disable` connects in the clear. Uses the server's own
+/// certificate as the pinned CA (read from `ssl_cert_file`, as a test on
+/// the database host can).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls() {
+    run_postgres(over_tls).await;
+}
+
+async fn over_tls(db: Db) {
+    let url = db.url.clone();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    let ssl: String = sqlx::query("SELECT current_setting('ssl') AS v")
+        .fetch_one(&mut conn)
+        .await
+        .expect("ssl")
+        .get("v");
+    let cert_file: String = sqlx::query("SELECT current_setting('ssl_cert_file') AS v")
+        .fetch_one(&mut conn)
+        .await
+        .expect("ssl_cert_file")
+        .get("v");
+    let _ = conn.close().await;
+    let server_cert = match (ssl.as_str(), std::fs::read(&cert_file)) {
+        ("on", Ok(pem)) => pem,
+        (ssl, read) => {
+            let why = format!(
+                "the server at {PG_ENV} offers no TLS certificate this test can read \
+                 (ssl = {ssl}, {cert_file}: {:?})",
+                read.err()
+            );
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("notice: {why}; skipping");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pinned = dir.path().join("server-ca.pem");
+    std::fs::write(&pinned, server_cert).expect("write");
+    let open = |mode: &str, root: Option<std::path::PathBuf>| {
+        let mut config = govtrust_service::config::Config::default();
+        config.database.url = Some(url.clone());
+        config.database.ssl_mode = Some(mode.to_owned());
+        config.database.ssl_root_cert = root;
+        config.validate().expect("config");
+        let url = config.database_url();
+        let options = StoreOptions {
+            pg_schema: db.schema.clone(),
+            ..config.store_options()
+        };
+        async move { Store::connect_with(&url, options).await }
+    };
+
+    let store = open("verify-ca", Some(pinned)).await.expect("verify-ca");
+    assert!(
+        connection_is_tls(&store).await,
+        "verify-ca connected in the clear"
+    );
+    store.close().await;
+
+    let other_ca =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example/ca/root/cert.pem");
+    let refused = match open("verify-ca", Some(other_ca)).await {
+        Ok(_) => panic!("a server whose certificate another CA signed was accepted"),
+        Err(e) => e.to_string(),
+    };
+    eprintln!("verify-ca against another CA: {refused}");
+    assert!(
+        refused.contains("certificate") || refused.contains("UnknownIssuer"),
+        "refused for another reason: {refused}"
+    );
+
+    let store = open("disable", None).await.expect("disable");
+    assert!(!connection_is_tls(&store).await, "disable used TLS");
+    store.close().await;
+}

@@ -110,6 +110,15 @@ impl Store {
     pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        if backend == Backend::Postgres {
+            // sqlx's TLS to PostgreSQL takes rustls's process-wide default
+            // provider. This build links both of rustls's providers (other
+            // dependencies ask for aws-lc-rs), so there is none to infer and
+            // the first TLS connection would panic: use ring, the
+            // provider the service's own TLS uses, unless the process has
+            // chosen one already (then this does nothing).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let max_connections = options.max_connections.max(2);
         let min_connections = options.min_connections.min(max_connections);
         let configured_pool = || {
