@@ -32,7 +32,7 @@ macro_rules! binding_query {
         match $device_id {
             Some(device) => sqlx::query(concat!(
                 "SELECT ",
-                cert_cols!(),
+                $crate::storage::certificates::cert_cols!(),
                 " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id = $3 AND ",
                 $status,
                 " AND not_after > $4 ",
@@ -44,7 +44,7 @@ macro_rules! binding_query {
             .bind($now),
             None => sqlx::query(concat!(
                 "SELECT ",
-                cert_cols!(),
+                $crate::storage::certificates::cert_cols!(),
                 " FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id IS NULL AND ",
                 $status,
                 " AND not_after > $3 ",
@@ -56,6 +56,7 @@ macro_rules! binding_query {
         }
     };
 }
+pub(super) use binding_query;
 
 /// Decodes the columns of [`cert_cols!`].
 pub(super) fn cert_from_row(row: &AnyRow) -> StoreResult<Certificate> {

@@ -8,6 +8,7 @@ use sqlx::Row;
 use super::challenges::{refusal, try_consume};
 use super::outbox::enqueue;
 use super::{Outcome, PreparedOutbox};
+use crate::storage::certificates::{binding_query, cert_from_row};
 use crate::storage::model::{ChallengeClaim, NewCertificate};
 use crate::storage::{Backend, StoreResult};
 
@@ -135,23 +136,27 @@ macro_rules! issue_sql {
 }
 use issue_sql;
 
-/// SQLite: the binding's live certificate (as in PostgreSQL's
-/// [`issue_sql!`]; `IS` compares a missing device too).
+/// SQLite: the binding's live certificate, by the query
+/// `Store::find_live_certificate` runs (PostgreSQL's [`issue_sql!`] spells
+/// the same rule inside its one statement).
 async fn live_serial_sqlite(
     conn: &mut AnyConnection,
     c: &NewCertificate,
 ) -> StoreResult<Option<String>> {
-    let row = sqlx::query(
-        "SELECT serial FROM certificates WHERE user_id = $1 AND kind = $2 AND device_id IS $3 \
-         AND status = 'valid' AND not_after > $4 ORDER BY not_after DESC LIMIT 1",
-    )
-    .bind(c.user_id.as_deref())
-    .bind(c.kind.as_str())
-    .bind(c.device_id.as_deref())
-    .bind(c.created_at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| r.try_get::<String, _>("serial")).transpose()?)
+    let query = binding_query!(
+        "status = 'valid'",
+        "ORDER BY not_after DESC LIMIT 1",
+        c.user_id.as_deref(),
+        c.kind,
+        c.device_id.as_deref(),
+        c.created_at
+    );
+    let row = query.fetch_optional(&mut *conn).await?;
+    Ok(row
+        .as_ref()
+        .map(cert_from_row)
+        .transpose()?
+        .map(|c| c.serial))
 }
 
 /// SQLite's steps of [`issue_certificate`] after the claim: the
