@@ -920,8 +920,7 @@ async fn agency_standing(db: Db) {
     );
 }
 
-/// Many agency requests at once (on PostgreSQL they are answered by
-/// shared statements): each caller gets its own authority, client status
+/// Many agency requests at once: each caller gets its own authority, client status
 /// and challenge, never another's, and an unknown one gets `None`s.
 async fn concurrent_standing_lookups(db: Db) {
     let store = with_authority(&db).await;

@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use tokio::sync::Mutex;
 
-use super::{standing, writer, Backend, Inner, Store, StoreError, StoreResult};
+use super::{writer, Backend, Inner, Store, StoreError, StoreResult};
 
 /// Migrations for SQLite, embedded at build time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -221,14 +221,12 @@ impl Store {
         }
 
         let writers = writer::spawn(pool.clone(), backend, gate.clone());
-        let readers = standing::spawn(pool.clone(), backend);
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
                 backend,
                 gate,
                 writers,
-                readers,
             }),
         })
     }

@@ -46,8 +46,7 @@ pub enum StoreError {
     /// reason unrelated to the change (connection lost, lock timeout, disk
     /// full, ...). Nothing was written; retrying later is safe.
     Unavailable(String),
-    /// The store's writer or reader task is gone (the runtime is shutting
-    /// down).
+    /// The store's writer task is gone (the runtime is shutting down).
     WriterClosed,
 }
 
@@ -64,7 +63,7 @@ impl fmt::Display for StoreError {
             Self::Migrate(e) => write!(f, "database migration failed: {e}"),
             Self::CommitFailed(msg) => write!(f, "commit failed, outcome unknown: {msg}"),
             Self::Unavailable(msg) => write!(f, "database unavailable, nothing written: {msg}"),
-            Self::WriterClosed => f.write_str("storage writer or reader has shut down"),
+            Self::WriterClosed => f.write_str("storage writer has shut down"),
         }
     }
 }

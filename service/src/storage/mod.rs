@@ -159,9 +159,6 @@ struct Inner {
     /// file, so they queue here instead of spinning in SQLite's busy handler.
     gate: Option<Arc<Mutex<()>>>,
     writers: writer::Writers,
-    /// Where [`Store::agency_standing`] lookups go (coalesced on
-    /// PostgreSQL, see `standing`).
-    readers: standing::Readers,
 }
 
 impl fmt::Debug for Store {
