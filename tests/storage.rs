@@ -1340,9 +1340,10 @@ async fn revocation(db: Db) {
     let mut expected = vec![(s1.clone(), T0 + 10), (s3.clone(), T0 + 13)];
     expected.sort();
     let listed: Vec<_> = store
-        .revoked_for_ca(CA, None)
+        .crl_entries(CA, None)
         .await
         .expect("list")
+        .0
         .into_iter()
         .map(|r| {
             assert_eq!(r.reason, "keyCompromise");
@@ -1352,17 +1353,19 @@ async fn revocation(db: Db) {
     assert_eq!(listed, expected);
     // s1 expired at T0 + DAY: a CRL after that may leave it out.
     let later = store
-        .revoked_for_ca(CA, Some(T0 + 2 * DAY))
+        .crl_entries(CA, Some(T0 + 2 * DAY))
         .await
-        .expect("list");
+        .expect("list")
+        .0;
     assert_eq!(
         later.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
         [s3.as_str()]
     );
     assert!(store
-        .revoked_for_ca("other-ca", None)
+        .crl_entries("other-ca", None)
         .await
         .expect("list")
+        .0
         .is_empty());
     assert!(store
         .find_live_certificate(user, CertificateKind::Device, Some("D1"), T0)

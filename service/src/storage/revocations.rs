@@ -35,19 +35,9 @@ impl Store {
         }
     }
 
-    /// Revoked certificates of an issuing CA, by serial. With
-    /// `unexpired_at`, certificates that expired before then are left out
-    /// (a CRL may drop them), which keeps CRLs small.
-    pub async fn revoked_for_ca(
-        &self,
-        issuing_ca: &str,
-        unexpired_at: Option<i64>,
-    ) -> StoreResult<Vec<Revocation>> {
-        Ok(self.crl_entries(issuing_ca, unexpired_at).await?.0)
-    }
-
-    /// What a CRL of an issuing CA is built from: its revoked certificates
-    /// as [`Store::revoked_for_ca`] lists them, and the number of all its
+    /// What a CRL of an issuing CA is built from: its revoked certificates,
+    /// by serial (with `unexpired_at`, those that expired before then are
+    /// left out: a CRL may drop them, which keeps CRLs small), and the number of all its
     /// revocation rows (those of expired certificates included), read in
     /// one statement and so from one snapshot. Record the count with the
     /// CRL ([`StoredCrl::revocation_count`](super::model::StoredCrl::revocation_count)):
