@@ -183,7 +183,9 @@ fn due_time(e: &Entry, refresh_after: i64, policy: CrlPolicy) -> i64 {
 
 #[derive(Debug)]
 struct Entry {
-    der: Option<Vec<u8>>,
+    /// The CRL last fetched, decoded once and shared with every set built
+    /// while it is held.
+    crl: Option<Arc<Crl>>,
     this_update: i64,
     next_update: Option<i64>,
     fetched_at: i64,
@@ -229,7 +231,7 @@ impl CrlCache {
     pub fn is_fresh(&self, url: &str, now: i64) -> bool {
         self.entries
             .get(url)
-            .is_some_and(|e| e.der.is_some() && self.due_at(e) > now)
+            .is_some_and(|e| e.crl.is_some() && self.due_at(e) > now)
     }
 
     /// When the entry should be fetched again.
@@ -241,7 +243,7 @@ impl CrlCache {
     pub fn next_due(&self) -> Option<i64> {
         self.entries
             .values()
-            .filter(|e| e.der.is_some())
+            .filter(|e| e.crl.is_some())
             .map(|e| self.due_at(e).max(e.retry_at))
             .min()
     }
@@ -257,7 +259,7 @@ impl CrlCache {
             let skip = !force
                 && match self.entries.get(url) {
                     // Held and not due yet, or just tried in vain.
-                    Some(e) => (e.der.is_some() && self.due_at(e) > now) || now < e.retry_at,
+                    Some(e) => (e.crl.is_some() && self.due_at(e) > now) || now < e.retry_at,
                     None => false,
                 };
             if skip {
@@ -277,19 +279,20 @@ impl CrlCache {
         let due: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, e)| force || e.der.is_none() || self.due_at(e) <= now)
+            .filter(|(_, e)| force || e.crl.is_none() || self.due_at(e) <= now)
             .map(|(url, _)| url.clone())
             .collect();
         self.ensure(&due, force).await
     }
 
     async fn fetch_one(&mut self, url: &str, now: i64) -> bool {
-        let result = self.fetcher.fetch(url).await.and_then(|bytes| {
-            let crl = Crl::from_pem_or_der(&bytes).map_err(|e| AgentError::crl(url, e))?;
-            Ok((crl.der().to_vec(), crl.this_update(), crl.next_update()))
-        });
+        let result = self
+            .fetcher
+            .fetch(url)
+            .await
+            .and_then(|bytes| Crl::from_pem_or_der(bytes).map_err(|e| AgentError::crl(url, e)));
         let entry = self.entries.entry(url.to_owned()).or_insert(Entry {
-            der: None,
+            crl: None,
             this_update: 0,
             next_update: None,
             fetched_at: 0,
@@ -297,17 +300,17 @@ impl CrlCache {
         });
         entry.retry_at = now.saturating_add(RETRY_AFTER_FAILURE);
         match result {
-            Ok((der, this_update, next_update)) => {
+            Ok(crl) => {
                 // Never go back to an older CRL than the one held (a replay
                 // by a man in the middle of the CRL transport).
-                if entry.der.is_some() && this_update < entry.this_update {
+                if entry.crl.is_some() && crl.this_update() < entry.this_update {
                     tracing::warn!(url, "ignoring a CRL older than the one held");
                     return false;
                 }
-                let changed = entry.der.as_deref() != Some(der.as_slice());
-                entry.der = Some(der);
-                entry.this_update = this_update;
-                entry.next_update = next_update;
+                let changed = entry.crl.as_ref().map(|held| held.der()) != Some(crl.der());
+                entry.this_update = crl.this_update();
+                entry.next_update = crl.next_update();
+                entry.crl = Some(Arc::new(crl));
                 entry.fetched_at = now;
                 if due_time(entry, self.refresh_after, self.policy) > now {
                     entry.retry_at = 0;
@@ -326,8 +329,7 @@ impl CrlCache {
         let set: CrlSet = self
             .entries
             .values()
-            .filter_map(|e| e.der.as_deref())
-            .filter_map(|der| Crl::from_der(der).ok())
+            .filter_map(|e| e.crl.clone())
             .collect();
         self.set = Arc::new(set);
     }

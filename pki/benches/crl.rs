@@ -16,25 +16,29 @@
 //!   (not by govtrust's CRL code), so the decoder sorts its index.
 //!
 //! For each, `tbs_verify` is ring alone verifying the CRL's signature, i.e.
-//! SHA-256 over its TBSCertList plus one ECDSA P-256 verification, and
-//! `decode_verify` is `Crl::from_der` plus `Crl::verify_signed_by` (not
-//! memoised: a new `Crl` each time).
+//! SHA-256 over its TBSCertList plus one ECDSA P-256 verification;
+//! `decode_verify` is `Crl::from_der` of a slice (the `Crl` copies it) plus
+//! `Crl::verify_signed_by` (not memoised: a new `Crl` each time); and
+//! `owned/decode_verify` the same from a `Vec` handed over, as a client
+//! holds a CRL it downloaded (the `Crl` keeps that buffer; making the
+//! buffer and dropping the `Crl` are not timed).
 //!
-//! The summary prints `decode_verify / tbs_verify` for both and the memory
-//! figures: a counting global allocator records the peak of heap bytes in
-//! use while `Crl::from_der` runs and what the `Crl` keeps, each against
-//! the DER size (the caller's input buffer is not counted; the `Crl`'s own
-//! copy of the DER is).
+//! The summary prints both ratios to `tbs_verify` for both CRLs and the
+//! memory figures: a counting global allocator records the peak of heap
+//! bytes in use while `Crl::from_der` runs and what the `Crl` keeps, each
+//! against the DER size (the caller's input slice is not counted, the
+//! `Crl`'s copy of it is; a buffer handed over is counted in what the
+//! `Crl` keeps, not in the peak).
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{mean_time, print_mean, print_ratio, Fixture};
-use criterion::{criterion_group, Criterion, SamplingMode};
+use criterion::{criterion_group, BatchSize, Criterion, SamplingMode};
 use govtrust_pki::signer::{FileSigner, KeyAlgorithm, Signer};
 use govtrust_pki::{RevocationReason, RevokedCertificate};
 use govtrust_verifier::Crl;
@@ -235,6 +239,24 @@ impl Million {
         crl.verify_signed_by(&self.issuer_spki).unwrap();
         crl
     }
+
+    /// As `decode_verify`, from a buffer handed over (`Crl::from_der` of a `Vec`).
+    fn decode_verify_owned(&self, der: Vec<u8>) -> Crl {
+        let crl = Crl::from_der(black_box(der)).unwrap();
+        crl.verify_signed_by(&self.issuer_spki).unwrap();
+        crl
+    }
+
+    /// One `decode_verify_owned`, timed without making its input buffer (a
+    /// copy of the DER, as a download would leave it) or dropping the `Crl`.
+    fn timed_owned(&self) -> Duration {
+        let der = self.der.clone();
+        let start = Instant::now();
+        let crl = self.decode_verify_owned(der);
+        let took = start.elapsed();
+        drop(black_box(crl));
+        took
+    }
 }
 
 /// Whether the CRL's serials (DER INTEGER content octets) increase.
@@ -348,9 +370,23 @@ fn bench_million(c: &mut Criterion, sorted: &Million, unsorted: &Million) {
         .measurement_time(Duration::from_secs(4));
     g.bench_function("tbs_verify", |b| b.iter(|| sorted.tbs_verify()));
     g.bench_function("decode_verify", |b| b.iter(|| sorted.decode_verify()));
+    g.bench_function("owned/decode_verify", |b| {
+        b.iter_batched(
+            || sorted.der.clone(),
+            |der| sorted.decode_verify_owned(der),
+            BatchSize::PerIteration,
+        )
+    });
     g.bench_function("unsorted/tbs_verify", |b| b.iter(|| unsorted.tbs_verify()));
     g.bench_function("unsorted/decode_verify", |b| {
         b.iter(|| unsorted.decode_verify())
+    });
+    g.bench_function("unsorted/owned/decode_verify", |b| {
+        b.iter_batched(
+            || unsorted.der.clone(),
+            |der| unsorted.decode_verify_owned(der),
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 }
@@ -378,25 +414,38 @@ fn summary_million(sorted: &Million, unsorted: &Million) {
     }
     println!("\n== crl_1m summary (std::time::Instant, same run) ==");
     println!("(median of 7 interleaved rounds, 3 calls each)");
-    let t = common::interleaved(
+    let untimed = |f: &dyn Fn()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let t = common::interleaved_timed(
         7,
         3,
         &mut [
-            &mut || sorted.tbs_verify(),
-            &mut || drop(black_box(sorted.decode_verify())),
-            &mut || unsorted.tbs_verify(),
-            &mut || drop(black_box(unsorted.decode_verify())),
+            &mut || untimed(&|| sorted.tbs_verify()),
+            &mut || untimed(&|| drop(black_box(sorted.decode_verify()))),
+            &mut || sorted.timed_owned(),
+            &mut || untimed(&|| unsorted.tbs_verify()),
+            &mut || untimed(&|| drop(black_box(unsorted.decode_verify()))),
+            &mut || unsorted.timed_owned(),
         ],
     );
-    for (name, m, baseline, decode) in [
-        ("crl_1m", sorted, t[0], t[1]),
-        ("crl_1m/unsorted", unsorted, t[2], t[3]),
+    for (name, m, baseline, decode, owned) in [
+        ("crl_1m", sorted, t[0], t[1], t[2]),
+        ("crl_1m/unsorted", unsorted, t[3], t[4], t[5]),
     ] {
         print_mean(&format!("{name}/tbs_verify"), baseline);
         print_mean(&format!("{name}/decode_verify"), decode);
+        print_mean(&format!("{name}/owned/decode_verify"), owned);
         print_ratio(
             &format!("{name}/decode_verify/tbs_verify"),
             decode,
+            baseline,
+        );
+        print_ratio(
+            &format!("{name}/owned/decode_verify/tbs_verify"),
+            owned,
             baseline,
         );
         let (crl, peak, kept) = measure_heap(|| Crl::from_der(&m.der).unwrap());
@@ -410,6 +459,16 @@ fn summary_million(sorted: &Million, unsorted: &Million) {
             kept,
             kept as f64 / der,
             crl.heap_bytes()
+        );
+        let input = m.der.clone();
+        let (crl, peak, _) = measure_heap(|| Crl::from_der(input).unwrap());
+        println!(
+            "memory {name}/owned: peak heap during Crl::from_der(Vec) beyond the buffer handed \
+             over {} B = {:.2}x DER; the Crl with that buffer {} B = {:.2}x DER",
+            peak,
+            peak as f64 / der,
+            crl.heap_bytes(),
+            crl.heap_bytes() as f64 / der
         );
     }
 }

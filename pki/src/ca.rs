@@ -109,7 +109,7 @@ impl CaCertificate {
             revoked,
         }
         .sign(signer)?;
-        let crl = Crl::from_der(&der)?;
+        let crl = Crl::from_der(der)?;
         crl.verify_signed_by(&self.spki)?;
         if crl.len() != revoked.len() {
             return Err(Error::SelfCheck(govtrust_verifier::Error::Malformed {
@@ -117,7 +117,7 @@ impl CaCertificate {
                 detail: "entry count differs from the request".into(),
             }));
         }
-        Ok(der)
+        Ok(crl.into_der())
     }
 }
 

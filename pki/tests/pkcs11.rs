@@ -464,7 +464,7 @@ mod issuance {
 
     fn crl_set(crls: &[&[u8]]) -> CrlSet {
         crls.iter()
-            .map(|der| Crl::from_der(der).expect("CRL decodes"))
+            .map(|der| Crl::from_der(*der).expect("CRL decodes"))
             .collect()
     }
 

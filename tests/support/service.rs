@@ -328,7 +328,7 @@ impl TestService {
                 .unwrap_or_else(|e| panic!("GET /v1/crl/{name}: {e:#}"));
             assert_eq!(response.status(), StatusCode::OK, "GET /v1/crl/{name}");
             let der = response.bytes().await.expect("CRL body");
-            crls.push(Crl::from_der(&der).unwrap_or_else(|e| panic!("CRL {name}: {e}")));
+            crls.push(Crl::from_der(der.to_vec()).unwrap_or_else(|e| panic!("CRL {name}: {e}")));
         }
         crls
     }

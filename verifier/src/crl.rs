@@ -12,7 +12,8 @@
 mod der;
 mod entries;
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls_pki_types::UnixTime;
@@ -106,104 +107,39 @@ pub struct Crl {
 impl Crl {
     /// Decodes a DER CRL. Signature and freshness are checked later, against
     /// the issuer found on the path and the validation time.
-    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
-        let malformed = |detail: &'static str| Error::malformed("CRL", detail);
-        let signed = SignedParts::split(der)?;
-        let tbs = der::expect(der, signed.tbs.start, signed.tbs.end, der::SEQUENCE)
-            .ok_or_else(|| malformed("TBSCertList"))?;
-        let fields = TbsFields::split(der, tbs)?;
-
-        let mut scope = Scope::All;
-        let mut unusable = None;
-        let mut number = None;
-        if let Some(list) = fields.extensions {
-            let mut pos = list.body;
-            while pos < list.end {
-                let raw = entries::read_extension(der, pos, list.end)
-                    .ok_or_else(|| malformed("CRL extension"))?;
-                pos = raw.tlv.end;
-                let ext = match X509Extension::from_der(raw.tlv.whole(der)) {
-                    Ok(([], ext)) => ext,
-                    _ => return Err(malformed("CRL extension")),
-                };
-                match ext.parsed_extension() {
-                    ParsedExtension::CRLNumber(n) => number = Some(n.to_string()),
-                    ParsedExtension::AuthorityKeyIdentifier(_) => {}
-                    ParsedExtension::IssuingDistributionPoint(idp) => {
-                        if idp.indirect_crl
-                            || idp.only_some_reasons.is_some()
-                            || idp.only_contains_attribute_certs
-                        {
-                            unusable = Some("indirect or partial CRL".to_owned());
-                        }
-                        // A CRL for one distribution point covers only the
-                        // certificates naming that point (RFC 5280 6.3.3
-                        // b.2.i), which is not checked here: never take it as
-                        // proof of non-revocation (PKITS 4.14.3, 4.14.8,
-                        // 4.14.9, 4.5.5 were false accepts). govtrust CAs
-                        // issue full CRLs. x509-parser 0.18 drops a
-                        // nameRelativeToCRLIssuer distributionPoint (and the
-                        // fields after it), so the raw encoding is checked as
-                        // well.
-                        if idp.distribution_point.is_some() || idp_has_distribution_point(ext.value)
-                        {
-                            unusable = Some("CRL scoped to a distribution point".to_owned());
-                        }
-                        scope = match (idp.only_contains_user_certs, idp.only_contains_ca_certs) {
-                            (true, false) => Scope::EndEntitiesOnly,
-                            (false, true) => Scope::CasOnly,
-                            (false, false) => Scope::All,
-                            (true, true) => return Err(malformed("contradictory IDP")),
-                        };
-                    }
-                    _ if ext.critical => {
-                        unusable = Some(format!("unsupported critical extension {}", ext.oid));
-                    }
-                    _ => {}
-                }
-            }
-        }
-
-        // The Crl's own copy of the DER, made during the walk over the
-        // entries (see `Index::decode`).
-        let mut copy = Vec::with_capacity(der.len());
-        let revoked = match fields.revoked {
-            Some(list) => {
-                let decoded = Index::decode(der, list, &mut copy).map_err(malformed)?;
-                if let Some(oid) = decoded.unsupported_critical {
-                    let oid = der.get(oid).unwrap_or_default();
-                    unusable = Some(format!(
-                        "unsupported critical entry extension {}",
-                        x509_parser::der_parser::oid::Oid::new(oid.into())
-                    ));
-                }
-                decoded.index
-            }
-            None => Index::default(),
-        };
-        copy.extend_from_slice(der.get(copy.len()..).unwrap_or_default());
+    ///
+    /// The `Crl` keeps the DER (a lookup reads the entry it finds from it).
+    /// Handed a `Vec`, as a client has a CRL after downloading it, it keeps
+    /// that buffer; handed a slice, it keeps a copy, which for a million
+    /// entries (42 MB) costs about a third of the decode in copying and in
+    /// page faults on the fresh memory.
+    pub fn from_der<'a>(der: impl Into<Cow<'a, [u8]>>) -> Result<Self, Error> {
+        let der = der.into();
+        let parts = Parts::decode(&der)?;
         Ok(Crl {
-            issuer: fields.issuer.content(der).to_vec(),
-            this_update: fields.this_update,
-            next_update: fields.next_update,
-            number,
-            scope,
-            unusable,
-            revoked,
-            signed,
-            der: copy,
+            der: der.into_owned(),
+            issuer: parts.issuer,
+            this_update: parts.this_update,
+            next_update: parts.next_update,
+            number: parts.number,
+            scope: parts.scope,
+            unusable: parts.unusable,
+            revoked: parts.revoked,
+            signed: parts.signed,
             verified_by: OnceLock::new(),
         })
     }
 
-    /// Decodes a CRL given as PEM (`X509 CRL`) or DER.
-    pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, Error> {
+    /// Decodes a CRL given as PEM (`X509 CRL`) or DER; like
+    /// [`Crl::from_der`], it keeps a `Vec` of DER it is handed.
+    pub fn from_pem_or_der<'a>(bytes: impl Into<Cow<'a, [u8]>>) -> Result<Self, Error> {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::CertificateRevocationListDer;
-        if bytes.starts_with(b"-----") || bytes.trim_ascii_start().starts_with(b"-----") {
-            let der = CertificateRevocationListDer::from_pem_slice(bytes)
+        let bytes = bytes.into();
+        if bytes.trim_ascii_start().starts_with(b"-----") {
+            let der = CertificateRevocationListDer::from_pem_slice(&bytes)
                 .map_err(|e| Error::malformed("CRL PEM", format!("{e:?}")))?;
-            Crl::from_der(der.as_ref())
+            Crl::from_der(der.as_ref().to_vec())
         } else {
             Crl::from_der(bytes)
         }
@@ -245,6 +181,12 @@ impl Crl {
     /// The DER the CRL was decoded from.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// Gives the DER back, for a caller that decoded a CRL to check it and
+    /// goes on to store or send it (no copy of it is made).
+    pub fn into_der(self) -> Vec<u8> {
+        self.der
     }
 
     /// Heap bytes this CRL holds: its DER, the serial index and the small
@@ -305,6 +247,104 @@ impl Crl {
             now.saturating_sub(self.this_update) <= i64::try_from(max.as_secs()).unwrap_or(i64::MAX)
         });
         before_next && young_enough
+    }
+}
+
+/// Everything a [`Crl`] holds besides its DER, decoded from that DER.
+struct Parts {
+    issuer: Vec<u8>,
+    this_update: i64,
+    next_update: Option<i64>,
+    number: Option<String>,
+    scope: Scope,
+    unusable: Option<String>,
+    revoked: Index,
+    signed: SignedParts,
+}
+
+impl Parts {
+    fn decode(der: &[u8]) -> Result<Self, Error> {
+        let malformed = |detail: &'static str| Error::malformed("CRL", detail);
+        let signed = SignedParts::split(der)?;
+        let tbs = der::expect(der, signed.tbs.start, signed.tbs.end, der::SEQUENCE)
+            .ok_or_else(|| malformed("TBSCertList"))?;
+        let fields = TbsFields::split(der, tbs)?;
+
+        let mut scope = Scope::All;
+        let mut unusable = None;
+        let mut number = None;
+        if let Some(list) = fields.extensions {
+            let mut pos = list.body;
+            while pos < list.end {
+                let raw = entries::read_extension(der, pos, list.end)
+                    .ok_or_else(|| malformed("CRL extension"))?;
+                pos = raw.tlv.end;
+                let ext = match X509Extension::from_der(raw.tlv.whole(der)) {
+                    Ok(([], ext)) => ext,
+                    _ => return Err(malformed("CRL extension")),
+                };
+                match ext.parsed_extension() {
+                    ParsedExtension::CRLNumber(n) => number = Some(n.to_string()),
+                    ParsedExtension::AuthorityKeyIdentifier(_) => {}
+                    ParsedExtension::IssuingDistributionPoint(idp) => {
+                        if idp.indirect_crl
+                            || idp.only_some_reasons.is_some()
+                            || idp.only_contains_attribute_certs
+                        {
+                            unusable = Some("indirect or partial CRL".to_owned());
+                        }
+                        // A CRL for one distribution point covers only the
+                        // certificates naming that point (RFC 5280 6.3.3
+                        // b.2.i), which is not checked here: never take it as
+                        // proof of non-revocation (PKITS 4.14.3, 4.14.8,
+                        // 4.14.9, 4.5.5 were false accepts). govtrust CAs
+                        // issue full CRLs. x509-parser 0.18 drops a
+                        // nameRelativeToCRLIssuer distributionPoint (and the
+                        // fields after it), so the raw encoding is checked as
+                        // well.
+                        if idp.distribution_point.is_some() || idp_has_distribution_point(ext.value)
+                        {
+                            unusable = Some("CRL scoped to a distribution point".to_owned());
+                        }
+                        scope = match (idp.only_contains_user_certs, idp.only_contains_ca_certs) {
+                            (true, false) => Scope::EndEntitiesOnly,
+                            (false, true) => Scope::CasOnly,
+                            (false, false) => Scope::All,
+                            (true, true) => return Err(malformed("contradictory IDP")),
+                        };
+                    }
+                    _ if ext.critical => {
+                        unusable = Some(format!("unsupported critical extension {}", ext.oid));
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let revoked = match fields.revoked {
+            Some(list) => {
+                let decoded = Index::decode(der, list).map_err(malformed)?;
+                if let Some(oid) = decoded.unsupported_critical {
+                    let oid = der.get(oid).unwrap_or_default();
+                    unusable = Some(format!(
+                        "unsupported critical entry extension {}",
+                        x509_parser::der_parser::oid::Oid::new(oid.into())
+                    ));
+                }
+                decoded.index
+            }
+            None => Index::default(),
+        };
+        Ok(Parts {
+            issuer: fields.issuer.content(der).to_vec(),
+            this_update: fields.this_update,
+            next_update: fields.next_update,
+            number,
+            scope,
+            unusable,
+            revoked,
+            signed,
+        })
     }
 }
 
@@ -509,9 +549,13 @@ fn normalize_serial(serial: &[u8]) -> &[u8] {
 }
 
 /// The CRLs a verification may use, from any number of issuers.
+///
+/// It holds each CRL behind an `Arc`, so that a client that rebuilds its
+/// set when one CRL changes shares the others (decoded once, their
+/// signature checks remembered) instead of decoding them again.
 #[derive(Debug, Default)]
 pub struct CrlSet {
-    crls: Vec<Crl>,
+    crls: Vec<Arc<Crl>>,
 }
 
 impl CrlSet {
@@ -520,14 +564,14 @@ impl CrlSet {
         CrlSet::default()
     }
 
-    /// Adds a decoded CRL.
-    pub fn push(&mut self, crl: Crl) {
-        self.crls.push(crl);
+    /// Adds a decoded CRL, owned or shared.
+    pub fn push(&mut self, crl: impl Into<Arc<Crl>>) {
+        self.crls.push(crl.into());
     }
 
     /// The CRLs held.
     pub fn iter(&self) -> impl Iterator<Item = &Crl> {
-        self.crls.iter()
+        self.crls.iter().map(|crl| &**crl)
     }
 
     /// Checks one certificate of a path against the set: `serial` and
@@ -574,6 +618,12 @@ impl CrlSet {
 
 impl FromIterator<Crl> for CrlSet {
     fn from_iter<I: IntoIterator<Item = Crl>>(iter: I) -> Self {
+        iter.into_iter().map(Arc::new).collect()
+    }
+}
+
+impl FromIterator<Arc<Crl>> for CrlSet {
+    fn from_iter<I: IntoIterator<Item = Arc<Crl>>>(iter: I) -> Self {
         CrlSet {
             crls: iter.into_iter().collect(),
         }

@@ -263,7 +263,7 @@ impl Openssl {
         }
         let out = format!("{}.crl.pem", ca.name);
         self.run(&[&["ca"], &ca_args[..], &["-gencrl", "-out", &out]].concat());
-        Crl::from_pem_or_der(&self.read(&out)).expect("verifier parses the openssl CRL")
+        Crl::from_pem_or_der(self.read(&out)).expect("verifier parses the openssl CRL")
     }
 
     fn der(&self, cert: &Cert) -> CertificateDer<'static> {

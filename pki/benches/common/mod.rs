@@ -129,19 +129,42 @@ pub fn mean_time<T>(iters: u32, mut f: impl FnMut() -> T) -> Duration {
 /// processes hits all of them alike) and returns, per function, the median
 /// of its per-round mean times: `rounds * iters` calls each in total.
 pub fn interleaved(rounds: u32, iters: u32, fns: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
-    let mut per_round: Vec<Vec<Duration>> = vec![Vec::new(); fns.len()];
-    for f in fns.iter_mut() {
+    interleaved_calls(rounds, iters, fns.len(), |i| {
+        let start = Instant::now();
+        fns[i]();
+        start.elapsed()
+    })
+}
+
+/// As [`interleaved`], for functions that time themselves: each call
+/// returns how long its measured part took, so that what it prepares (an
+/// input buffer to hand over) or drops stays out of the figure.
+pub fn interleaved_timed(
+    rounds: u32,
+    iters: u32,
+    fns: &mut [&mut dyn FnMut() -> Duration],
+) -> Vec<Duration> {
+    interleaved_calls(rounds, iters, fns.len(), |i| fns[i]())
+}
+
+/// The rounds of [`interleaved`]: `call(i)` runs function `i` once and
+/// returns its time.
+fn interleaved_calls(
+    rounds: u32,
+    iters: u32,
+    n: usize,
+    mut call: impl FnMut(usize) -> Duration,
+) -> Vec<Duration> {
+    let mut per_round: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    for i in 0..n {
         for _ in 0..iters.div_ceil(10) {
-            f();
+            call(i);
         }
     }
     for _ in 0..rounds {
-        for (f, times) in fns.iter_mut().zip(per_round.iter_mut()) {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            times.push(start.elapsed() / iters);
+        for (i, times) in per_round.iter_mut().enumerate() {
+            let total: Duration = (0..iters).map(|_| call(i)).sum();
+            times.push(total / iters);
         }
     }
     per_round

@@ -118,12 +118,7 @@ fn time_fields(tag: u8, content: &[u8]) -> Option<[i64; 6]> {
         (GENERALIZED_TIME, [digits @ .., b'Z']) if digits.len() == 14 => (digits, 4),
         _ => return None,
     };
-    // Without an early exit, so that the check compiles to straight-line
-    // code rather than a loop with a branch per octet.
-    let not_digits = digits
-        .iter()
-        .fold(false, |bad, d| bad | !d.is_ascii_digit());
-    if not_digits {
+    if !all_digits(digits) {
         return None;
     }
     let (year_digits, rest) = digits.split_at(year_len);
@@ -139,7 +134,7 @@ fn time_fields(tag: u8, content: &[u8]) -> Option<[i64; 6]> {
     let [month, day, hour, minute, second] = [two(0), two(2), two(4), two(6), two(8)];
     if !(1..=12).contains(&month)
         || day < 1
-        || day > days_in_month(year, month)
+        || (day > 28 && day > days_in_month(year, month))
         || hour > 23
         || minute > 59
         || second > 59
@@ -147,6 +142,27 @@ fn time_fields(tag: u8, content: &[u8]) -> Option<[i64; 6]> {
         return None;
     }
     Some([year, month, day, hour, minute, second])
+}
+
+/// Whether 8 to 16 octets are all ASCII digits, checked eight at a time:
+/// an octet is a digit when its high nibble is 3 and adding 6 to it leaves
+/// that nibble 3 (no octet overflows into the next, as each is at most
+/// 0x3f + 6). The two words overlap when there are fewer than 16 octets.
+#[inline]
+fn all_digits(octets: &[u8]) -> bool {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    let word = |at: usize| {
+        octets
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    let digits = |w: Option<u64>| {
+        w.is_some_and(|w| w & HIGH == THREES && w.wrapping_add(SIXES) & HIGH == THREES)
+    };
+    (8..=16).contains(&octets.len()) && digits(word(0)) && digits(word(octets.len() - 8))
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -196,6 +212,22 @@ mod tests {
         let mut long = vec![0x04, 0x81, 0x80];
         long.extend([0; 0x80]);
         assert_eq!(read(&long, 0, long.len()).map(|t| t.body), Some(3));
+    }
+
+    #[test]
+    fn digits_are_exactly_0_to_9() {
+        assert!(all_digits(b"012345678901"));
+        assert!(all_digits(b"98765432109876"));
+        for len in [12, 14] {
+            for at in 0..len {
+                for bad in (0..=255u8).filter(|b| !b.is_ascii_digit()) {
+                    let mut octets = vec![b'5'; len];
+                    octets[at] = bad;
+                    assert!(!all_digits(&octets), "{octets:?}");
+                }
+            }
+        }
+        assert!(!all_digits(b"1234567"), "too short for the words");
     }
 
     #[test]

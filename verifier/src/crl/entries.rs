@@ -34,11 +34,6 @@ const REMOVE_FROM_CRL: u8 = 8;
 /// shorter than its first makes the vector grow as usual.
 const SAMPLE: usize = 256;
 
-/// How much of the DER is decoded between two appends to the caller's
-/// copy: small enough that the bytes just walked are still in the L2 cache
-/// when they are copied, so the copy does not read them from memory again.
-const COPY_CHUNK: usize = 64 * 1024;
-
 /// One indexed serial, 12 octets: the sort key (the first eight octets of
 /// the normalized serial, zero-padded, big-endian) in two halves, so that a
 /// slot needs 4-octet alignment only, and the offset of the entry's
@@ -130,20 +125,14 @@ struct Entry {
 }
 
 impl Index {
-    /// Decodes the content of the revokedCertificates SEQUENCE `list`,
-    /// appending `der` up to the end of the list to `copy` as it goes (the
-    /// caller's own copy of the DER, made while the bytes are in cache).
+    /// Decodes the content of the revokedCertificates SEQUENCE `list`.
     ///
     /// One walk validates each entry and records its slot; more than
     /// [`MAX_CRL_ENTRIES`] entries are refused. Unless the serials come in
     /// increasing order (as govtrust's CAs write them), the slots are then
     /// sorted by serial (see [`sort_by_serial`]) and compacted:
     /// removeFromCRL entries dropped, one slot kept per serial.
-    pub(super) fn decode(
-        der: &[u8],
-        list: Tlv,
-        copy: &mut Vec<u8>,
-    ) -> Result<Decoded, &'static str> {
+    pub(super) fn decode(der: &[u8], list: Tlv) -> Result<Decoded, &'static str> {
         if list.tag != der::SEQUENCE {
             return Err("revokedCertificates is not a SEQUENCE");
         }
@@ -199,11 +188,7 @@ impl Index {
                 let rest = usize::try_from(rest + rest / 16 + 16).unwrap_or(usize::MAX);
                 slots.reserve_exact(rest.min(MAX_CRL_ENTRIES - SAMPLE));
             }
-            if pos.saturating_sub(copy.len()) >= COPY_CHUNK {
-                copy.extend_from_slice(der.get(copy.len()..pos).unwrap_or_default());
-            }
         }
-        copy.extend_from_slice(der.get(copy.len()..list.end).unwrap_or_default());
 
         if !sorted || removed_any {
             sort_by_serial(&mut slots, der, varying);

@@ -90,7 +90,7 @@ fn run(case: &Case, data: DataSet) -> Result<(), Error> {
         DataSet::Rsa2048 => (
             case.crls
                 .iter()
-                .map(|file| Crl::from_der(&read(&format!("{}/{file}", data.dir()))))
+                .map(|file| Crl::from_der(read(&format!("{}/{file}", data.dir()))))
                 .collect::<Result<CrlSet, Error>>()?,
             CrlPolicy {
                 require: true,
