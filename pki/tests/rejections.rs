@@ -22,7 +22,9 @@ use govtrust_pki::signer::Signer;
 use govtrust_pki::{RevocationReason, RevokedCertificate};
 use govtrust_verifier::event::{RevocationNotice, MAX_CONTENT_BYTES};
 use govtrust_verifier::oid::{EKU_DEVICE_ATTESTATION, EKU_IDENTITY_ATTESTATION};
-use govtrust_verifier::{CrlPolicy, DeviceId, Error, Expected, PathPosition, Subject, UserId};
+use govtrust_verifier::{
+    CrlPolicy, DeviceId, Error, Expected, PathPosition, Subject, UserId, VerifiedAttestation,
+};
 
 type Step = fn(&mut Scenario, &Fixture);
 
@@ -348,6 +350,17 @@ fn cases() -> Vec<Case> {
             variant: |e| matches!(e, Error::SanInvalid(_)),
         },
         Case {
+            name: "the SAN extension twice, each the user's URI",
+            identity: false,
+            setup: nothing,
+            mutate: |s, _| {
+                let uri = "matrix:u/office:id.bund.example";
+                s.leaf.extensions.push(ext::subject_alt_name_uris(&[uri]));
+            },
+            code: "malformed",
+            variant: |e| matches!(e, Error::Malformed { detail, .. } if detail == "duplicate extensions"),
+        },
+        Case {
             name: "non-matrix SAN URI",
             identity: false,
             setup: nothing,
@@ -423,6 +436,22 @@ fn cases() -> Vec<Case> {
                 matches!(e, Error::DeviceMismatch { expected: Some(x), found: Some(f) }
                     if x == DEVICE && f == "OTHERDEV")
             },
+        },
+        Case {
+            name: "the device extension twice, another device first",
+            identity: false,
+            setup: nothing,
+            mutate: |s, _| {
+                let device = s.leaf.extensions.len() - 1;
+                let first = ext::device_id("OTHERDEV");
+                assert_eq!(
+                    first.oid, s.leaf.extensions[device].oid,
+                    "the last is the device ID"
+                );
+                s.leaf.extensions.insert(device, first);
+            },
+            code: "malformed",
+            variant: |e| matches!(e, Error::Malformed { detail, .. } if detail == "duplicate extensions"),
         },
         Case {
             name: "device ID differs in case",
@@ -862,7 +891,17 @@ fn every_reject_reason_beside_its_valid_baseline() {
 
         let base = baseline.run();
         let verdict = mutated.run();
+        // The same through a verifier that remembers the issuing CA, so
+        // that the short path and its leaf reader see every leaf rule.
+        let (warmed_base, _) = baseline.run_warmed(&baseline);
+        let (warmed, _) = mutated.run_warmed(&baseline);
         let status = match (&base, &verdict) {
+            _ if !same_verdict(&warmed_base, &base) => {
+                format!("FAIL: a warmed verifier gives the baseline {warmed_base:?}")
+            }
+            _ if !same_verdict(&warmed, &verdict) => {
+                format!("FAIL: a warmed verifier gives {warmed:?}")
+            }
             (Err(e), _) => format!("FAIL: the baseline is rejected: {e:?}"),
             (Ok(_), Ok(_)) => "FAIL: the violation is accepted".to_owned(),
             (Ok(_), Err(e)) if e.code() == case.code && (case.variant)(e) => {
@@ -892,6 +931,35 @@ fn every_reject_reason_beside_its_valid_baseline() {
         missing.is_empty(),
         "reject reasons without a case: {missing:?}"
     );
+}
+
+/// The same acceptance, or a rejection for the same reason (details such
+/// as an event's size vary with the length of each signing's signature).
+fn same_verdict(
+    a: &Result<VerifiedAttestation, Error>,
+    b: &Result<VerifiedAttestation, Error>,
+) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(a), Err(b)) => a.code() == b.code(),
+        _ => false,
+    }
+}
+
+/// Both baselines, verified again by a verifier that remembers their
+/// issuing CA, take the short path with the leaf read without x509-parser
+/// (so the cases above exercise that reader), and agree with a fresh one.
+#[test]
+fn baselines_take_the_short_path_with_the_leaf_reader() {
+    let fx = fixture();
+    for s in [fx.device_scenario(), fx.identity_scenario()] {
+        let (warmed, stats) = s.run_warmed(&s);
+        assert_eq!(warmed.expect("accepted"), s.run().expect("accepted"));
+        assert_eq!(
+            (stats.hits, stats.fallbacks, stats.fast_leaf_reads),
+            (1, 0, 1)
+        );
+    }
 }
 
 #[test]

@@ -9,7 +9,6 @@
 //! reads only the entry it finds. The signature check against an issuer
 //! key is remembered, so the per-attestation cost is the lookup.
 
-mod der;
 mod entries;
 
 use std::borrow::Cow;
@@ -23,8 +22,8 @@ use x509_parser::prelude::FromDer;
 use x509_parser::time::ASN1Time;
 use x509_parser::x509::{AlgorithmIdentifier, X509Name};
 
-use self::der::Tlv;
 use self::entries::Index;
+use crate::der::{self, Tlv};
 use crate::signature::EXTENDED_ALGORITHMS;
 use crate::{Error, PathPosition};
 

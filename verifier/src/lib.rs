@@ -33,9 +33,11 @@
 mod authority;
 pub mod canonical_json;
 mod crl;
+mod der;
 pub mod element_x509;
 mod error;
 pub mod event;
+mod leaf;
 mod matrix_id;
 mod memo;
 pub mod oid;

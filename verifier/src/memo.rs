@@ -66,6 +66,10 @@ pub struct IssuerMemoStats {
     /// Of those, how many the short path did not accept, so the full
     /// validation ran and gave the verdict.
     pub fallbacks: u64,
+    /// Of the hits, how many read the leaf without x509-parser: leaves of
+    /// govtrust's own shape that pass the leaf rules (see the verifier's
+    /// `leaf` module).
+    pub fast_leaf_reads: u64,
 }
 
 /// The memo: issuing-CA certificate DER to what its full validation
@@ -75,6 +79,7 @@ pub(crate) struct IssuerMemo {
     entries: RwLock<HashMap<Vec<u8>, Arc<Remembered>, BuildHasherDefault<TailHasher>>>,
     hits: AtomicU64,
     fallbacks: AtomicU64,
+    fast_leaf_reads: AtomicU64,
 }
 
 /// Hashes an issuing-CA certificate by its length and its last 16 octets
@@ -118,6 +123,9 @@ struct Remembered {
     /// The CA as a rustls-webpki trust anchor: its subject and key (it has
     /// no name constraints, or it would not be remembered).
     anchor: TrustAnchor<'static>,
+    /// The anchor's SubjectPublicKeyInfo DER, for the loop rule (encoded
+    /// once here rather than on every verification).
+    anchor_spki: Vec<u8>,
     /// The required EKUs a full validation accepted this CA for.
     ekus: Vec<&'static [u8]>,
     /// Index of the pinned root it chains to.
@@ -152,7 +160,13 @@ impl IssuerMemo {
             entries: self.entries.read().map_or(0, |m| m.len()),
             hits: self.hits.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            fast_leaf_reads: self.fast_leaf_reads.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a hit whose leaf was read without x509-parser.
+    pub(crate) fn count_fast_leaf_read(&self) {
+        self.fast_leaf_reads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The short path for `leaf` under the issuing CA `ica`: `None` if the
@@ -262,6 +276,7 @@ impl Remembered {
             return None;
         }
         Some(Remembered {
+            anchor_spki: webpki::spki_for_anchor(&anchor).as_ref().to_vec(),
             ekus: Vec::new(),
             root,
             serial: cert.serial().to_vec(),
@@ -311,14 +326,13 @@ impl Remembered {
 
         // The leaf under the issuing CA as the only trust anchor.
         let end_entity = EndEntityCert::try_from(leaf).ok()?;
-        let anchor_spki = webpki::spki_for_anchor(&self.anchor);
         let leaf_checks = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
             let ee = path.end_entity();
             // Path building would not take the CA as the issuer of a
             // certificate with its own subject and key (loop rule).
             if path.intermediate_certificates().next().is_some()
                 || (ee.subject() == self.anchor.subject.as_ref()
-                    && ee.subject_public_key_info().as_ref() == anchor_spki.as_ref())
+                    && ee.subject_public_key_info().as_ref() == self.anchor_spki)
             {
                 return Err(webpki::Error::UnknownIssuer);
             }

@@ -285,6 +285,14 @@ pub(crate) struct CaUsage {
 }
 
 impl CaUsage {
+    /// Not a CA, key usage exactly digitalSignature: an attestation leaf.
+    pub(crate) const DIGITAL_SIGNATURE_ONLY: CaUsage = CaUsage {
+        is_ca: false,
+        can_sign_certs: false,
+        can_sign_crls: false,
+        asserts_key_cert_sign: false,
+    };
+
     pub(crate) fn of(cert: &X509Certificate<'_>) -> Result<Self, Error> {
         let is_ca = match cert.basic_constraints() {
             Ok(bc) => bc.is_some_and(|bc| bc.value.ca),

@@ -79,7 +79,8 @@ fn check_spki(leaf: &X509Certificate<'_>, key: &Ed25519Key) -> Result<(), Error>
     if spki.algorithm.algorithm.as_bytes() != oid::ED25519 || spki.algorithm.parameters.is_some() {
         return Err(Error::KeyNotEd25519);
     }
-    if spki.raw != key.to_spki_der().as_slice() {
+    if spki.raw.strip_prefix(oid::ED25519_SPKI_PREFIX.as_slice()) != Some(key.as_bytes().as_slice())
+    {
         return Err(Error::KeyMismatch);
     }
     Ok(())

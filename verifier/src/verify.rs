@@ -5,7 +5,8 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
 
 use crate::event::{AttestationContent, MAX_CHAIN_LEN};
-use crate::memo::{IssuerMemo, IssuerMemoStats};
+use crate::leaf::ProfileLeaf;
+use crate::memo::{IssuerMemo, IssuerMemoStats, MemoAccepted};
 use crate::path::{validate_path, CaUsage, PathOptions, TrustAnchors};
 use crate::profile::{self, parse_cert, Expected, Subject};
 use crate::signature::PROFILE_ALGORITHMS;
@@ -83,34 +84,60 @@ impl Verifier {
         time: UnixTime,
     ) -> Result<VerifiedAttestation, Error> {
         let (leaf_der, intermediates) = split_chain(chain)?;
-        let leaf = parse_cert(leaf_der, "attestation certificate")?;
-        let authority = profile::check_leaf(&leaf, expected)?;
-        // For the short path, read from this parse (it parsed, so this
-        // cannot fail; if it did, the full validation would decide).
-        let leaf_usage = CaUsage::of(&leaf);
-        let verdict = move |issuer: String, root: String| VerifiedAttestation {
+        let verdict = |authority, serial: &[u8], not_after, ok: MemoAccepted| VerifiedAttestation {
             user_id: expected.user_id.clone(),
             subject: expected.subject.clone(),
             key: expected.key,
             authority,
-            serial: hex(leaf.raw_serial()),
-            not_after: leaf.validity().not_after.timestamp(),
-            issuer,
-            root,
+            serial: hex(serial),
+            not_after,
+            issuer: ok.issuer,
+            root: ok.root,
         };
-
-        if let ([ica], Ok(leaf_usage)) = (intermediates, leaf_usage) {
-            if let Some(Some(ok)) = self.issuers.try_verify(
+        let short_path = |usage| {
+            let [ica] = intermediates else {
+                return None;
+            };
+            self.issuers.try_verify(
                 &self.anchors,
                 leaf_der,
-                leaf_usage,
+                usage,
                 ica,
                 expected,
                 crls,
                 &self.crl_policy,
                 time,
-            ) {
-                return Ok(verdict(ok.issuer, ok.root));
+            )
+        };
+
+        // A leaf of govtrust's own shape that passes the leaf rules, read
+        // without x509-parser. Whatever this does not accept, the parse and
+        // checks below decide (and the short path is not tried twice).
+        let fast = match intermediates {
+            [_] => ProfileLeaf::read(leaf_der).filter(|leaf| leaf.check(expected)),
+            _ => None,
+        };
+        let short_path_tried = fast.is_some();
+        if let Some(leaf) = fast {
+            match short_path(leaf.usage()) {
+                Some(Some(ok)) => {
+                    self.issuers.count_fast_leaf_read();
+                    return Ok(verdict(leaf.authority, leaf.serial, leaf.not_after, ok));
+                }
+                Some(None) => self.issuers.count_fast_leaf_read(),
+                None => {}
+            }
+        }
+
+        let leaf = parse_cert(leaf_der, "attestation certificate")?;
+        let authority = profile::check_leaf(&leaf, expected)?;
+        let serial = leaf.raw_serial();
+        let not_after = leaf.validity().not_after.timestamp();
+        // For the short path, read from this parse (it parsed, so this
+        // cannot fail; if it did, the full validation would decide).
+        if let (false, Ok(usage)) = (short_path_tried, CaUsage::of(&leaf)) {
+            if let Some(Some(ok)) = short_path(usage) {
+                return Ok(verdict(authority, serial, not_after, ok));
             }
         }
 
@@ -142,7 +169,11 @@ impl Verifier {
                 time,
             );
         }
-        Ok(verdict(issuer.subject().to_string(), root_subject))
+        let ok = MemoAccepted {
+            issuer: issuer.subject().to_string(),
+            root: root_subject,
+        };
+        Ok(verdict(authority, serial, not_after, ok))
     }
 
     /// Verifies the content of an `io.govtrust.attestation` state event:

@@ -23,7 +23,7 @@ use govtrust_pki::{AttestationRequest, IssuingCa, RevokedCertificate, RootCa, Va
 use govtrust_verifier::event::{AttestationContent, AttestationKind};
 use govtrust_verifier::{
     AuthorityRecord, CertificateDer, Crl, CrlPolicy, CrlSet, DeviceId, Ed25519Key, Error, Expected,
-    Subject, TrustAnchors, UnixTime, UserId, VerifiedAttestation, Verifier,
+    IssuerMemoStats, Subject, TrustAnchors, UnixTime, UserId, VerifiedAttestation, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -440,6 +440,12 @@ impl Scenario {
 
     /// The attestation event content for the chain.
     pub fn content(&self) -> AttestationContent {
+        self.content_for(&self.chain())
+    }
+
+    /// The attestation event content for `chain` (signed once by the
+    /// caller: the memo keys on the issuing CA's exact bytes).
+    fn content_for(&self, chain: &[CertificateDer<'static>]) -> AttestationContent {
         let (kind, device_id) = match &self.expected.subject {
             Subject::Device(d) => (AttestationKind::Device, Some(d.to_string())),
             Subject::Identity => (AttestationKind::Identity, None),
@@ -450,7 +456,7 @@ impl Scenario {
             user_id: self.expected.user_id.to_string(),
             device_id,
             key: self.expected.key.to_base64(),
-            chain: self.chain().iter().map(|c| base64(c)).collect(),
+            chain: chain.iter().map(|c| base64(c)).collect(),
             expires_at: u64::try_from(self.leaf.not_after.unix_timestamp() * 1000).ok(),
             revoked: None,
         };
@@ -460,18 +466,54 @@ impl Scenario {
         content
     }
 
-    /// Runs the verifier on the scenario.
+    /// Runs a fresh verifier on the scenario.
     pub fn run(&self) -> Result<VerifiedAttestation, Error> {
-        let verifier = Verifier::new(
+        self.run_on(&self.verifier(), &self.chain())
+    }
+
+    /// Runs the scenario on a verifier that has first accepted `warm`'s
+    /// leaf under this scenario's issuing-CA certificate (same bytes), with
+    /// this scenario's anchors, CRLs and time, so that the issuing CA is
+    /// remembered and the verdict comes from the short path wherever that
+    /// accepts. Where the warm-up itself is rejected (the violation is not
+    /// the leaf's), nothing is remembered and this is a fresh run. Returns
+    /// the verdict and the memo's statistics after it.
+    pub fn run_warmed(
+        &self,
+        warm: &Scenario,
+    ) -> (Result<VerifiedAttestation, Error>, IssuerMemoStats) {
+        let verifier = self.verifier();
+        let chain = self.chain();
+        if let [_, ica] = chain.as_slice() {
+            let warm_leaf = warm.leaf.sign(&*warm.leaf_signer).expect("sign leaf");
+            let _ = verifier.verify(
+                &warm.expected,
+                &[warm_leaf, ica.clone()],
+                &self.crls(),
+                self.time,
+            );
+        }
+        (self.run_on(&verifier, &chain), verifier.issuer_memo_stats())
+    }
+
+    fn verifier(&self) -> Verifier {
+        Verifier::new(
             TrustAnchors::from_der(self.anchors.clone()).expect("anchors"),
             self.policy,
-        );
+        )
+    }
+
+    fn run_on(
+        &self,
+        verifier: &Verifier,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<VerifiedAttestation, Error> {
         let crls = self.crls();
         match self.input {
-            Input::Chain => verifier.verify(&self.expected, &self.chain(), &crls, self.time),
+            Input::Chain => verifier.verify(&self.expected, chain, &crls, self.time),
             Input::Event => verifier.verify_event(
                 &self.expected,
-                self.content().to_json().as_bytes(),
+                self.content_for(chain).to_json().as_bytes(),
                 &crls,
                 self.time,
             ),

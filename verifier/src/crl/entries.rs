@@ -18,8 +18,8 @@ use x509_parser::extensions::{ParsedExtension, X509Extension};
 use x509_parser::prelude::FromDer;
 use x509_parser::time::ASN1Time;
 
-use super::der::{self, Tlv};
 use super::{normalize_serial, RevokedEntry, MAX_CRL_ENTRIES};
+use crate::der::{self, Tlv};
 
 /// id-ce-cRLReasons (2.5.29.21), OID content octets.
 const OID_REASON_CODE: &[u8] = &[0x55, 0x1d, 0x15];

@@ -1,15 +1,16 @@
-//! A small, strict DER reader for the CRL decoder: TLVs addressed by
-//! absolute offsets into one buffer, so that an index can keep offsets
-//! instead of copies, and a fast path for the RFC 5280 time forms.
+//! A small, strict DER reader for the CRL decoder and the attestation-leaf
+//! reader: TLVs addressed by absolute offsets into one buffer, so that an
+//! index can keep offsets instead of copies, and a fast path for the RFC
+//! 5280 time forms.
 //!
-//! Only what CRLs use is supported: single-octet tags (low tag numbers) and
+//! Only what those use is supported: single-octet tags (low tag numbers) and
 //! definite lengths in minimal form of at most four octets. Anything else is
 //! rejected; nothing here panics on any input.
 
 /// One TLV: its tag octet and where its header and content lie in the
 /// buffer it was read from (`start <= body <= end <= buffer length`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Tlv {
+pub(crate) struct Tlv {
     pub tag: u8,
     pub start: usize,
     pub body: usize,
@@ -30,23 +31,23 @@ impl Tlv {
     }
 }
 
-pub(super) const SEQUENCE: u8 = 0x30;
-pub(super) const INTEGER: u8 = 0x02;
-pub(super) const BOOLEAN: u8 = 0x01;
-pub(super) const BIT_STRING: u8 = 0x03;
-pub(super) const OCTET_STRING: u8 = 0x04;
-pub(super) const OID: u8 = 0x06;
-pub(super) const UTC_TIME: u8 = 0x17;
-pub(super) const GENERALIZED_TIME: u8 = 0x18;
+pub(crate) const SEQUENCE: u8 = 0x30;
+pub(crate) const INTEGER: u8 = 0x02;
+pub(crate) const BOOLEAN: u8 = 0x01;
+pub(crate) const BIT_STRING: u8 = 0x03;
+pub(crate) const OCTET_STRING: u8 = 0x04;
+pub(crate) const OID: u8 = 0x06;
+pub(crate) const UTC_TIME: u8 = 0x17;
+pub(crate) const GENERALIZED_TIME: u8 = 0x18;
 /// `[0]` constructed (the CRL extensions wrapper).
-pub(super) const CONTEXT_0: u8 = 0xa0;
+pub(crate) const CONTEXT_0: u8 = 0xa0;
 
 /// Reads the TLV starting at `pos`, which must end at or before `limit`
 /// (itself at most `der.len()`). `None` for a truncated TLV, a length that
 /// runs past `limit`, a high tag number, an indefinite or non-minimal
 /// length, or a length of more than four octets.
 #[inline]
-pub(super) fn read(der: &[u8], pos: usize, limit: usize) -> Option<Tlv> {
+pub(crate) fn read(der: &[u8], pos: usize, limit: usize) -> Option<Tlv> {
     let limit = limit.min(der.len());
     let tag = *der.get(pos)?;
     if tag & 0x1f == 0x1f {
@@ -86,7 +87,7 @@ pub(super) fn read(der: &[u8], pos: usize, limit: usize) -> Option<Tlv> {
 
 /// Reads the TLV at `pos` and requires its tag.
 #[inline]
-pub(super) fn expect(der: &[u8], pos: usize, limit: usize, tag: u8) -> Option<Tlv> {
+pub(crate) fn expect(der: &[u8], pos: usize, limit: usize, tag: u8) -> Option<Tlv> {
     read(der, pos, limit).filter(|t| t.tag == tag)
 }
 
@@ -96,14 +97,14 @@ pub(super) fn expect(der: &[u8], pos: usize, limit: usize, tag: u8) -> Option<Tl
 /// asks x509-parser, which accepts more forms, so that the fast path never
 /// changes what is accepted or the value read).
 #[inline]
-pub(super) fn time_fast(tag: u8, content: &[u8]) -> Option<i64> {
+pub(crate) fn time_fast(tag: u8, content: &[u8]) -> Option<i64> {
     let [year, month, day, hour, minute, second] = time_fields(tag, content)?;
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 /// Whether [`time_fast`] reads the time (without computing it).
 #[inline]
-pub(super) fn time_fast_ok(tag: u8, content: &[u8]) -> bool {
+pub(crate) fn time_fast_ok(tag: u8, content: &[u8]) -> bool {
     time_fields(tag, content).is_some()
 }
 
