@@ -371,7 +371,8 @@ fn run(args: &Args) -> Result<(), String> {
             "tampered_leaf": tampered_code,
             "wrong_key": wrong_key_code,
             "issuer_memo": { "entries": memo.entries, "hits": memo.hits,
-                             "fallbacks": memo.fallbacks },
+                             "fallbacks": memo.fallbacks,
+                             "fast_leaf_reads": memo.fast_leaf_reads },
             "peak_mb_run": peak_run,
             "peak_mb_verification_phase": peak_phase,
             "peak_mb_verification_phase_after_load": child.peak_mb_after_load,
@@ -445,8 +446,8 @@ fn run(args: &Args) -> Result<(), String> {
     );
     println!(
         "  issuing-CA memo: {} remembered; {} verifications found it remembered, {} of them \
-         fell back to full validation",
-        memo.entries, memo.hits, memo.fallbacks
+         fell back to full validation, {} read the leaf without x509-parser",
+        memo.entries, memo.hits, memo.fallbacks, memo.fast_leaf_reads
     );
     println!(
         "  peak memory (VmHWM): whole run incl. setup {} MB; verification phase alone \
