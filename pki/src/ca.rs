@@ -99,7 +99,7 @@ impl CaCertificate {
         number: u64,
         this_update: OffsetDateTime,
         lifetime: Duration,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Crl, Error> {
         let der = CrlTemplate {
             issuer: &self.info.subject,
             issuer_key_id: &self.info.key_id,
@@ -117,7 +117,7 @@ impl CaCertificate {
                 detail: "entry count differs from the request".into(),
             }));
         }
-        Ok(crl.into_der())
+        Ok(crl)
     }
 }
 
@@ -233,6 +233,7 @@ impl<S: Signer> RootCa<S> {
     ) -> Result<Vec<u8>, Error> {
         self.cert
             .sign_crl(&self.signer, revoked, number, this_update, lifetime)
+            .map(Crl::into_der)
     }
 }
 
@@ -501,6 +502,20 @@ impl<S: Signer> IssuingCa<S> {
         this_update: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<Vec<u8>, Error> {
+        self.crl_checked(revoked, number, this_update, lifetime)
+            .map(Crl::into_der)
+    }
+
+    /// As [`IssuingCa::crl`], returning the CRL as that check decoded it,
+    /// for a caller that needs its fields as well as its DER (`into_der`)
+    /// without decoding a large CRL a second time.
+    pub fn crl_checked(
+        &self,
+        revoked: &[RevokedCertificate],
+        number: u64,
+        this_update: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<Crl, Error> {
         self.cert
             .sign_crl(&self.signer, revoked, number, this_update, lifetime)
     }

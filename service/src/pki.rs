@@ -177,18 +177,19 @@ impl ServicePki {
             .issue_enrollment_client(authority, spki, Validity::from_now(lifetime))
     }
 
-    /// Signs the CRL of issuing CA `id`.
+    /// Signs the CRL of issuing CA `id`, returned as the CA's self-check
+    /// decoded it (signature verified), so its fields need no second decode.
     pub fn sign_crl(
         &self,
         id: &str,
         revoked: &[RevokedCertificate],
         number: u64,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<govtrust_verifier::Crl> {
         let (_, ca) = self
             .all()
             .find(|(i, _)| *i == id)
             .with_context(|| format!("no issuing CA {id}"))?;
-        Ok(ca.crl(
+        Ok(ca.crl_checked(
             revoked,
             number,
             OffsetDateTime::now_utc(),

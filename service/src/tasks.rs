@@ -170,14 +170,14 @@ async fn sign_crl(svc: &Service, ca: &str) -> Result<StoredCrl> {
         })
         .collect::<Result<Vec<_>>>()?;
     let number = svc.store.allocate_crl_number(ca).await?;
-    let der = svc.pki.sign_crl(ca, &revoked, number)?;
-    let parsed = govtrust_verifier::Crl::from_der(&der)?;
+    // Decoded and signature-checked by the CA before it is returned.
+    let signed = svc.pki.sign_crl(ca, &revoked, number)?;
     let crl = StoredCrl {
         issuing_ca: ca.to_owned(),
         number,
-        this_update: parsed.this_update() * 1000,
-        next_update: parsed.next_update().unwrap_or(parsed.this_update()) * 1000,
-        der,
+        this_update: signed.this_update() * 1000,
+        next_update: signed.next_update().unwrap_or(signed.this_update()) * 1000,
+        der: signed.into_der(),
         revocation_count: Some(revocation_count),
     };
     svc.store
