@@ -258,9 +258,9 @@ impl Index {
     }
 }
 
-/// Most bits of the key one counting-sort pass orders by: 2,048 counters,
-/// which stay in the L1 cache.
-const MAX_DIGIT_BITS: u32 = 11;
+/// Most bits of the key one counting-sort pass orders by: 8,192 four-octet
+/// counters (32 KiB), which stay in the L1 cache.
+const MAX_DIGIT_BITS: u32 = 13;
 
 /// Sorts slots by serial, then by position in the DER.
 ///
@@ -290,13 +290,13 @@ fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
         bucket.clear();
         bucket.extend_from_slice(&slots[start..end]);
         let to = &mut slots[start..end];
-        // As many bits as the bucket has slots in bits, so that runs of
-        // equal bits stay short and the counters few.
-        let width = (usize::BITS - bucket.len().leading_zeros())
+        // One bit more than the bucket has slots in bits, so that most
+        // slots end alone in a run of equal bits, and the counters few.
+        let width = (usize::BITS + 1 - bucket.len().leading_zeros())
             .min(MAX_DIGIT_BITS)
             .min(high);
         let shift = high - width;
-        let mut bucket_ends = [0usize; 1 << MAX_DIGIT_BITS];
+        let mut bucket_ends = [0u32; 1 << MAX_DIGIT_BITS];
         distribute(&bucket, to, shift, width, &mut bucket_ends[..1 << width]);
         let prefix = |s: &Slot| s.key() >> shift;
         let mut run = 0;
@@ -353,7 +353,7 @@ fn permute_into_buckets(slots: &mut [Slot], shift: u32) -> [usize; 256] {
 /// Copies `from` into `to` ordered by the `width` bits of the key at
 /// `shift` (a counting sort), and sets `ends[d]` to where the
 /// slots with digit `d` end in `to`. `ends` has `1 << width` elements.
-fn distribute(from: &[Slot], to: &mut [Slot], shift: u32, width: u32, ends: &mut [usize]) {
+fn distribute(from: &[Slot], to: &mut [Slot], shift: u32, width: u32, ends: &mut [u32]) {
     let digit = |s: &Slot| ((s.key() >> shift) & ((1 << width) - 1)) as usize;
     ends.fill(0);
     for slot in from {
@@ -367,10 +367,11 @@ fn distribute(from: &[Slot], to: &mut [Slot], shift: u32, width: u32, ends: &mut
         *end = sum - *end;
     }
     // `ends[d]` is now where digit `d` starts; each write moves it on, to
-    // where the digit ends.
+    // where the digit ends. (A bucket holds fewer than 2^32 slots: the
+    // index holds at most MAX_CRL_ENTRIES.)
     for slot in from {
         if let Some(next) = ends.get_mut(digit(slot)) {
-            if let Some(place) = to.get_mut(*next) {
+            if let Some(place) = to.get_mut(*next as usize) {
                 *place = *slot;
             }
             *next += 1;
