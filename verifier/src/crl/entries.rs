@@ -130,7 +130,7 @@ impl Index {
     /// One walk validates each entry and records its slot; more than
     /// [`MAX_CRL_ENTRIES`] entries are refused. Unless the serials come in
     /// increasing order (as govtrust's CAs write them), the slots are then
-    /// sorted by serial (see [`sort_by_serial`]) and compacted:
+    /// sorted by serial and compacted (see [`sort_and_compact`]):
     /// removeFromCRL entries dropped, one slot kept per serial.
     pub(super) fn decode(der: &[u8], list: Tlv) -> Result<Decoded, &'static str> {
         if list.tag != der::SEQUENCE {
@@ -145,7 +145,7 @@ impl Index {
         let mut unsupported_critical = None;
         let mut removed_any = false;
         let mut sorted = true;
-        // The key bits that differ between entries (see `sort_by_serial`).
+        // The key bits that differ between entries (see `sort_and_compact`).
         let mut varying = 0u64;
         let mut first_key = None;
         let mut pos = list.body;
@@ -191,22 +191,7 @@ impl Index {
         }
 
         if !sorted || removed_any {
-            sort_by_serial(&mut slots, der, varying);
-            // Equal serials are adjacent, in DER order: keep the last entry
-            // of each that is not removeFromCRL.
-            let mut kept = 0;
-            let mut i = 0;
-            while i < slots.len() {
-                let mut j = i + 1;
-                while j < slots.len() && slots[j].cmp_in(&slots[i], der) == Ordering::Equal {
-                    j += 1;
-                }
-                if let Some(last) = (i..j).rev().find(|&k| slots[k].at & REMOVED == 0) {
-                    slots[kept] = slots[last];
-                    kept += 1;
-                }
-                i = j;
-            }
+            let kept = sort_and_compact(&mut slots, der, varying);
             slots.truncate(kept);
         }
         // An estimate far above the count (or many entries dropped) would
@@ -275,17 +260,23 @@ const MAX_DIGIT_BITS: u32 = 13;
 /// the bits sorted so far (rare for distinct serials) is sorted by the
 /// whole serial and position, which also orders equal serials by position.
 /// O(n) for keys that differ in those bits, O(n log n) at worst.
-fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
+///
+/// Then compacts them, bucket by bucket while each is in cache (equal
+/// serials share a bucket): of each run of equal serials, now adjacent in
+/// DER order, the last entry that is not removeFromCRL is kept, moved to
+/// the front. Returns how many slots are kept.
+fn sort_and_compact(slots: &mut [Slot], der: &[u8], varying: u64) -> usize {
     let by_serial = |a: &Slot, b: &Slot| a.cmp_in(b, der).then(a.offset().cmp(&b.offset()));
     let top = u64::BITS - varying.leading_zeros();
     if slots.len() < 64 || top == 0 {
         slots.sort_unstable_by(by_serial);
-        return;
+        return compact(slots, 0..slots.len(), 0, der);
     }
     let high = top.saturating_sub(8);
     let ends = permute_into_buckets(slots, high);
     let mut bucket = Vec::new();
     let mut start = 0;
+    let mut kept = 0;
     for end in ends {
         bucket.clear();
         bucket.extend_from_slice(&slots[start..end]);
@@ -311,8 +302,29 @@ fn sort_by_serial(slots: &mut [Slot], der: &[u8], varying: u64) {
             }
             run = run_end;
         }
+        kept = compact(slots, start..end, kept, der);
         start = end;
     }
+    kept
+}
+
+/// Compacts the sorted slots in `range` to `slots[kept..]` (`kept` is at
+/// most `range.start`): one slot per serial, the last of its run that is
+/// not removeFromCRL (none if all are). Returns where the kept slots end.
+fn compact(slots: &mut [Slot], range: Range<usize>, mut kept: usize, der: &[u8]) -> usize {
+    let mut i = range.start;
+    while i < range.end {
+        let mut j = i + 1;
+        while j < range.end && slots[j].cmp_in(&slots[i], der) == Ordering::Equal {
+            j += 1;
+        }
+        if let Some(last) = (i..j).rev().find(|&k| slots[k].at & REMOVED == 0) {
+            slots[kept] = slots[last];
+            kept += 1;
+        }
+        i = j;
+    }
+    kept
 }
 
 /// Permutes `slots` in place so that they are grouped by the eight key
@@ -536,7 +548,8 @@ mod tests {
             .map(|(i, &k)| Slot::new(k, i as u32))
             .collect();
         let varying = keys.iter().fold(0, |v, k| v | (k ^ keys[0]));
-        sort_by_serial(&mut slots, &[], varying);
+        let kept = sort_and_compact(&mut slots, &[], varying);
+        assert_eq!(kept, slots.len(), "distinct serials: none dropped");
         let mut expected: Vec<(u64, u32)> = keys
             .iter()
             .enumerate()
