@@ -83,22 +83,9 @@ pub struct RevokedEntry {
 /// A decoded CRL, ready for repeated lookups.
 #[derive(Debug)]
 pub struct Crl {
+    /// The DER, kept for the lookups and the signature check.
     der: Vec<u8>,
-    issuer: Vec<u8>,
-    this_update: i64,
-    next_update: Option<i64>,
-    number: Option<String>,
-    scope: Scope,
-    /// `Some(why)` when the CRL uses features the verifier cannot honour
-    /// (indirect CRL, partial reasons, unknown critical extensions); such
-    /// a CRL is never taken as proof of non-revocation.
-    unusable: Option<String>,
-    /// The revoked serials, sorted, as offsets into `der`.
-    revoked: Index,
-    /// Where the signed TBSCertList sits in `der`, the signature algorithm
-    /// (AlgorithmIdentifier content octets) and the signature: kept so the
-    /// signature check needs no second parse.
-    signed: SignedParts,
+    decoded: Decoded,
     /// SPKI DER of the issuer key this CRL's signature was verified against.
     verified_by: OnceLock<Vec<u8>>,
 }
@@ -114,17 +101,9 @@ impl Crl {
     /// page faults on the fresh memory.
     pub fn from_der<'a>(der: impl Into<Cow<'a, [u8]>>) -> Result<Self, Error> {
         let der = der.into();
-        let parts = Parts::decode(&der)?;
         Ok(Crl {
+            decoded: Decoded::decode(&der)?,
             der: der.into_owned(),
-            issuer: parts.issuer,
-            this_update: parts.this_update,
-            next_update: parts.next_update,
-            number: parts.number,
-            scope: parts.scope,
-            unusable: parts.unusable,
-            revoked: parts.revoked,
-            signed: parts.signed,
             verified_by: OnceLock::new(),
         })
     }
@@ -148,33 +127,33 @@ impl Crl {
     /// the form rustls-webpki exposes a certificate's issuer in), compared
     /// byte for byte with the issuer of each certificate on the path.
     pub fn issuer_der(&self) -> &[u8] {
-        &self.issuer
+        &self.decoded.issuer
     }
 
     /// thisUpdate, seconds since the Unix epoch.
     pub fn this_update(&self) -> i64 {
-        self.this_update
+        self.decoded.this_update
     }
 
     /// nextUpdate, seconds since the Unix epoch, if the CRL has one.
     pub fn next_update(&self) -> Option<i64> {
-        self.next_update
+        self.decoded.next_update
     }
 
     /// The CRL number in decimal, if present.
     pub fn number(&self) -> Option<&str> {
-        self.number.as_deref()
+        self.decoded.number.as_deref()
     }
 
     /// Number of revoked serials (entries with reason removeFromCRL are
     /// not counted, and a serial listed twice counts once).
     pub fn len(&self) -> usize {
-        self.revoked.len()
+        self.decoded.revoked.len()
     }
 
     /// Whether the CRL revokes nothing.
     pub fn is_empty(&self) -> bool {
-        self.revoked.len() == 0
+        self.decoded.revoked.len() == 0
     }
 
     /// The DER the CRL was decoded from.
@@ -192,12 +171,12 @@ impl Crl {
     /// decoded fields.
     pub fn heap_bytes(&self) -> usize {
         self.der.capacity()
-            + self.revoked.heap_bytes()
-            + self.issuer.capacity()
-            + self.number.as_ref().map_or(0, String::capacity)
-            + self.unusable.as_ref().map_or(0, String::capacity)
-            + self.signed.algorithm.capacity()
-            + self.signed.signature.capacity()
+            + self.decoded.revoked.heap_bytes()
+            + self.decoded.issuer.capacity()
+            + self.decoded.number.as_ref().map_or(0, String::capacity)
+            + self.decoded.unusable.as_ref().map_or(0, String::capacity)
+            + self.decoded.signed.algorithm.capacity()
+            + self.decoded.signed.signature.capacity()
             + self.verified_by.get().map_or(0, Vec::capacity)
     }
 
@@ -205,12 +184,12 @@ impl Crl {
     /// leading sign octets are ignored, the value is not changed), and
     /// reads that entry's revocation date and reason.
     pub fn lookup(&self, serial: &[u8]) -> Option<RevokedEntry> {
-        self.revoked.lookup(&self.der, serial)
+        self.decoded.revoked.lookup(&self.der, serial)
     }
 
     /// Why the CRL cannot serve as proof of non-revocation, if it cannot.
     pub fn unusable_reason(&self) -> Option<&str> {
-        self.unusable.as_deref()
+        self.decoded.unusable.as_deref()
     }
 
     /// Checks the CRL's signature against an issuer key (full SPKI DER),
@@ -220,9 +199,11 @@ impl Crl {
             return Ok(());
         }
         verify_signature(
-            self.der.get(self.signed.tbs.clone()).unwrap_or_default(),
-            &self.signed.algorithm,
-            &self.signed.signature,
+            self.der
+                .get(self.decoded.signed.tbs.clone())
+                .unwrap_or_default(),
+            &self.decoded.signed.algorithm,
+            &self.decoded.signed.signature,
             issuer_spki_der,
         )?;
         // A concurrent verification may have recorded another key; the
@@ -233,7 +214,7 @@ impl Crl {
 
     fn covers(&self, position: PathPosition) -> bool {
         matches!(
-            (self.scope, position),
+            (self.decoded.scope, position),
             (Scope::All, _)
                 | (Scope::EndEntitiesOnly, PathPosition::Leaf)
                 | (Scope::CasOnly, PathPosition::Issuer)
@@ -241,27 +222,37 @@ impl Crl {
     }
 
     fn is_fresh(&self, now: i64, policy: &CrlPolicy) -> bool {
-        let before_next = self.next_update.is_none_or(|next| now <= next);
+        let before_next = self.decoded.next_update.is_none_or(|next| now <= next);
         let young_enough = policy.max_age.is_none_or(|max| {
-            now.saturating_sub(self.this_update) <= i64::try_from(max.as_secs()).unwrap_or(i64::MAX)
+            now.saturating_sub(self.decoded.this_update)
+                <= i64::try_from(max.as_secs()).unwrap_or(i64::MAX)
         });
         before_next && young_enough
     }
 }
 
-/// Everything a [`Crl`] holds besides its DER, decoded from that DER.
-struct Parts {
+/// What a [`Crl`] reads from its DER once, when it is decoded.
+#[derive(Debug)]
+struct Decoded {
+    /// The issuer Name's content octets.
     issuer: Vec<u8>,
     this_update: i64,
     next_update: Option<i64>,
     number: Option<String>,
     scope: Scope,
+    /// `Some(why)` when the CRL uses features the verifier cannot honour
+    /// (indirect CRL, partial reasons, unknown critical extensions); such
+    /// a CRL is never taken as proof of non-revocation.
     unusable: Option<String>,
+    /// The revoked serials, sorted, as offsets into the DER.
     revoked: Index,
+    /// Where the signed TBSCertList sits in the DER, the signature
+    /// algorithm (AlgorithmIdentifier content octets) and the signature:
+    /// kept so the signature check needs no second parse.
     signed: SignedParts,
 }
 
-impl Parts {
+impl Decoded {
     fn decode(der: &[u8]) -> Result<Self, Error> {
         let malformed = |detail: &'static str| Error::malformed("CRL", detail);
         let signed = SignedParts::split(der)?;
@@ -334,7 +325,7 @@ impl Parts {
             }
             None => Index::default(),
         };
-        Ok(Parts {
+        Ok(Decoded {
             issuer: fields.issuer.content(der).to_vec(),
             this_update: fields.this_update,
             next_update: fields.next_update,
@@ -591,7 +582,7 @@ impl CrlSet {
         for crl in self
             .crls
             .iter()
-            .filter(|c| c.issuer == cert.issuer_name && c.covers(position))
+            .filter(|c| c.decoded.issuer == cert.issuer_name && c.covers(position))
         {
             claimed = true;
             if !cert.issuer_can_sign_crls || crl.verify_signed_by(cert.issuer_spki).is_err() {
@@ -602,7 +593,7 @@ impl CrlSet {
             if crl.lookup(cert.serial).is_some() {
                 return Err(Error::Revoked { position });
             }
-            fresh |= crl.unusable.is_none() && crl.is_fresh(now, policy);
+            fresh |= crl.decoded.unusable.is_none() && crl.is_fresh(now, policy);
         }
         if claimed && !any_valid {
             return Err(Error::CrlWrongIssuer { position });
