@@ -148,13 +148,12 @@ impl DistinguishedName {
 pub mod ext {
     use super::*;
 
-    const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-    const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-    const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
-    const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
-    const SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
-    const AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
-    const CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
+    use govtrust_verifier::oid::{
+        EXT_AUTHORITY_KEY_ID as AUTHORITY_KEY_ID, EXT_BASIC_CONSTRAINTS as BASIC_CONSTRAINTS,
+        EXT_CRL_DISTRIBUTION_POINTS as CRL_DISTRIBUTION_POINTS,
+        EXT_EXTENDED_KEY_USAGE as EXT_KEY_USAGE, EXT_KEY_USAGE as KEY_USAGE,
+        EXT_SUBJECT_ALT_NAME as SUBJECT_ALT_NAME, EXT_SUBJECT_KEY_ID as SUBJECT_KEY_ID,
+    };
     /// CRL extension: CRL number.
     pub(crate) const CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
     /// CRL entry extension: reason code.

@@ -60,15 +60,6 @@ const KU_DIGITAL_SIGNATURE: &[u8] = &[0x03, 0x02, 0x07, 0x80];
 /// basicConstraints with cA absent (false) and no pathLen.
 const BC_END_ENTITY: &[u8] = &[0x30, 0x00];
 
-/// Extension OIDs (content octets).
-const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
-const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
-const OID_AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
-const OID_SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
-const OID_CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
-
 /// A leaf of the profile's exact shape, as ranges of its DER.
 pub(crate) struct ProfileLeaf<'a> {
     /// Serial number, INTEGER content octets (as x509-parser's raw serial).
@@ -273,19 +264,21 @@ impl<'a> Extensions<'a> {
             seen.push(oid);
             let value = next.content(der);
             match oid {
-                OID_BASIC_CONSTRAINTS if value == BC_END_ENTITY => {}
-                OID_KEY_USAGE if critical && value == KU_DIGITAL_SIGNATURE => key_usage = true,
-                OID_EXT_KEY_USAGE => eku = Some(one_inside(value, der::SEQUENCE, der::OID)?),
-                OID_SUBJECT_ALT_NAME => san_uri = Some(one_inside(value, der::SEQUENCE, URI)?),
-                OID_AUTHORITY_KEY_ID if !critical => {
+                oid::EXT_BASIC_CONSTRAINTS if value == BC_END_ENTITY => {}
+                oid::EXT_KEY_USAGE if critical && value == KU_DIGITAL_SIGNATURE => key_usage = true,
+                oid::EXT_EXTENDED_KEY_USAGE => {
+                    eku = Some(one_inside(value, der::SEQUENCE, der::OID)?)
+                }
+                oid::EXT_SUBJECT_ALT_NAME => san_uri = Some(one_inside(value, der::SEQUENCE, URI)?),
+                oid::EXT_AUTHORITY_KEY_ID if !critical => {
                     let id = one_inside(value, der::SEQUENCE, 0x80)?;
                     (id.len() == 20).then_some(())?;
                 }
-                OID_SUBJECT_KEY_ID if !critical => {
+                oid::EXT_SUBJECT_KEY_ID if !critical => {
                     let id = whole_tlv(value, der::OCTET_STRING)?;
                     (id.len() == 20).then_some(())?;
                 }
-                OID_CRL_DISTRIBUTION_POINTS if !critical => {
+                oid::EXT_CRL_DISTRIBUTION_POINTS if !critical => {
                     let point = one_inside(value, der::SEQUENCE, der::SEQUENCE)?;
                     let name = whole_tlv(point, der::CONTEXT_0)?;
                     let uri = one_inside(name, der::CONTEXT_0, URI)?;

@@ -57,6 +57,23 @@ pub const EXT_ASSURANCE_LEVEL: &[u8] = &arc_child(12);
 /// attribute of a citizen attestation.
 pub const AT_PSEUDONYM: &[u8] = &[0x55, 0x04, 0x41];
 
+/// RFC 5280 certificate extensions (id-ce) the profile writes, content
+/// octets: one spelling for the issuer's encoder and the verifier's leaf
+/// reader.
+pub const EXT_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+/// keyUsage (2.5.29.15).
+pub const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+/// extKeyUsage (2.5.29.37).
+pub const EXT_EXTENDED_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+/// subjectAltName (2.5.29.17).
+pub const EXT_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+/// subjectKeyIdentifier (2.5.29.14).
+pub const EXT_SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
+/// authorityKeyIdentifier (2.5.29.35).
+pub const EXT_AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
+/// cRLDistributionPoints (2.5.29.31).
+pub const EXT_CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
+
 /// `id-Ed25519` (RFC 8410), content octets.
 pub const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
