@@ -171,12 +171,16 @@ pub fn subject_string(cert_der: &[u8]) -> Option<String> {
 /// comes first.
 fn due_time(e: &Entry, refresh_after: i64, policy: CrlPolicy) -> i64 {
     let mut due = e.fetched_at.saturating_add(refresh_after);
-    if let Some(next) = e.next_update {
+    let (this_update, next_update) = e
+        .crl
+        .as_ref()
+        .map_or((0, None), |crl| (crl.this_update(), crl.next_update()));
+    if let Some(next) = next_update {
         due = due.min(next);
     }
     if let Some(max) = policy.max_age {
         let max = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
-        due = due.min(e.this_update.saturating_add(max));
+        due = due.min(this_update.saturating_add(max));
     }
     due
 }
@@ -186,8 +190,6 @@ struct Entry {
     /// The CRL last fetched, decoded once and shared with every set built
     /// while it is held.
     crl: Option<Arc<Crl>>,
-    this_update: i64,
-    next_update: Option<i64>,
     fetched_at: i64,
     /// Not before this time may the URL be tried again: set after a failed
     /// fetch, or one that brought a CRL already due (a server publishing
@@ -293,8 +295,6 @@ impl CrlCache {
             .and_then(|bytes| Crl::from_pem_or_der(bytes).map_err(|e| AgentError::crl(url, e)));
         let entry = self.entries.entry(url.to_owned()).or_insert(Entry {
             crl: None,
-            this_update: 0,
-            next_update: None,
             fetched_at: 0,
             retry_at: 0,
         });
@@ -303,13 +303,15 @@ impl CrlCache {
             Ok(crl) => {
                 // Never go back to an older CRL than the one held (a replay
                 // by a man in the middle of the CRL transport).
-                if entry.crl.is_some() && crl.this_update() < entry.this_update {
+                if entry
+                    .crl
+                    .as_ref()
+                    .is_some_and(|held| crl.this_update() < held.this_update())
+                {
                     tracing::warn!(url, "ignoring a CRL older than the one held");
                     return false;
                 }
                 let changed = entry.crl.as_ref().map(|held| held.der()) != Some(crl.der());
-                entry.this_update = crl.this_update();
-                entry.next_update = crl.next_update();
                 entry.crl = Some(Arc::new(crl));
                 entry.fetched_at = now;
                 if due_time(entry, self.refresh_after, self.policy) > now {
@@ -413,6 +415,49 @@ mod tests {
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
         assert!(!cache.is_fresh(URL, now_secs()));
         assert_eq!(cache.set().iter().count(), 0);
+    }
+
+    /// Serves `first`, then `later` on every further fetch.
+    struct Sequence {
+        first: &'static [u8],
+        later: &'static [u8],
+        calls: AtomicUsize,
+    }
+
+    impl CrlFetcher for Sequence {
+        fn fetch<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<u8>, AgentError>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            let der = if n == 0 { self.first } else { self.later };
+            Box::pin(async move { Ok(der.to_vec()) })
+        }
+    }
+
+    /// A CRL older than the one held (a replay in the CRL transport) is
+    /// not taken, so a revocation it predates cannot be undone.
+    #[tokio::test]
+    async fn an_older_crl_does_not_replace_the_one_held() {
+        const OLDER: &[u8] = include_bytes!(
+            "../../verifier/tests/data/conformance/pkits-2048/crls/pre2000CRLnextUpdateCACRL.crl"
+        );
+        let fetcher = Arc::new(Sequence {
+            first: CRL,
+            later: OLDER,
+            calls: AtomicUsize::new(0),
+        });
+        let mut cache = CrlCache::new(
+            fetcher.clone(),
+            Duration::from_secs(60),
+            CrlPolicy::ALLOW_MISSING,
+        );
+        let urls = [URL.to_owned()];
+        assert!(cache.ensure(&urls, false).await);
+        assert!(
+            !cache.ensure(&urls, true).await,
+            "the older CRL changed nothing"
+        );
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 2);
+        let held: Vec<&[u8]> = cache.set.iter().map(Crl::der).collect();
+        assert_eq!(held, [CRL]);
     }
 
     #[test]
