@@ -38,12 +38,13 @@ pub const CRL_URL: &str = "https://ca.id.bund.example/crl/issuing.crl";
 
 /// Extension OIDs (content octets) the tests remove or look up.
 pub mod oids {
-    pub const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-    pub const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-    pub const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
-    pub const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
-    pub const SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
-    pub const AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
+    // Each test binary uses a different subset.
+    #[allow(unused_imports)]
+    pub use govtrust_verifier::oid::{
+        EXT_AUTHORITY_KEY_ID as AUTHORITY_KEY_ID, EXT_BASIC_CONSTRAINTS as BASIC_CONSTRAINTS,
+        EXT_EXTENDED_KEY_USAGE as EXT_KEY_USAGE, EXT_KEY_USAGE as KEY_USAGE,
+        EXT_SUBJECT_ALT_NAME as SUBJECT_ALT_NAME, EXT_SUBJECT_KEY_ID as SUBJECT_KEY_ID,
+    };
     pub const SERIAL_NUMBER_ATTR: &[u8] = &[0x55, 0x04, 0x05];
     /// id-kp-serverAuth.
     pub const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
