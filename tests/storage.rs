@@ -2306,3 +2306,122 @@ async fn over_tls(db: Db) {
     assert!(!connection_is_tls(&store).await, "disable used TLS");
     store.close().await;
 }
+
+/// An enrollment's live-binding lookup keeps to `certificates_live_binding`
+/// under a generic plan made while the table holds a few hundred rows and
+/// no statistics (a fresh deployment, or autovacuum off): migration 0010
+/// leaves the renewal index, which also covers "valid, ordered by
+/// notAfter", nothing the lookup can use. With the old renewal index this
+/// plan walked every valid certificate per enrollment (govtrust-bench:
+/// 667 buffer reads per enrollment at 20,000 certificates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_enrollment_keeps_to_the_binding_index() {
+    run_postgres(enrollment_keeps_to_the_binding_index).await;
+}
+
+async fn enrollment_keeps_to_the_binding_index(db: Db) {
+    let store = with_authority(&db).await;
+    // 300 valid certificates of 16 other users, written directly so that no
+    // connection of the store below has planned the issuance statement yet.
+    sqlx::query(
+        "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
+         authority_id, not_before, not_after, der, status, created_at) \
+         SELECT md5(i::text), $1, 'device', '@fill' || (i % 16) || ':id.bund.example', \
+         'FILL' || i, $2, $3, $4, $5 + i, '\\x00'::bytea, 'valid', $4 \
+         FROM generate_series(1, 300) AS i",
+    )
+    .bind(CA)
+    .bind(KEY)
+    .bind(AUTH)
+    .bind(T0)
+    .bind(T0 + DAY)
+    .execute(store.pool())
+    .await
+    .expect("fill");
+    store.close().await;
+
+    // Generic plans from the first execution on: what every connection
+    // settles on after five.
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let generic = Db {
+        url: format!(
+            "{}{separator}options=-c%20plan_cache_mode%3Dforce_generic_plan",
+            db.url
+        ),
+        schema: db.schema.clone(),
+    };
+    let store = generic.open().await;
+    let mode: String = sqlx::query("SELECT current_setting('plan_cache_mode') AS v")
+        .fetch_one(store.pool())
+        .await
+        .expect("plan_cache_mode")
+        .get("v");
+    assert_eq!(
+        mode, "force_generic_plan",
+        "the connection option was not applied"
+    );
+    let user = "@office.one:id.bund.example";
+    for n in 0..4 {
+        let id = format!("plan{n}");
+        let device = format!("DEVICE{n}");
+        store
+            .insert_challenge(&Challenge {
+                device_id: device.clone(),
+                ..challenge(&id, T0 + 60_000)
+            })
+            .await
+            .expect("challenge");
+        let serial = random_serial();
+        store
+            .enroll_certificate(
+                claim(&id, &device, T0 + 1),
+                device_cert(&serial, user, &device, T0 + DAY),
+                None,
+                audit("certificate.issued", &serial),
+            )
+            .await
+            .expect("store")
+            .expect("challenge accepted");
+    }
+    // Closing ends the server processes, which report their index scans.
+    store.close().await;
+
+    let schema = db.schema.clone().unwrap_or_default();
+    let mut conn = sqlx::AnyConnection::connect(&db.url)
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let (binding, renewal) = loop {
+        let scans = |index: &'static str| {
+            sqlx::query(
+                "SELECT COALESCE(SUM(idx_scan), 0)::bigint AS n FROM pg_stat_user_indexes \
+                 WHERE schemaname = $1 AND indexrelname = $2",
+            )
+            .bind(schema.clone())
+            .bind(index)
+        };
+        let binding: i64 = scans("certificates_live_binding")
+            .fetch_one(&mut conn)
+            .await
+            .expect("stats")
+            .get("n");
+        let renewal: i64 = scans("certificates_renewal_due")
+            .fetch_one(&mut conn)
+            .await
+            .expect("stats")
+            .get("n");
+        if binding + renewal >= 4 || Instant::now() > deadline {
+            break (binding, renewal);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let _ = conn.close().await;
+    assert!(
+        binding + renewal >= 4,
+        "the four lookups never reached the statistics ({binding} + {renewal} scans)"
+    );
+    assert_eq!(
+        renewal, 0,
+        "enrollments walked the renewal index ({renewal} scans)"
+    );
+}

@@ -18,7 +18,9 @@ impl Store {
     /// them with). Renewing supersedes the old certificate, which ends the
     /// claim for good; [`Store::release_renewal_claim`] gives it back early.
     // Expired certificates are never renewed: trust that lapsed needs a new
-    // enrollment with a fresh proof of possession.
+    // enrollment with a fresh proof of possession. The kind condition is
+    // spelt as the predicate of `certificates_renewal_due` (migration 0010),
+    // which is what lets this query use that index.
     pub async fn claim_due_renewals(
         &self,
         due_before: i64,

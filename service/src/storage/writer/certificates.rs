@@ -105,7 +105,8 @@ pub(super) async fn issue_certificate(
 /// `find_live_certificate` defines it (status valid, not expired at $12,
 /// the one that lasts longest); `$device` is the binding's device
 /// condition, spelt per case so that `certificates_live_binding` answers
-/// the lookup exactly (migration 0004).
+/// the lookup exactly (migration 0004), and the only index that can
+/// (migration 0010 keeps `certificates_renewal_due` out of it).
 macro_rules! issue_sql {
     ($device:literal) => {
         concat!(
@@ -218,9 +219,9 @@ fn bind_certificate<'q>(
 
 /// Marks a valid certificate superseded. The status test is spelt "neither
 /// revoked nor superseded" (the same as "valid", given the CHECK) on
-/// purpose: `status = 'valid'` would let PostgreSQL pick the partial index
-/// `certificates_renewal_due` (all valid certificates) over the primary key
-/// in a plan cached while the table was small.
+/// purpose: `status = 'valid'` would let PostgreSQL pick a partial index on
+/// valid certificates (walking all of them) over the primary key in a plan
+/// cached while the table was small.
 const SUPERSEDE_SQL: &str = "UPDATE certificates SET status = 'superseded' \
      WHERE serial = $1 AND status NOT IN ('revoked', 'superseded')";
 
