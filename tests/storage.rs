@@ -176,6 +176,7 @@ both_backends!(
     concurrent_challenge_inserts,
     enrollment_consumes_its_challenge,
     enrollment_races_on_one_challenge,
+    concurrent_enrollments_of_one_binding,
     enrollment_supersedes_the_live_certificate,
     agency_standing,
     concurrent_standing_lookups,
@@ -748,6 +749,98 @@ async fn enrollment_races_on_one_challenge(db: Db) {
     );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 10);
     assert_eq!(assert_chain_ok(&store).await, 11);
+}
+
+/// Concurrent enrollments of one device, which the writer applies in one
+/// batch transaction, one of them with a serial another already uses: each
+/// gets its own outcome, as if applied one by one. Every stored certificate but the last is superseded by the
+/// next (each sees the ones before it), the refused one writes nothing and
+/// its challenge is given back.
+async fn concurrent_enrollments_of_one_binding(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    let serials: Vec<String> = (0..6).map(|_| random_serial()).collect();
+    let mut planned: Vec<(String, String)> = Vec::new();
+    for (n, serial) in serials.iter().enumerate() {
+        let id = format!("run{n}");
+        store
+            .insert_challenge(&challenge(&id, T0 + 60_000))
+            .await
+            .expect("challenge");
+        planned.push((id, serial.clone()));
+    }
+    // The seventh reuses the first serial.
+    store
+        .insert_challenge(&challenge("run6", T0 + 60_000))
+        .await
+        .expect("challenge");
+    planned.push(("run6".to_owned(), serials[0].clone()));
+
+    let outcomes = futures::future::join_all(planned.iter().map(|(id, serial)| {
+        let store = store.clone();
+        async move {
+            let outcome = store
+                .enroll_certificate(
+                    claim(id, "DEVICE1", T0 + 1),
+                    device_cert(serial, user, "DEVICE1", T0 + DAY),
+                    Some(attestation(user, "DEVICE1", serial)),
+                    audit("certificate.issued", serial),
+                )
+                .await;
+            (id.clone(), outcome)
+        }
+    }))
+    .await;
+    let mut refused = Vec::new();
+    for (id, outcome) in &outcomes {
+        match outcome {
+            Ok(Ok(_)) => {}
+            Err(StoreError::Duplicate { .. }) => refused.push(id.clone()),
+            other => panic!("{id}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        refused.len(),
+        1,
+        "one of run0 and run6 is refused: {refused:?}"
+    );
+    assert!(["run0", "run6"].contains(&refused[0].as_str()));
+    let given_back = store.get_challenge(&refused[0]).await.expect("get");
+    assert_eq!(
+        given_back.and_then(|c| c.used_at),
+        None,
+        "challenge given back"
+    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 6);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM certificates WHERE status = 'valid'"
+        )
+        .await,
+        1,
+        "each enrollment superseded the one before"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM certificates WHERE status = 'superseded' \
+             AND serial IN (SELECT renewed_from FROM certificates)"
+        )
+        .await,
+        5,
+        "a chain of renewals"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        )
+        .await,
+        1,
+        "one pending event for the device"
+    );
+    assert_eq!(assert_chain_ok(&store).await, 7);
 }
 
 /// An enrollment renews the binding's live certificate, which the store
