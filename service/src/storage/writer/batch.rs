@@ -77,8 +77,9 @@ struct Writer {
 /// slow (a database on another host). On the 2-core development machine,
 /// where the database shares the CPU with the service and the load, it
 /// does not: the batches get smaller and PostgreSQL spends more CPU per
-/// enrollment (govtrust-bench, 16 clients: 3 writers 578–902/s, PostgreSQL
-/// 0.96–1.24 ms CPU per enrollment; 1 writer 674–1,095/s, 0.70–0.97 ms).
+/// enrollment (govtrust-bench, 16 clients, idle machine, same session:
+/// 2 writers 923–946/s, PostgreSQL 0.97–1.00 ms CPU per enrollment;
+/// 1 writer 947–1,024/s, 0.77–0.84 ms).
 /// Replicas overlap either way, as each takes the head only at the end.
 const POSTGRES_AUDITED_WRITERS: usize = 1;
 
