@@ -2400,22 +2400,13 @@ async fn over_tls(db: Db) {
     store.close().await;
 }
 
-/// An enrollment's live-binding lookup keeps to `certificates_live_binding`
-/// under a generic plan made while the table holds a few hundred rows and
-/// no statistics (a fresh deployment, or autovacuum off): migration 0010
-/// leaves the renewal index, which also covers "valid, ordered by
-/// notAfter", nothing the lookup can use. With the old renewal index this
-/// plan walked every valid certificate per enrollment (govtrust-bench:
-/// 667 buffer reads per enrollment at 20,000 certificates).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_enrollment_keeps_to_the_binding_index() {
-    run_postgres(enrollment_keeps_to_the_binding_index).await;
-}
-
-async fn enrollment_keeps_to_the_binding_index(db: Db) {
-    let store = with_authority(&db).await;
-    // 300 valid certificates of 16 other users, written directly so that no
-    // connection of the store below has planned the issuance statement yet.
+/// A store on `db` whose connections use generic plans from the first run
+/// of each statement (what every connection settles on after five), made
+/// while `certificates` holds 300 valid certificates of 16 other users and
+/// no statistics: a fresh deployment, or autovacuum off. The certificates
+/// are written directly, so that no connection has planned anything yet.
+async fn store_with_generic_plans(db: &Db) -> Store {
+    let store = with_authority(db).await;
     sqlx::query(
         "INSERT INTO certificates (serial, issuing_ca, kind, user_id, device_id, key, \
          authority_id, not_before, not_after, der, status, created_at) \
@@ -2433,8 +2424,6 @@ async fn enrollment_keeps_to_the_binding_index(db: Db) {
     .expect("fill");
     store.close().await;
 
-    // Generic plans from the first execution on: what every connection
-    // settles on after five.
     let separator = if db.url.contains('?') { '&' } else { '?' };
     let generic = Db {
         url: format!(
@@ -2453,6 +2442,61 @@ async fn enrollment_keeps_to_the_binding_index(db: Db) {
         mode, "force_generic_plan",
         "the connection option was not applied"
     );
+    store
+}
+
+/// Closes `store` (its server processes report their index scans as they
+/// end) and returns the scans of each index on `certificates` in `db`'s
+/// schema, once at least `expected` have been reported.
+async fn certificate_index_scans(
+    store: Store,
+    db: &Db,
+    expected: i64,
+) -> std::collections::HashMap<String, i64> {
+    store.close().await;
+    let schema = db.schema.clone().unwrap_or_default();
+    let mut conn = sqlx::AnyConnection::connect(&db.url)
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let rows = sqlx::query(
+            "SELECT indexrelname::text AS name, idx_scan FROM pg_stat_user_indexes \
+             WHERE schemaname = $1 AND relname = 'certificates' AND idx_scan > 0",
+        )
+        .bind(schema.clone())
+        .fetch_all(&mut conn)
+        .await
+        .expect("stats");
+        let scans: std::collections::HashMap<String, i64> = rows
+            .iter()
+            .map(|r| (r.get::<String, _>("name"), r.get::<i64, _>("idx_scan")))
+            .collect();
+        if scans.values().sum::<i64>() >= expected || Instant::now() > deadline {
+            let _ = conn.close().await;
+            assert!(
+                scans.values().sum::<i64>() >= expected,
+                "the scans never reached the statistics: {scans:?}"
+            );
+            return scans;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// An enrollment's live-binding lookup keeps to `certificates_live_binding`
+/// under generic plans made on a small table without statistics: migration
+/// 0010 leaves the renewal index, which also covers "valid, ordered by
+/// notAfter", nothing the lookup can use. With the old renewal index this
+/// plan walked every valid certificate per enrollment (govtrust-bench:
+/// 667 buffer reads per enrollment at 20,000 certificates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_enrollment_keeps_to_the_binding_index() {
+    run_postgres(enrollment_keeps_to_the_binding_index).await;
+}
+
+async fn enrollment_keeps_to_the_binding_index(db: Db) {
+    let store = store_with_generic_plans(&db).await;
     let user = "@office.one:id.bund.example";
     for n in 0..4 {
         let id = format!("plan{n}");
@@ -2476,45 +2520,44 @@ async fn enrollment_keeps_to_the_binding_index(db: Db) {
             .expect("store")
             .expect("challenge accepted");
     }
-    // Closing ends the server processes, which report their index scans.
-    store.close().await;
-
-    let schema = db.schema.clone().unwrap_or_default();
-    let mut conn = sqlx::AnyConnection::connect(&db.url)
-        .await
-        .expect("connect");
-    let deadline = Instant::now() + std::time::Duration::from_secs(20);
-    let (binding, renewal) = loop {
-        let scans = |index: &'static str| {
-            sqlx::query(
-                "SELECT COALESCE(SUM(idx_scan), 0)::bigint AS n FROM pg_stat_user_indexes \
-                 WHERE schemaname = $1 AND indexrelname = $2",
-            )
-            .bind(schema.clone())
-            .bind(index)
-        };
-        let binding: i64 = scans("certificates_live_binding")
-            .fetch_one(&mut conn)
-            .await
-            .expect("stats")
-            .get("n");
-        let renewal: i64 = scans("certificates_renewal_due")
-            .fetch_one(&mut conn)
-            .await
-            .expect("stats")
-            .get("n");
-        if binding + renewal >= 4 || Instant::now() > deadline {
-            break (binding, renewal);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    let _ = conn.close().await;
-    assert!(
-        binding + renewal >= 4,
-        "the four lookups never reached the statistics ({binding} + {renewal} scans)"
+    let scans = certificate_index_scans(store, &db, 4).await;
+    assert_eq!(
+        scans.get("certificates_renewal_due"),
+        None,
+        "enrollments walked the renewal index: {scans:?}"
     );
     assert_eq!(
-        renewal, 0,
-        "enrollments walked the renewal index ({renewal} scans)"
+        scans.get("certificates_live_binding"),
+        Some(&4),
+        "{scans:?}"
     );
+}
+
+/// The renewal claim selects through the renewal index and updates what it
+/// selected by primary key, under generic plans made on a small table
+/// without statistics. Its former spelling (`serial IN (...) AND status =
+/// 'valid'`) got a plan that walked a partial index of every valid
+/// certificate and ran the selection again for each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_renewal_claim_keeps_to_its_indexes() {
+    run_postgres(renewal_claim_keeps_to_its_indexes).await;
+}
+
+async fn renewal_claim_keeps_to_its_indexes(db: Db) {
+    let store = store_with_generic_plans(&db).await;
+    let claimed = store
+        .claim_due_renewals(T0 + 2 * DAY, T0 + 1, 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 10, "the ten that end first");
+    let scans = certificate_index_scans(store, &db, 2).await;
+    let unexpected: Vec<&String> = scans
+        .keys()
+        .filter(|name| !["certificates_renewal_due", "certificates_pkey"].contains(&name.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "the claim walked {unexpected:?}: {scans:?}"
+    );
+    assert_eq!(scans.get("certificates_renewal_due"), Some(&1), "{scans:?}");
 }

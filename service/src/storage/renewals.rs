@@ -39,16 +39,26 @@ impl Store {
                 cert_cols!()
             ),
             // SKIP LOCKED keeps replicas from queueing behind each other; the
-            // outer conditions are re-checked on the latest row version, so
-            // a row claimed concurrently is not claimed twice.
+            // rows are locked from the selection to the update, and the
+            // conditions are checked again on them, so a row claimed
+            // concurrently is not claimed twice. The selection is a
+            // materialised CTE joined on the primary key, and the status
+            // test is spelt "neither revoked nor superseded": as `serial IN
+            // (...) AND status = 'valid'`, a generic plan cached while the
+            // table was small walked a partial index of every valid
+            // certificate and ran the selection again for each
+            // (`postgres_renewal_claim_keeps_to_its_indexes`).
             Backend::Postgres => concat!(
-                "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
-                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
+                "WITH due AS MATERIALIZED (",
+                "SELECT serial AS due_serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
                 "AND kind IN ('device', 'identity') ",
                 "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
                 "ORDER BY not_after LIMIT $4 FOR UPDATE SKIP LOCKED) ",
-                "AND status = 'valid' ",
-                "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
+                "UPDATE certificates SET renewal_claimed_until = $1 FROM due ",
+                "WHERE certificates.serial = due.due_serial ",
+                "AND certificates.status NOT IN ('revoked', 'superseded') ",
+                "AND (certificates.renewal_claimed_until IS NULL ",
+                "OR certificates.renewal_claimed_until < $3) ",
                 "RETURNING ",
                 cert_cols!()
             ),
