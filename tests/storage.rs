@@ -177,6 +177,7 @@ both_backends!(
     enrollment_consumes_its_challenge,
     enrollment_races_on_one_challenge,
     concurrent_enrollments_of_one_binding,
+    large_audit_batches_keep_the_chain,
     enrollment_supersedes_the_live_certificate,
     agency_standing,
     concurrent_standing_lookups,
@@ -841,6 +842,51 @@ async fn concurrent_enrollments_of_one_binding(db: Db) {
         "one pending event for the device"
     );
     assert_eq!(assert_chain_ok(&store).await, 7);
+}
+
+/// A hundred issuances at once with 2 KB of audit details each: their
+/// batches' entries do not fit in one message (PostgreSQL appends them in
+/// several calls, each continuing the chain), and the chain holds.
+async fn large_audit_batches_keep_the_chain(db: Db) {
+    let store = with_authority(&db).await;
+    let results = futures::future::join_all((0..100).map(|n| {
+        let store = store.clone();
+        async move {
+            let serial = random_serial();
+            let user = "@office.one:id.bund.example";
+            let device = format!("BULK{n}");
+            let entry = AuditEntry::new(
+                "system",
+                "certificate.issued",
+                serial.clone(),
+                json!({ "n": n, "pad": "p".repeat(2048) }),
+            );
+            store
+                .insert_certificate(
+                    device_cert(&serial, user, &device, T0 + DAY),
+                    Some(attestation(user, &device, &serial)),
+                    entry,
+                )
+                .await
+        }
+    }))
+    .await;
+    let mut seqs: Vec<u64> = results.into_iter().map(|r| r.expect("issued")).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (2..=101).collect::<Vec<u64>>(),
+        "one seq each, no gaps"
+    );
+    assert_eq!(assert_chain_ok(&store).await, 101);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        )
+        .await,
+        100
+    );
 }
 
 /// An enrollment renews the binding's live certificate, which the store

@@ -9,10 +9,12 @@
 //!
 //! The chain head (`audit_head`, one row) is what serialises every audited
 //! change of every replica. A batch takes it only after all of its own
-//! statements ran. On PostgreSQL it then needs two round trips under it,
-//! whatever the batch size: one call ([`append_postgres`]) that locks the
-//! head, chains and inserts the entries, supersedes the outbox items the
-//! batch replaces and moves the head, and the commit. So the statements of
+//! statements ran. On PostgreSQL it then needs two round trips under it
+//! for a batch whose entries fit in one message (8 KiB, see
+//! `audit::MESSAGE_BYTES`; one more per further 8 KiB): one call
+//! ([`append_postgres`]) that locks the head, chains and inserts the
+//! entries, supersedes the outbox items the batch replaces and moves the
+//! head, and the commit. So the statements of
 //! one replica's batch run while another replica's batch holds the head
 //! and commits; within a store, several writer tasks can share the queue
 //! the same way ([`POSTGRES_AUDITED_WRITERS`]). SQLite's writer holds the database write lock from `BEGIN`
@@ -239,7 +241,7 @@ impl Writer {
                     _ => None,
                 })
                 .collect();
-            let first = append_postgres(&mut tx, &to_append, &survivors_json(&queued)).await?;
+            let first = append_postgres(&mut tx, &to_append, survivors_json(&queued)).await?;
             let mut seq = u64::try_from(first)
                 .map_err(|_| StoreError::Corrupt(format!("audit head seq {first}")))?;
             for (work, outcome) in works.iter().zip(outcomes) {

@@ -4,10 +4,12 @@
 
 use std::sync::OnceLock;
 
-/// Largest number of rows in one multi-row `INSERT`.
-const MAX_ROWS: usize = 32;
+/// Largest number of rows in one multi-row `INSERT`: 16 challenges make a
+/// message of about 5 KiB, which the socket takes in one write (see
+/// `audit::MESSAGE_BYTES` for what a larger one can cost).
+const MAX_ROWS: usize = 16;
 
-/// Splits `items` into chunks of 32, 16, ..., 1 items: few statements, and
+/// Splits `items` into chunks of 16, 8, ..., 1 items: few statements, and
 /// only a handful of distinct statement texts for the statement cache.
 pub(super) fn pow2_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = items;

@@ -48,8 +48,8 @@ pub(super) async fn enqueue(
 }
 
 /// The PostgreSQL batch's outbox items, by state key: the item that
-/// survives (the batch's last for the key), as the JSON array
-/// `[{"k": state key, "id": id}, ...]` that `govtrust_audit_append`
+/// survives (the batch's last for the key), each as the JSON object
+/// `{"k": state key, "id": id}` of the array `govtrust_audit_append`
 /// (migration 0008) reads.
 ///
 /// Why this keeps "at most one pending item per state key": the batch runs
@@ -61,7 +61,7 @@ pub(super) async fn enqueue(
 /// them for its keys, whatever their ids (an older transaction may have
 /// drawn a higher id), so the survivor is the item of the latest commit:
 /// the same order as the audit chain.
-pub(super) fn survivors_json(items: &[(&str, i64)]) -> String {
+pub(super) fn survivors_json(items: &[(&str, i64)]) -> Vec<String> {
     let mut last: Vec<(&str, i64)> = Vec::with_capacity(items.len());
     for &(key, id) in items {
         match last.iter_mut().find(|(k, _)| *k == key) {
@@ -69,9 +69,7 @@ pub(super) fn survivors_json(items: &[(&str, i64)]) -> String {
             None => last.push((key, id)),
         }
     }
-    let array: Vec<serde_json::Value> = last
-        .into_iter()
-        .map(|(k, id)| serde_json::json!({ "k": k, "id": id }))
-        .collect();
-    serde_json::Value::Array(array).to_string()
+    last.into_iter()
+        .map(|(k, id)| serde_json::json!({ "k": k, "id": id }).to_string())
+        .collect()
 }
