@@ -91,10 +91,9 @@ pub(super) async fn append_postgres(
     let calls = entries.len().max(survivors.len()).max(1);
     let mut first = None;
     for call in 0..calls {
-        let part = |arrays: &[String]| arrays.get(call).map_or("[]", String::as_str).to_owned();
         let row = sqlx::query("SELECT govtrust_audit_append($1::json, $2::json) AS first")
-            .bind(part(&entries))
-            .bind(part(&survivors))
+            .bind(entries.get(call).map_or("[]", String::as_str))
+            .bind(survivors.get(call).map_or("[]", String::as_str))
             .fetch_one(&mut *conn)
             .await?;
         let head: i64 = row.try_get("first")?;
