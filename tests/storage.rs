@@ -8,7 +8,7 @@
 //! the variable the PostgreSQL variants print a notice and pass, unless `CI`
 //! is set: then they fail.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -2494,11 +2494,7 @@ async fn store_with_generic_plans(db: &Db) -> Store {
 /// Closes `store` (its server processes report their index scans as they
 /// end) and returns the scans of each index on `certificates` in `db`'s
 /// schema, once at least `expected` have been reported.
-async fn certificate_index_scans(
-    store: Store,
-    db: &Db,
-    expected: i64,
-) -> std::collections::HashMap<String, i64> {
+async fn certificate_index_scans(store: Store, db: &Db, expected: i64) -> HashMap<String, i64> {
     store.close().await;
     let schema = db.schema.clone().unwrap_or_default();
     let mut conn = sqlx::AnyConnection::connect(&db.url)
@@ -2514,7 +2510,7 @@ async fn certificate_index_scans(
         .fetch_all(&mut conn)
         .await
         .expect("stats");
-        let scans: std::collections::HashMap<String, i64> = rows
+        let scans: HashMap<String, i64> = rows
             .iter()
             .map(|r| (r.get::<String, _>("name"), r.get::<i64, _>("idx_scan")))
             .collect();
