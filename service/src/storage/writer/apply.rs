@@ -50,7 +50,7 @@ pub(super) async fn apply(
         }
         // `run_batch` applies these in bulk (`bulk_insert_challenges`)
         // before the batch's other ops; alone, one is a bulk of one.
-        Op::InsertChallenge(c) => challenges::insert_one(conn, c).await?.into(),
+        Op::InsertChallenge(c) => challenges::insert_one(conn, backend, c).await?.into(),
         Op::ConsumeChallenge(claim) => challenges::consume(conn, claim).await?.into(),
         Op::IssueCertificate {
             cert,

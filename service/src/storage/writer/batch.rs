@@ -11,7 +11,7 @@
 //! change of every replica. A batch takes it only after all of its own
 //! statements ran. On PostgreSQL it then needs two round trips under it
 //! for a batch whose entries fit in one message (8 KiB, see
-//! `audit::MESSAGE_BYTES`; one more per further 8 KiB): one call
+//! `messages::MESSAGE_BYTES`; one more per further 8 KiB): one call
 //! ([`append_postgres`]) that locks the head, chains and inserts the
 //! entries, supersedes the outbox items the batch replaces and moves the
 //! head, and the commit. So the statements of
@@ -30,7 +30,7 @@
 //! challenge, the same renewed certificate); a deadlock between them is a
 //! statement error that redoes each change on its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::apply::{apply, Applied};
 use super::audit::{append_postgres, append_sqlite, AuditRow, PreparedEntry};
-use super::challenges::insert_challenges;
+use super::challenges::{challenges_json, insert_challenges, insert_json};
 use super::outbox::survivors_json;
 use super::{Job, Op, Outcome, Reply, Work, Writers};
 use crate::storage::audit::audit_hash;
@@ -190,18 +190,55 @@ impl Writer {
         }
     }
 
+    /// On PostgreSQL, a batch that only stores challenges and whose
+    /// challenges make one statement: that statement's JSON array.
+    fn one_statement_of_challenges(&self, works: &[Work]) -> Option<Vec<String>> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let challenges = challenges_of(works);
+        if challenges.len() != works.len() {
+            return None;
+        }
+        let rows: Vec<&Challenge> = challenges.iter().map(|(_, c)| *c).collect();
+        let arrays = challenges_json(&rows);
+        (arrays.len() == 1).then_some(arrays)
+    }
+
     /// Applies `works` in one transaction, then, if it appends audit
     /// entries or queued outbox items, locks the audit head, appends and
     /// commits (see the module docs).
     async fn run_batch(&self, works: &[Work]) -> Result<Vec<Reply>, BatchError> {
         let started = Instant::now();
+        if let Some(arrays) = self.one_statement_of_challenges(works) {
+            // One statement is atomic on its own: BEGIN and COMMIT would
+            // be two more round trips for the most frequent batch there is.
+            let mut conn = self.pool.acquire().await?;
+            let inserted = insert_json(&mut conn, &arrays).await?;
+            tracing::debug!(
+                changes = works.len(),
+                work_us = micros(started.elapsed()),
+                "storage batch of challenges committed"
+            );
+            return Ok(challenge_outcomes(challenges_of(works), inserted)
+                .into_iter()
+                .map(|(_, outcome)| Reply {
+                    outcome,
+                    audit_seq: None,
+                })
+                .collect());
+        }
         let mut tx = match self.backend {
             // Take the write lock up front: a deferred transaction that reads
             // first and writes later can fail with SQLITE_BUSY immediately.
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        let mut bulk = bulk_insert_challenges(&mut tx, works).await?;
+        let mut bulk: HashMap<usize, Outcome> =
+            bulk_insert_challenges(&mut tx, self.backend, works)
+                .await?
+                .into_iter()
+                .collect();
         let mut outcomes = Vec::with_capacity(works.len());
         // (state key, id) of the outbox items queued, in batch order.
         let mut queued: Vec<(&str, i64)> = Vec::new();
@@ -314,31 +351,45 @@ async fn lock_head_sqlite(conn: &mut AnyConnection) -> Result<(u64, String), Bat
     Ok((seq, head.try_get::<String, _>("hash")?))
 }
 
-/// Applies the batch's challenge inserts first, together (the batch's other
-/// ops cannot depend on them: a challenge's secret leaves the service only
-/// after its insert is committed). The outcome of each, by index in
-/// `works`.
-async fn bulk_insert_challenges(
-    conn: &mut AnyConnection,
-    works: &[Work],
-) -> StoreResult<HashMap<usize, Outcome>> {
-    let challenges: Vec<(usize, &Challenge)> = works
+/// The challenges `works` stores, with their index in `works`.
+fn challenges_of(works: &[Work]) -> Vec<(usize, &Challenge)> {
+    works
         .iter()
         .enumerate()
         .filter_map(|(i, w)| match &w.op {
             Op::InsertChallenge(c) => Some((i, c.as_ref())),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Applies the batch's challenge inserts first, together (the batch's other
+/// ops cannot depend on them: a challenge's secret leaves the service only
+/// after its insert is committed). The outcome of each, by index in
+/// `works`, in order.
+async fn bulk_insert_challenges(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    works: &[Work],
+) -> StoreResult<Vec<(usize, Outcome)>> {
+    let challenges = challenges_of(works);
     if challenges.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
     let rows: Vec<&Challenge> = challenges.iter().map(|(_, c)| *c).collect();
-    let mut inserted = insert_challenges(conn, &rows).await?;
-    Ok(challenges
+    let inserted = insert_challenges(conn, backend, &rows).await?;
+    Ok(challenge_outcomes(challenges, inserted))
+}
+
+/// Each challenge's outcome, given the ids the database inserted: an id
+/// given twice was inserted by its first op.
+fn challenge_outcomes(
+    challenges: Vec<(usize, &Challenge)>,
+    mut inserted: HashSet<String>,
+) -> Vec<(usize, Outcome)> {
+    challenges
         .into_iter()
         .map(|(i, c)| {
-            // An id given twice: the first one is the insert.
             let outcome = if inserted.remove(&c.id) {
                 Outcome::Done
             } else {
@@ -346,7 +397,7 @@ async fn bulk_insert_challenges(
             };
             (i, outcome)
         })
-        .collect())
+        .collect()
 }
 
 /// Whether the database refused a statement because of the data of one

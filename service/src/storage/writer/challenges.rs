@@ -8,15 +8,20 @@ use std::sync::OnceLock;
 use sqlx::AnyConnection;
 use sqlx::Row;
 
+use super::messages::json_arrays;
 use super::multi_row::{multi_row_sql, pow2_chunks};
 use super::Outcome;
 use crate::storage::model::{Challenge, ChallengeClaim, ChallengeOutcome};
-use crate::storage::StoreResult;
+use crate::storage::{Backend, StoreResult};
 
 /// Stores one challenge (a bulk of one); [`Outcome::Duplicate`] if the id
 /// exists.
-pub(super) async fn insert_one(conn: &mut AnyConnection, c: &Challenge) -> StoreResult<Outcome> {
-    let inserted = insert_challenges(conn, &[c]).await?;
+pub(super) async fn insert_one(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    c: &Challenge,
+) -> StoreResult<Outcome> {
+    let inserted = insert_challenges(conn, backend, &[c]).await?;
     Ok(if inserted.is_empty() {
         Outcome::Duplicate
     } else {
@@ -104,11 +109,19 @@ pub(super) async fn refusal(
 
 /// Stores fresh challenges with as few statements as possible; returns the
 /// ids actually inserted (an existing id is skipped, also one repeated
-/// within `challenges`).
+/// within `challenges`). On PostgreSQL that is one statement per
+/// [`MESSAGE_BYTES`] of challenges ([`insert_json`]); on SQLite, multi-row
+/// inserts.
+///
+/// [`MESSAGE_BYTES`]: super::messages::MESSAGE_BYTES
 pub(super) async fn insert_challenges(
     conn: &mut AnyConnection,
+    backend: Backend,
     challenges: &[&Challenge],
 ) -> StoreResult<HashSet<String>> {
+    if backend == Backend::Postgres {
+        return insert_json(conn, &challenges_json(challenges)).await;
+    }
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
     let mut inserted = HashSet::new();
     for chunk in pow2_chunks(challenges) {
@@ -140,4 +153,59 @@ pub(super) async fn insert_challenges(
         }
     }
     Ok(inserted)
+}
+
+/// PostgreSQL: stores the challenges of `arrays` ([`challenges_json`]), one
+/// statement per array; returns the ids actually inserted.
+pub(super) async fn insert_json(
+    conn: &mut AnyConnection,
+    arrays: &[String],
+) -> StoreResult<HashSet<String>> {
+    let mut inserted = HashSet::new();
+    for array in arrays {
+        let rows = sqlx::query(
+            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, \
+             expires_at, used_at, kind, proof, key, device_key) \
+             SELECT id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
+             kind, proof, key, device_key \
+             FROM json_to_recordset($1::json) AS c(id text, authority_id text, user_id text, \
+             device_id text, created_at bigint, expires_at bigint, used_at bigint, kind text, \
+             proof text, key text, device_key text) \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+        )
+        .bind(array.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            inserted.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// `challenges` as the JSON arrays PostgreSQL's insert takes, each at most
+/// [`MESSAGE_BYTES`](super::messages::MESSAGE_BYTES) (a message the socket
+/// takes in one write).
+pub(super) fn challenges_json(challenges: &[&Challenge]) -> Vec<String> {
+    json_arrays(
+        challenges
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id,
+                    "authority_id": c.authority_id,
+                    "user_id": c.user_id,
+                    "device_id": c.device_id,
+                    "created_at": c.created_at,
+                    "expires_at": c.expires_at,
+                    "used_at": c.used_at,
+                    "kind": c.kind.as_str(),
+                    "proof": c.proof,
+                    "key": c.key,
+                    "device_key": c.device_key,
+                })
+                .to_string()
+            })
+            .collect(),
+    )
 }

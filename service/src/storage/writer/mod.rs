@@ -8,8 +8,9 @@
 //! appended ([`audit`]).
 //!
 //! This module holds that protocol; the statements each op runs are in
-//! the module of its table, and [`multi_row`] builds the multi-row
-//! `INSERT`s that bulk operations share.
+//! the module of its table; [`multi_row`] builds the multi-row `INSERT`s
+//! that bulk operations share on SQLite, and [`messages`] the JSON arrays
+//! they take on PostgreSQL.
 
 mod apply;
 mod audit;
@@ -18,6 +19,7 @@ mod batch;
 mod certificates;
 mod challenges;
 mod crls;
+mod messages;
 mod multi_row;
 mod operator_tokens;
 mod outbox;

@@ -1,12 +1,11 @@
-//! Multi-row `INSERT` statements for bulk writes: rows are split into
+//! Multi-row `INSERT` statements for bulk writes on SQLite (PostgreSQL's
+//! take JSON arrays, see `messages`): rows are split into
 //! power-of-two chunks so that only a handful of distinct statement texts
 //! (each built once) reach the statement cache.
 
 use std::sync::OnceLock;
 
-/// Largest number of rows in one multi-row `INSERT`: 16 challenges make a
-/// message of about 5 KiB, which the socket takes in one write (see
-/// `audit::MESSAGE_BYTES` for what a larger one can cost).
+/// Largest number of rows in one multi-row `INSERT`.
 const MAX_ROWS: usize = 16;
 
 /// Splits `items` into chunks of 16, 8, ..., 1 items: few statements, and
