@@ -26,7 +26,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{
+    Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -159,7 +161,9 @@ impl Pkcs11Signer {
     /// does not verify against the public key object.
     pub fn open(config: &Pkcs11Config) -> Result<Self, Error> {
         let context = context(&config.module)?;
+        let using = using_objects();
         let (connection, found) = connect(&context, config)?;
+        drop(using);
         let signer = Pkcs11Signer {
             context,
             config: config.clone(),
@@ -192,10 +196,7 @@ impl Pkcs11Signer {
     /// object with that label already exists on the token: a CA key is
     /// never silently duplicated or shadowed.
     pub fn generate(config: &Pkcs11Config, algorithm: KeyAlgorithm) -> Result<Self, Error> {
-        // Makes check-then-create atomic within this process (another
-        // process could still race; HSM ACLs are the answer to that).
-        static GENERATING: Mutex<()> = Mutex::new(());
-        let _generating = lock(&GENERATING);
+        let creating = creating_objects();
 
         let context = context(&config.module)?;
         {
@@ -260,6 +261,7 @@ impl Pkcs11Signer {
                 config.token_label
             )))?;
         }
+        drop(creating);
         Pkcs11Signer::open(config)
     }
 
@@ -294,6 +296,7 @@ impl Signer for Pkcs11Signer {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let using = using_objects();
         let mut connection = lock(&self.connection);
         let raw = retry_on_session_lost(
             &mut connection,
@@ -302,6 +305,7 @@ impl Signer for Pkcs11Signer {
             "signing failed",
         )?;
         drop(connection);
+        drop(using);
 
         let (expected_len, is_ecdsa) = match self.algorithm {
             KeyAlgorithm::EcdsaP256 => (64, true),
@@ -326,6 +330,31 @@ impl Signer for Pkcs11Signer {
 struct FoundKey {
     algorithm: KeyAlgorithm,
     raw_public_key: Vec<u8>,
+}
+
+/// Orders this process's use of PKCS#11 tokens: creating an object (a
+/// signing key pair here, a MAC key in `hmac`) holds it exclusively, from
+/// the label check to the creation; finding and using keys share it.
+/// Creating keys is rare (a key ceremony, a test), so this costs nothing
+/// where it matters, and it buys two things. "Refuse a label that exists,
+/// then create" is atomic within this process across every kind of key
+/// (another process could still race; HSM ACLs are the answer to that).
+/// And SoftHSM 2.6.1's file object store, the one Debian ships, fails a
+/// creation that runs while the same token is used in another thread with
+/// `CKR_GENERAL_ERROR` (softhsm/SoftHSMv2#573): the PKCS#11 tests did in
+/// 7 of 30 runs under load until creations took this lock exclusively.
+static TOKEN_OBJECTS: RwLock<()> = RwLock::new(());
+
+/// Exclusive use of the tokens, to create an object (see [`TOKEN_OBJECTS`]).
+fn creating_objects() -> RwLockWriteGuard<'static, ()> {
+    TOKEN_OBJECTS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Shared use of the tokens, to find or use keys (see [`TOKEN_OBJECTS`]).
+fn using_objects() -> RwLockReadGuard<'static, ()> {
+    TOKEN_OBJECTS.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section here is a

@@ -12,8 +12,8 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 
 use super::{
-    context, find_one, lock, open_session, pkcs11_error, retry_on_session_lost,
-    session_for_new_key, Connection, Pkcs11Config,
+    context, creating_objects, find_one, lock, open_session, pkcs11_error, retry_on_session_lost,
+    session_for_new_key, using_objects, Connection, Pkcs11Config,
 };
 use crate::signer::mac::{MacKey, MAC_KEY_LEN};
 use crate::Error;
@@ -41,7 +41,9 @@ impl Pkcs11MacKey {
     /// a probe HMAC must succeed.
     pub fn open(config: &Pkcs11Config) -> Result<Self, Error> {
         let context = context(&config.module)?;
+        let using = using_objects();
         let connection = connect_mac(&context, config)?;
+        drop(using);
         let key = Pkcs11MacKey {
             context,
             config: config.clone(),
@@ -81,6 +83,7 @@ impl Pkcs11MacKey {
 
 impl MacKey for Pkcs11MacKey {
     fn hmac_sha256(&self, message: &[u8]) -> Result<[u8; 32], Error> {
+        let _using = using_objects();
         let mut connection = lock(&self.connection);
         let raw = retry_on_session_lost(
             &mut connection,
@@ -134,8 +137,7 @@ fn connect_mac(context: &Pkcs11, config: &Pkcs11Config) -> Result<Connection, Er
 }
 
 fn create(config: &Pkcs11Config, secret: Option<&[u8]>) -> Result<(), Error> {
-    static CREATING: Mutex<()> = Mutex::new(());
-    let _creating = lock(&CREATING);
+    let _creating = creating_objects();
     let context = context(&config.module)?;
     let (session, label) = session_for_new_key(&context, config, "create")?;
     let mut template = vec![
