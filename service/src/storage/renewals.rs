@@ -9,6 +9,43 @@ use super::model::Certificate;
 use super::writer::{Op, Outcome};
 use super::{limit_i64, not_found, Backend, Store, StoreResult};
 
+/// SQLite's renewal claim (see [`Store::claim_due_renewals`]): the
+/// selection searches `certificates_renewal_due`, the update the primary
+/// key (`sqlite_renewal_claim_keeps_to_its_indexes`).
+const CLAIM_SQLITE: &str = concat!(
+    "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
+    "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
+    "AND kind IN ('device', 'identity') ",
+    "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
+    "ORDER BY not_after LIMIT $4) ",
+    "RETURNING ",
+    cert_cols!()
+);
+
+/// PostgreSQL's renewal claim (see [`Store::claim_due_renewals`]). SKIP
+/// LOCKED keeps replicas from queueing behind each other; the rows are
+/// locked from the selection to the update, and the conditions are checked
+/// again on them, so a row claimed concurrently is not claimed twice. The
+/// selection is a materialised CTE joined on the primary key, and the
+/// status test is spelt "neither revoked nor superseded": as `serial IN
+/// (...) AND status = 'valid'`, a generic plan cached while the table was
+/// small walked a partial index of every valid certificate and ran the
+/// selection again for each (`postgres_renewal_claim_keeps_to_its_indexes`).
+const CLAIM_POSTGRES: &str = concat!(
+    "WITH due AS MATERIALIZED (",
+    "SELECT serial AS due_serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
+    "AND kind IN ('device', 'identity') ",
+    "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
+    "ORDER BY not_after LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+    "UPDATE certificates SET renewal_claimed_until = $1 FROM due ",
+    "WHERE certificates.serial = due.due_serial ",
+    "AND certificates.status NOT IN ('revoked', 'superseded') ",
+    "AND (certificates.renewal_claimed_until IS NULL ",
+    "OR certificates.renewal_claimed_until < $3) ",
+    "RETURNING ",
+    cert_cols!()
+);
+
 impl Store {
     /// Claims up to `limit` device and identity certificates that are valid
     /// and end before `due_before`, for renewal by this replica: each
@@ -29,39 +66,8 @@ impl Store {
         limit: u32,
     ) -> StoreResult<Vec<Certificate>> {
         let sql = match self.backend() {
-            Backend::Sqlite => concat!(
-                "UPDATE certificates SET renewal_claimed_until = $1 WHERE serial IN (",
-                "SELECT serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
-                "AND kind IN ('device', 'identity') ",
-                "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
-                "ORDER BY not_after LIMIT $4) ",
-                "RETURNING ",
-                cert_cols!()
-            ),
-            // SKIP LOCKED keeps replicas from queueing behind each other; the
-            // rows are locked from the selection to the update, and the
-            // conditions are checked again on them, so a row claimed
-            // concurrently is not claimed twice. The selection is a
-            // materialised CTE joined on the primary key, and the status
-            // test is spelt "neither revoked nor superseded": as `serial IN
-            // (...) AND status = 'valid'`, a generic plan cached while the
-            // table was small walked a partial index of every valid
-            // certificate and ran the selection again for each
-            // (`postgres_renewal_claim_keeps_to_its_indexes`).
-            Backend::Postgres => concat!(
-                "WITH due AS MATERIALIZED (",
-                "SELECT serial AS due_serial FROM certificates WHERE status = 'valid' AND not_after < $2 AND not_after > $3 ",
-                "AND kind IN ('device', 'identity') ",
-                "AND (renewal_claimed_until IS NULL OR renewal_claimed_until < $3) ",
-                "ORDER BY not_after LIMIT $4 FOR UPDATE SKIP LOCKED) ",
-                "UPDATE certificates SET renewal_claimed_until = $1 FROM due ",
-                "WHERE certificates.serial = due.due_serial ",
-                "AND certificates.status NOT IN ('revoked', 'superseded') ",
-                "AND (certificates.renewal_claimed_until IS NULL ",
-                "OR certificates.renewal_claimed_until < $3) ",
-                "RETURNING ",
-                cert_cols!()
-            ),
+            Backend::Sqlite => CLAIM_SQLITE,
+            Backend::Postgres => CLAIM_POSTGRES,
         };
         let _gate = self.write_gate().await;
         let rows = sqlx::query(sql)
@@ -108,5 +114,48 @@ impl Store {
                 None => Err(not_found("certificate", serial)),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{AssertSqlSafe, Row};
+
+    use super::CLAIM_SQLITE;
+    use crate::storage::Store;
+
+    /// The claim runs on the serialised write path: a plan that scanned
+    /// `certificates` would hold the write lock for a walk of every
+    /// certificate. SQLite plans without statistics by fixed rules, so the
+    /// plan of a fresh database is the plan a deployment gets until it runs
+    /// `ANALYZE`.
+    #[tokio::test]
+    async fn sqlite_renewal_claim_keeps_to_its_indexes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("plan.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let rows = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {CLAIM_SQLITE}")))
+            .fetch_all(store.pool())
+            .await
+            .expect("plan");
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").expect("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("USING INDEX certificates_renewal_due")),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("USING COVERING INDEX sqlite_autoindex_certificates_1")),
+            "the update by primary key: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN certificates")),
+            "{plan:?}"
+        );
+        store.close().await;
     }
 }
