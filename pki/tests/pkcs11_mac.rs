@@ -123,6 +123,9 @@ fn refuses_a_missing_key_a_signing_key_and_a_wrong_pin() {
     let ec = config("ec").unwrap();
     Pkcs11Signer::generate(&ec, KeyAlgorithm::EcdsaP256).expect("EC key");
     assert!(Pkcs11MacKey::open(&ec).is_err());
+    // Nor may a MAC key be created beside it under the same label: one
+    // label names one key, whatever its kind.
+    assert!(Pkcs11MacKey::generate(&ec).is_err());
     let good = config("pin").unwrap();
     Pkcs11MacKey::generate(&good).unwrap();
     let mut wrong = good.clone();

@@ -190,43 +190,34 @@ impl Writer {
         }
     }
 
-    /// On PostgreSQL, a batch that only stores challenges and whose
-    /// challenges make one statement: that statement's JSON array.
-    fn one_statement_of_challenges(&self, works: &[Work]) -> Option<Vec<String>> {
-        if self.backend != Backend::Postgres {
-            return None;
-        }
-        let challenges = challenges_of(works);
-        if challenges.len() != works.len() {
-            return None;
-        }
-        let rows: Vec<&Challenge> = challenges.iter().map(|(_, c)| *c).collect();
-        let arrays = challenges_json(&rows);
-        (arrays.len() == 1).then_some(arrays)
-    }
-
     /// Applies `works` in one transaction, then, if it appends audit
     /// entries or queued outbox items, locks the audit head, appends and
-    /// commits (see the module docs).
+    /// commits (see the module docs). On PostgreSQL a batch of only
+    /// challenges that fit in one statement needs no transaction.
     async fn run_batch(&self, works: &[Work]) -> Result<Vec<Reply>, BatchError> {
         let started = Instant::now();
-        if let Some(arrays) = self.one_statement_of_challenges(works) {
-            // One statement is atomic on its own: BEGIN and COMMIT would
-            // be two more round trips for the most frequent batch there is.
-            let mut conn = self.pool.acquire().await?;
-            let inserted = insert_json(&mut conn, &arrays).await?;
-            tracing::debug!(
-                changes = works.len(),
-                work_us = micros(started.elapsed()),
-                "storage batch of challenges committed"
-            );
-            return Ok(challenge_outcomes(challenges_of(works), inserted)
-                .into_iter()
-                .map(|(_, outcome)| Reply {
-                    outcome,
-                    audit_seq: None,
-                })
-                .collect());
+        let challenges = challenges_of(works);
+        if self.backend == Backend::Postgres && challenges.len() == works.len() {
+            let rows: Vec<&Challenge> = challenges.iter().map(|(_, c)| *c).collect();
+            if let [array] = challenges_json(&rows).as_slice() {
+                // One statement is atomic on its own: BEGIN and COMMIT
+                // would be two more round trips for the most frequent batch
+                // there is.
+                let mut conn = self.pool.acquire().await?;
+                let inserted = insert_json(&mut conn, std::slice::from_ref(array)).await?;
+                tracing::debug!(
+                    changes = works.len(),
+                    work_us = micros(started.elapsed()),
+                    "storage batch of challenges committed"
+                );
+                return Ok(challenge_outcomes(challenges, inserted)
+                    .into_iter()
+                    .map(|(_, outcome)| Reply {
+                        outcome,
+                        audit_seq: None,
+                    })
+                    .collect());
+            }
         }
         let mut tx = match self.backend {
             // Take the write lock up front: a deferred transaction that reads
@@ -235,7 +226,7 @@ impl Writer {
             Backend::Postgres => self.pool.begin().await?,
         };
         let mut bulk: HashMap<usize, Outcome> =
-            bulk_insert_challenges(&mut tx, self.backend, works)
+            bulk_insert_challenges(&mut tx, self.backend, challenges)
                 .await?
                 .into_iter()
                 .collect();
@@ -365,14 +356,13 @@ fn challenges_of(works: &[Work]) -> Vec<(usize, &Challenge)> {
 
 /// Applies the batch's challenge inserts first, together (the batch's other
 /// ops cannot depend on them: a challenge's secret leaves the service only
-/// after its insert is committed). The outcome of each, by index in
-/// `works`, in order.
+/// after its insert is committed). `challenges` are [`challenges_of`] the
+/// batch; the outcome of each, by index in the batch, in order.
 async fn bulk_insert_challenges(
     conn: &mut AnyConnection,
     backend: Backend,
-    works: &[Work],
+    challenges: Vec<(usize, &Challenge)>,
 ) -> StoreResult<Vec<(usize, Outcome)>> {
-    let challenges = challenges_of(works);
     if challenges.is_empty() {
         return Ok(Vec::new());
     }
