@@ -525,6 +525,7 @@ fn idp_has_distribution_point(value: &[u8]) -> bool {
 /// bit is set. Stripping every leading zero instead made 255 (`00 ff`)
 /// equal to -1 (`ff`), so a CRL revoking serial -1 revoked serial 255
 /// (PKITS 4.4.14 was a false reject).
+#[inline]
 fn normalize_serial(serial: &[u8]) -> &[u8] {
     let mut s = serial;
     while let [first, second, ..] = s {

@@ -94,6 +94,10 @@ fn serial_at(der: &[u8], at: usize) -> &[u8] {
 /// Ordering by key, then by the octets, is the lexicographic order.
 #[inline]
 fn key_of(serial: &[u8]) -> u64 {
+    // Most serials have eight octets or more: one load, no copy loop.
+    if let Some(first) = serial.first_chunk::<8>() {
+        return u64::from_be_bytes(*first);
+    }
     let mut buf = [0u8; 8];
     let n = serial.len().min(8);
     buf[..n].copy_from_slice(&serial[..n]);
@@ -247,79 +251,99 @@ impl Index {
 /// counters (32 KiB), which stay in the L1 cache.
 const MAX_DIGIT_BITS: u32 = 13;
 
-/// Sorts slots by serial, then by position in the DER.
+/// Sorts slots by serial, then by position in the DER, and compacts them:
+/// of each run of equal serials, now adjacent in DER order, the last entry
+/// that is not removeFromCRL is kept, moved to the front. Returns how many
+/// slots are kept.
 ///
 /// `varying` has a bit set wherever two keys differ; the bits above its
 /// highest are the same in every key and are not looked at. The slots are
 /// first permuted in place into 256 buckets by their highest eight varying
 /// bits (no second array the size of the index to allocate and fault in;
 /// few enough write positions for the caches and the TLB). Each bucket, a
-/// few thousand slots for a million, then fits in the L2 cache and is
-/// ordered there by its next bits (up to 11, about as many as the bucket
-/// has slots in bits) through a copy, and each run of slots equal in all
-/// the bits sorted so far (rare for distinct serials) is sorted by the
-/// whole serial and position, which also orders equal serials by position.
-/// O(n) for keys that differ in those bits, O(n log n) at worst.
-///
-/// Then compacts them, bucket by bucket while each is in cache (equal
-/// serials share a bucket): of each run of equal serials, now adjacent in
-/// DER order, the last entry that is not removeFromCRL is kept, moved to
-/// the front. Returns how many slots are kept.
+/// few thousand slots for a million, then fits in the L2 cache: it is
+/// copied out ordered by its next bits (up to 13, about as many as the
+/// bucket has slots in bits), each run of slots equal in all the bits
+/// sorted so far (rare for distinct serials, and mostly pairs) is sorted
+/// by the whole serial and position, which also orders equal serials by
+/// position, and the runs are compacted back into `slots` (equal serials
+/// share a run). O(n) for keys that differ in those bits, O(n log n) at
+/// worst. (Few slots, or keys all alike, are sorted by comparison in a
+/// copy.)
 fn sort_and_compact(slots: &mut [Slot], der: &[u8], varying: u64) -> usize {
     let by_serial = |a: &Slot, b: &Slot| a.cmp_in(b, der).then(a.offset().cmp(&b.offset()));
     let top = u64::BITS - varying.leading_zeros();
     if slots.len() < 64 || top == 0 {
-        slots.sort_unstable_by(by_serial);
-        return compact(slots, 0..slots.len(), 0, der);
+        let mut sorted = slots.to_vec();
+        sorted.sort_unstable_by(by_serial);
+        return compact_into(&sorted, slots, 0, der);
     }
     let high = top.saturating_sub(8);
     let ends = permute_into_buckets(slots, high);
     let mut bucket = Vec::new();
+    let mut counters = [0u32; 1 << MAX_DIGIT_BITS];
     let mut start = 0;
     let mut kept = 0;
     for end in ends {
-        bucket.clear();
-        bucket.extend_from_slice(&slots[start..end]);
-        let to = &mut slots[start..end];
+        let len = end - start;
+        if bucket.len() < len {
+            bucket.resize(len, Slot::new(0, 0));
+        }
+        let to = &mut bucket[..len];
         // One bit more than the bucket has slots in bits, so that most
         // slots end alone in a run of equal bits, and the counters few.
-        let width = (usize::BITS + 1 - bucket.len().leading_zeros())
+        let width = (usize::BITS + 1 - len.leading_zeros())
             .min(MAX_DIGIT_BITS)
             .min(high);
         let shift = high - width;
-        let mut bucket_ends = [0u32; 1 << MAX_DIGIT_BITS];
-        distribute(&bucket, to, shift, width, &mut bucket_ends[..1 << width]);
+        distribute(
+            &slots[start..end],
+            to,
+            shift,
+            width,
+            &mut counters[..1 << width],
+        );
         let prefix = |s: &Slot| s.key() >> shift;
         let mut run = 0;
-        while run < to.len() {
-            let p = prefix(&to[run]);
-            let run_end = to[run + 1..]
-                .iter()
-                .position(|s| prefix(s) != p)
-                .map_or(to.len(), |len| run + 1 + len);
-            if run_end - run > 1 {
-                to[run..run_end].sort_unstable_by(by_serial);
+        for i in 1..=len {
+            if i < len && prefix(&to[i]) == prefix(&to[run]) {
+                continue;
             }
-            run = run_end;
+            match &mut to[run..i] {
+                // A serial alone in its run is unique.
+                [one] if one.at & REMOVED == 0 => {
+                    if let Some(place) = slots.get_mut(kept) {
+                        *place = *one;
+                        kept += 1;
+                    }
+                }
+                [_] => {}
+                group => {
+                    group.sort_unstable_by(by_serial);
+                    kept = compact_into(group, slots, kept, der);
+                }
+            }
+            run = i;
         }
-        kept = compact(slots, start..end, kept, der);
         start = end;
     }
     kept
 }
 
-/// Compacts the sorted slots in `range` to `slots[kept..]` (`kept` is at
-/// most `range.start`): one slot per serial, the last of its run that is
-/// not removeFromCRL (none if all are). Returns where the kept slots end.
-fn compact(slots: &mut [Slot], range: Range<usize>, mut kept: usize, der: &[u8]) -> usize {
-    let mut i = range.start;
-    while i < range.end {
+/// Writes the sorted slots `sorted` to `out[kept..]`: one slot per serial,
+/// the last of its run that is not removeFromCRL (none if all are).
+/// Returns where the kept slots end. `out[kept..]` must not hold slots
+/// still to be read (the caller writes behind what it has read).
+fn compact_into(sorted: &[Slot], out: &mut [Slot], mut kept: usize, der: &[u8]) -> usize {
+    let mut i = 0;
+    while i < sorted.len() {
         let mut j = i + 1;
-        while j < range.end && slots[j].cmp_in(&slots[i], der) == Ordering::Equal {
+        while j < sorted.len() && sorted[j].cmp_in(&sorted[i], der) == Ordering::Equal {
             j += 1;
         }
-        if let Some(last) = (i..j).rev().find(|&k| slots[k].at & REMOVED == 0) {
-            slots[kept] = slots[last];
+        let last = sorted[i..j].iter().rev().find(|s| s.at & REMOVED == 0);
+        if let (Some(last), Some(place)) = (last, out.get_mut(kept)) {
+            *place = *last;
             kept += 1;
         }
         i = j;
@@ -328,9 +352,10 @@ fn compact(slots: &mut [Slot], range: Range<usize>, mut kept: usize, der: &[u8])
 }
 
 /// Permutes `slots` in place so that they are grouped by the eight key
-/// bits at `shift` (an American flag sort pass: each slot is moved
-/// straight to the next free place of its bucket), and returns where each
-/// bucket ends. Not stable; the caller orders equal keys itself.
+/// bits at `shift` (an American flag sort pass, in rounds as ska_sort
+/// does it: each slot is moved straight to the next free place of its
+/// bucket), and returns where each bucket ends. Not stable; the caller
+/// orders equal keys itself.
 fn permute_into_buckets(slots: &mut [Slot], shift: u32) -> [usize; 256] {
     let digit = |s: &Slot| ((s.key() >> shift) & 0xff) as usize;
     let mut ends = [0usize; 256];
@@ -344,19 +369,24 @@ fn permute_into_buckets(slots: &mut [Slot], shift: u32) -> [usize; 256] {
         sum += *end;
         *end = sum;
     }
-    for b in 0..256 {
-        while next[b] < ends[b] {
-            // Carry the slot at bucket b's next free place to its own
-            // bucket, and the one found there on, until one belongs in b.
-            let mut carried = slots[next[b]];
-            let mut d = digit(&carried);
-            while d != b {
-                std::mem::swap(&mut carried, &mut slots[next[d]]);
+    // Rounds over the places not yet filled: the slot found at each is
+    // swapped to the next free place of its own bucket, where it stays,
+    // and the slot brought back waits for the next round. Each visit
+    // places one slot, and consecutive visits read consecutive places, so
+    // the cache misses at their scattered destinations overlap (following
+    // one cycle of swaps instead makes each destination wait for the slot
+    // the last swap brought back). Every round places at least one slot.
+    let mut unfinished = true;
+    while unfinished {
+        unfinished = false;
+        for b in 0..256 {
+            let (from, to) = (next[b], ends[b]);
+            unfinished |= from < to;
+            for i in from..to {
+                let d = digit(&slots[i]);
+                slots.swap(i, next[d]);
                 next[d] += 1;
-                d = digit(&carried);
             }
-            slots[next[b]] = carried;
-            next[b] += 1;
         }
     }
     ends
@@ -401,6 +431,7 @@ fn distribute(from: &[Slot], to: &mut [Slot], shift: u32, width: u32, ends: &mut
 /// The structure is strict DER with nothing after the last field; times in
 /// forms other than RFC 5280's and extension values that are not in the
 /// canonical short form go to x509-parser, which decides as before.
+#[inline]
 fn read_entry(der: &[u8], entry: Tlv) -> Result<Entry, &'static str> {
     if entry.tag != der::SEQUENCE {
         return Err("revoked entry is not a SEQUENCE");
@@ -469,6 +500,7 @@ pub(super) struct RawExtension {
 /// Reads `SEQUENCE { OID, BOOLEAN DEFAULT FALSE, OCTET STRING }` at `pos`,
 /// strictly (no trailing data; the BOOLEAN read as BER, as x509-parser
 /// reads it: one octet, non-zero is true).
+#[inline]
 pub(super) fn read_extension(der: &[u8], pos: usize, limit: usize) -> Option<RawExtension> {
     let tlv = der::expect(der, pos, limit, der::SEQUENCE)?;
     let oid = der::expect(der, tlv.body, tlv.end, der::OID).filter(|o| o.end > o.body)?;
