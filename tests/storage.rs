@@ -177,6 +177,7 @@ both_backends!(
     enrollment_consumes_its_challenge,
     enrollment_races_on_one_challenge,
     concurrent_enrollments_of_one_binding,
+    refused_claims_amid_a_batch,
     large_audit_batches_keep_the_chain,
     enrollment_supersedes_the_live_certificate,
     agency_standing,
@@ -844,9 +845,111 @@ async fn concurrent_enrollments_of_one_binding(db: Db) {
     assert_eq!(assert_chain_ok(&store).await, 7);
 }
 
+/// Enrollments submitted at once, so that the writer applies them in few
+/// batches (on PostgreSQL one call of `govtrust_issue_batch` each), among
+/// them claims refused for every reason there is: each refused one hears
+/// its own reason and writes nothing, its challenge untouched, and the
+/// others are stored with one audit entry each.
+async fn refused_claims_amid_a_batch(db: Db) {
+    let store = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+    for n in 0..8 {
+        store
+            .insert_challenge(&challenge(&format!("ok{n}"), T0 + 60_000))
+            .await
+            .expect("challenge");
+    }
+    for id in ["used", "other-device", "expired", "other-key"] {
+        store
+            .insert_challenge(&challenge(id, T0 + 60_000))
+            .await
+            .expect("challenge");
+    }
+    // Consumed before the batch.
+    let serial = random_serial();
+    store
+        .enroll_certificate(
+            claim("used", "DEVICE1", T0 + 1),
+            device_cert(&serial, user, "DEVICE1", T0 + DAY),
+            None,
+            audit("certificate.issued", &serial),
+        )
+        .await
+        .expect("store")
+        .expect("first use");
+    let mut planned: Vec<(ChallengeClaim, Option<ChallengeOutcome>)> = (0..8)
+        .map(|n| (claim(&format!("ok{n}"), "DEVICE1", T0 + 2), None))
+        .collect();
+    planned.extend([
+        (
+            claim("used", "DEVICE1", T0 + 2),
+            Some(ChallengeOutcome::AlreadyUsed),
+        ),
+        (
+            claim("other-device", "DEVICE2", T0 + 2),
+            Some(ChallengeOutcome::WrongBinding),
+        ),
+        (
+            claim("expired", "DEVICE1", T0 + 60_000),
+            Some(ChallengeOutcome::Expired),
+        ),
+        (
+            ChallengeClaim {
+                key: "another key".to_owned(),
+                ..claim("other-key", "DEVICE1", T0 + 2)
+            },
+            Some(ChallengeOutcome::KeyMismatch),
+        ),
+        (
+            claim("none", "DEVICE1", T0 + 2),
+            Some(ChallengeOutcome::Unknown),
+        ),
+    ]);
+    // Interleave the refused claims with the good ones.
+    planned.swap(1, 8);
+    planned.swap(3, 9);
+    planned.swap(5, 10);
+    let outcomes = futures::future::join_all(planned.iter().map(|(claim, _)| {
+        let store = store.clone();
+        let claim = claim.clone();
+        async move {
+            let serial = random_serial();
+            let device = claim.device_id.clone();
+            store
+                .enroll_certificate(
+                    claim,
+                    device_cert(&serial, user, &device, T0 + DAY),
+                    Some(attestation(user, &device, &serial)),
+                    audit("certificate.issued", &serial),
+                )
+                .await
+                .expect("store")
+        }
+    }))
+    .await;
+    let mut seqs = Vec::new();
+    for ((claim, refused), outcome) in planned.iter().zip(outcomes) {
+        match (refused, outcome) {
+            (None, Ok(seq)) => seqs.push(seq),
+            (Some(reason), Err(got)) => assert_eq!(got, *reason, "claim on {}", claim.id),
+            (expected, got) => panic!("claim on {}: {got:?}, expected {expected:?}", claim.id),
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (3..=10).collect::<Vec<u64>>(), "one entry per stored");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM certificates").await, 9);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 8);
+    for id in ["other-device", "expired", "other-key"] {
+        let c = store.get_challenge(id).await.expect("get").expect(id);
+        assert_eq!(c.used_at, None, "a refused claim consumed {id}");
+    }
+    assert_eq!(assert_chain_ok(&store).await, 10);
+}
+
 /// A hundred issuances at once with 2 KB of audit details each: their
-/// batches' entries do not fit in one message (PostgreSQL appends them in
-/// several calls, each continuing the chain), and the chain holds.
+/// batches' entries do not fit in one 8 KiB message (on PostgreSQL the
+/// issuances go in several calls, each its own transaction continuing the
+/// chain), and the chain holds.
 async fn large_audit_batches_keep_the_chain(db: Db) {
     let store = with_authority(&db).await;
     let results = futures::future::join_all((0..100).map(|n| {

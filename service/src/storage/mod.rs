@@ -10,8 +10,8 @@
 //!
 //! SQL is written in the subset both understand (`$n` placeholders, times as
 //! unix milliseconds in `BIGINT`, blobs, JSON as `TEXT`); the few statements
-//! that must differ (row locking, and PostgreSQL doing an issuance in one
-//! statement to save round trips on the serialised path) are chosen by
+//! that must differ (row locking, and PostgreSQL doing issuances in one
+//! function call to save round trips on the serialised path) are chosen by
 //! [`Backend`]. Each backend has
 //! its own migration folder (`migrations/sqlite`, `migrations/postgres`),
 //! embedded into the binary and applied by [`Store::connect`]; PostgreSQL's
@@ -32,6 +32,10 @@
 //!   chains and inserts the batch's entries, supersedes older pending outbox
 //!   items of the batch's state keys and moves the head — so commit order is
 //!   chain order, and only that call and the commit run under the lock.
+//!   A batch of only issuances is one call of `govtrust_issue_batch`
+//!   (`postgres/0011`) per 8 KiB message of them, outside a transaction:
+//!   the issuances in order, then the same append, then the implicit
+//!   commit.
 //!   SQLite writers hold the database write lock (`BEGIN IMMEDIATE`) from
 //!   the start and supersede outbox items inline.
 //! * Work that only one replica should do at a time is claimed with a lease
@@ -65,7 +69,11 @@
 //! without audit entries does not touch the chain head. On PostgreSQL a
 //! batch of only fresh challenges is one statement (a JSON array of up to
 //! 8 KiB, about 20 challenges), atomic without `BEGIN` and `COMMIT`: one
-//! round trip instead of three or more. The writer task also makes changes independent of
+//! round trip instead of three or more; a batch of only issuances
+//! (enrollments, renewals), the other frequent one, is one call of a
+//! function that also appends the audit entries of those stored, per 8 KiB
+//! message (about four enrollments): one round trip instead of one per
+//! issuance plus three. The writer task also makes changes independent of
 //! the caller: a caller that gives up (an HTTP client disconnecting) cannot
 //! cancel a transaction half-way for the others in its batch.
 //!

@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use super::certificates::Issuance;
 use super::{
     authorities, certificates, challenges, crls, operator_tokens, outbox, revocations, Op, Outcome,
     Work,
@@ -56,16 +57,16 @@ pub(super) async fn apply(
             cert,
             outbox,
             claim,
-        } => certificates::issue_certificate(
-            conn,
-            backend,
-            cert,
-            outbox.as_ref(),
-            claim.as_ref(),
-            at,
-        )
-        .await?
-        .into(),
+        } => {
+            let issuance = Issuance {
+                cert,
+                outbox: outbox.as_ref(),
+                claim: claim.as_ref(),
+            };
+            certificates::issue_certificate(conn, backend, &issuance, at)
+                .await?
+                .into()
+        }
         Op::Supersede { serial } => certificates::supersede(conn, serial).await?.into(),
         Op::Revoke {
             serial,

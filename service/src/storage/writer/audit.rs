@@ -78,16 +78,7 @@ pub(super) async fn append_postgres(
 ) -> StoreResult<i64> {
     let entries: Vec<String> = entries
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "at": e.at,
-                "actor": e.audit.actor,
-                "action": e.audit.action,
-                "subject": e.audit.subject,
-                "details": e.audit.details,
-            })
-            .to_string()
-        })
+        .map(|e| e.audit.json(e.at).to_string())
         .collect();
     let entries = json_arrays(entries);
     let survivors = json_arrays(survivors);

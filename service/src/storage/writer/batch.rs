@@ -17,7 +17,11 @@
 //! head, and the commit. So the statements of
 //! one replica's batch run while another replica's batch holds the head
 //! and commits; within a store, several writer tasks can share the queue
-//! the same way ([`POSTGRES_AUDITED_WRITERS`]). SQLite's writer holds the database write lock from `BEGIN`
+//! the same way ([`POSTGRES_AUDITED_WRITERS`]). A batch of only issuances
+//! (the enrollment path) is one call per message of issuances instead
+//! (`Writer::issue_call`), each its own implicit transaction: the function
+//! runs the issuances and then the same append, in the server, so the head
+//! is held for no round trip at all, only until the commit. SQLite's writer holds the database write lock from `BEGIN`
 //! anyway; there the head is simply read at the end.
 //!
 //! The chain keeps its guarantees: the head is the last lock a
@@ -36,11 +40,13 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use sqlx::{AnyConnection, AnyPool};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::apply::{apply, Applied};
 use super::audit::{append_postgres, append_sqlite, AuditRow, PreparedEntry};
+use super::certificates::{issue_postgres, Issuance};
 use super::challenges::{challenges_json, insert_challenges, insert_json};
+use super::messages::json_chunks;
 use super::outbox::survivors_json;
 use super::{Job, Op, Outcome, Reply, Work, Writers};
 use crate::storage::audit::audit_hash;
@@ -150,7 +156,45 @@ impl Writer {
             Some(g) => Some(g.lock().await),
             None => None,
         };
-        match self.run_batch(&works).await {
+        if self.backend == Backend::Postgres {
+            if let Some(issuances) = issuances_of(&works) {
+                // One call per message (see `messages`), each its own
+                // implicit transaction, answered as it commits.
+                let items = issuances
+                    .iter()
+                    .zip(&works)
+                    .map(|(issuance, w)| {
+                        let audit = w.audit.as_ref().map(|a| a.json(w.at));
+                        issuance.json(audit).to_string()
+                    })
+                    .collect();
+                let mut replies = replies.into_iter();
+                let mut start = 0;
+                for (count, array) in json_chunks(items) {
+                    let range = start..start + count;
+                    start += count;
+                    let result = self
+                        .issue_call(&works[range.clone()], &issuances[range.clone()], &array)
+                        .await;
+                    let replies = replies.by_ref().take(count).collect();
+                    self.answer(&works[range], replies, result).await;
+                }
+                return;
+            }
+        }
+        let result = self.run_batch(&works).await;
+        self.answer(&works, replies, result).await;
+    }
+
+    /// Sends each change of `works` its result: the batch's, or, when one
+    /// change's data made the batch fail, the change's own, redone alone.
+    async fn answer(
+        &self,
+        works: &[Work],
+        replies: Vec<oneshot::Sender<StoreResult<Reply>>>,
+        result: Result<Vec<Reply>, BatchError>,
+    ) {
+        match result {
             Ok(results) => {
                 for (result, reply) in results.into_iter().zip(replies) {
                     // The caller may have gone away; the change stands.
@@ -204,7 +248,9 @@ impl Writer {
                 // would be two more round trips for the most frequent batch
                 // there is.
                 let mut conn = self.pool.acquire().await?;
-                let inserted = insert_json(&mut conn, std::slice::from_ref(array)).await?;
+                let inserted = insert_json(&mut conn, std::slice::from_ref(array))
+                    .await
+                    .map_err(one_statement_error)?;
                 tracing::debug!(
                     changes = works.len(),
                     work_us = micros(started.elapsed()),
@@ -328,6 +374,96 @@ impl Writer {
         );
         Ok(replies)
     }
+
+    /// PostgreSQL: issuances (enrollments, renewals; `array` is their
+    /// JSON) in one call of `govtrust_issue_batch`, outside a transaction:
+    /// the issuances in order, then the audit append under the chain head
+    /// lock, and the commit, in one round trip instead of one per issuance
+    /// plus `BEGIN`, the append and `COMMIT` (see `issue_postgres`).
+    async fn issue_call(
+        &self,
+        works: &[Work],
+        issuances: &[Issuance<'_>],
+        array: &str,
+    ) -> Result<Vec<Reply>, BatchError> {
+        let started = Instant::now();
+        let mut conn = self.pool.acquire().await?;
+        let batch = issue_postgres(&mut conn, array, true)
+            .await
+            .map_err(one_statement_error)?;
+        if batch.results.len() != works.len() {
+            return Err(BatchError::Commit(format!(
+                "govtrust_issue_batch answered {} results for {} issuances",
+                batch.results.len(),
+                works.len()
+            )));
+        }
+        // The head's seq before the batch's entries, which got the next ones.
+        let mut seq = batch.first;
+        let mut entries = 0;
+        let replies = batch
+            .results
+            .iter()
+            .zip(issuances.iter().zip(works))
+            .map(|(issued, (issuance, work))| {
+                let outcome = issued.outcome(issuance.claim);
+                let mut audit_seq = None;
+                if outcome.changed() && work.audit.is_some() {
+                    let appended = seq.as_mut().map(|seq| {
+                        *seq += 1;
+                        u64::try_from(*seq).ok()
+                    });
+                    let Some(Some(appended)) = appended else {
+                        return Err(BatchError::Commit(format!(
+                            "govtrust_issue_batch gave no audit seq for entry {entries}"
+                        )));
+                    };
+                    entries += 1;
+                    audit_seq = Some(appended);
+                }
+                Ok(Reply { outcome, audit_seq })
+            })
+            .collect::<Result<Vec<_>, BatchError>>()?;
+        tracing::debug!(
+            changes = works.len(),
+            audit_entries = entries,
+            work_us = micros(started.elapsed()),
+            "storage batch of issuances committed in one call"
+        );
+        Ok(replies)
+    }
+}
+
+/// The error of a statement run on its own (its implicit transaction
+/// commits as it ends): an error the database reported means it was
+/// rolled back; any other (the connection lost, an answer that cannot be
+/// read) leaves its outcome unknown.
+fn one_statement_error(err: StoreError) -> BatchError {
+    match err {
+        StoreError::Database(sqlx::Error::Database(_))
+        | StoreError::Constraint(_)
+        | StoreError::InvalidInput(_) => BatchError::Statement(err),
+        other => BatchError::Commit(other.to_string()),
+    }
+}
+
+/// The batch's issuances, if it holds nothing else.
+fn issuances_of(works: &[Work]) -> Option<Vec<Issuance<'_>>> {
+    works
+        .iter()
+        .map(|w| match &w.op {
+            Op::IssueCertificate {
+                cert,
+                outbox,
+                claim,
+            } => Some(Issuance {
+                cert,
+                outbox: outbox.as_ref(),
+                claim: claim.as_ref(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Reads the audit chain head on SQLite, whose writer holds the database

@@ -1,16 +1,20 @@
-//! The writer's statements on `certificates`: issuance (all in one
-//! statement on PostgreSQL, step by step on SQLite; an enrollment consumes
-//! its challenge in the same transaction) and superseding.
+//! The writer's statements on `certificates`: issuance (one function call
+//! on PostgreSQL, for one issuance or a batch of them; step by step on
+//! SQLite; an enrollment consumes its challenge in the same transaction)
+//! and superseding.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use super::challenges::{refusal, try_consume};
+use super::challenges::{refusal, refusal_of, try_consume, BoundChallenge};
 use super::outbox::enqueue;
 use super::{Outcome, PreparedOutbox};
 use crate::storage::certificates::{binding_query, cert_from_row};
 use crate::storage::model::{ChallengeClaim, NewCertificate};
-use crate::storage::{Backend, StoreResult};
+use crate::storage::{Backend, StoreError, StoreResult};
 
 /// Stores an issued certificate with its outbox item (superseding older
 /// pending items for the state key, see `outbox::enqueue`), supersedes the
@@ -26,67 +30,44 @@ use crate::storage::{Backend, StoreResult};
 /// beforehand: one round trip less per enrollment, and the certificate
 /// superseded is the one live when the new one is stored.
 ///
-/// On PostgreSQL all of it is one statement (one round trip on the
-/// serialised path, where round trips are what limits throughput under
-/// load); SQLite, in process, runs the steps one by one to the same effect.
+/// On PostgreSQL all of it is one call of `govtrust_issue_batch`
+/// (migration 0011), the function a batch of only issuances runs in one
+/// round trip ([`issue_postgres`]); SQLite, in process, runs the same steps
+/// one by one.
 pub(super) async fn issue_certificate(
     conn: &mut AnyConnection,
     backend: Backend,
-    c: &NewCertificate,
-    outbox: Option<&PreparedOutbox>,
-    claim: Option<&ChallengeClaim>,
+    issuance: &Issuance<'_>,
     at: i64,
 ) -> StoreResult<(Outcome, Option<i64>)> {
-    let find_live = claim.is_some() && c.renewed_from.is_none();
-    let (consumed, outbox_id, inserted) = match backend {
-        Backend::Postgres => {
-            let sql = if c.device_id.is_some() {
-                issue_sql!("device_id = $5")
-            } else {
-                issue_sql!("device_id IS NULL")
-            };
-            let row = bind_certificate(sqlx::query(sql), c, c.renewed_from.as_deref())
-                .bind(outbox.map(|o| o.kind.as_str()))
-                .bind(outbox.map(|o| o.state_key.as_str()))
-                .bind(outbox.map(|o| o.content.as_str()))
-                .bind(claim.map(|k| k.now))
-                .bind(claim.map(|k| k.id.as_str()))
-                .bind(claim.map(|k| k.authority_id.as_str()))
-                .bind(claim.map(|k| k.user_id.as_str()))
-                .bind(claim.map(|k| k.device_id.as_str()))
-                .bind(claim.map(|k| k.key.as_str()))
-                .bind(find_live)
-                .fetch_one(&mut *conn)
-                .await?;
-            (
-                row.try_get::<i64, _>("consumed")? > 0,
-                row.try_get::<Option<i64>, _>("outbox_id")?,
-                row.try_get::<i64, _>("inserted")? > 0,
-            )
-        }
-        Backend::Sqlite => {
-            let consumed = match claim {
-                Some(claim) => try_consume(conn, claim).await?,
-                None => false,
-            };
-            let (outbox_id, inserted) = if claim.is_some() && !consumed {
-                (None, false)
-            } else {
-                let renewed = match &c.renewed_from {
-                    Some(serial) => Some(serial.clone()),
-                    None if find_live => live_serial_sqlite(conn, c).await?,
-                    None => None,
-                };
-                insert_certificate_sqlite(conn, c, renewed.as_deref(), outbox, at).await?
-            };
-            (consumed, outbox_id, inserted)
-        }
-    };
+    if backend == Backend::Postgres {
+        let array = format!("[{}]", issuance.json(None));
+        let batch = issue_postgres(conn, &array, false).await?;
+        let [issued] = batch.results.as_slice() else {
+            return Err(StoreError::Corrupt(format!(
+                "govtrust_issue_batch answered {} results for one issuance",
+                batch.results.len()
+            )));
+        };
+        return Ok((issued.outcome(issuance.claim), issued.outbox_id));
+    }
+    let Issuance {
+        cert: c,
+        outbox,
+        claim,
+    } = *issuance;
     if let Some(claim) = claim {
-        if !consumed {
+        if !try_consume(conn, claim).await? {
             return Ok((Outcome::Challenge(refusal(conn, claim).await?), None));
         }
     }
+    let renewed = match &c.renewed_from {
+        Some(serial) => Some(serial.clone()),
+        None if issuance.find_live() => live_serial_sqlite(conn, c).await?,
+        None => None,
+    };
+    let (outbox_id, inserted) =
+        insert_certificate_sqlite(conn, c, renewed.as_deref(), outbox, at).await?;
     if !inserted {
         if let Some(claim) = claim {
             // Nothing of a refused op may remain: give the challenge back.
@@ -100,46 +81,112 @@ pub(super) async fn issue_certificate(
     Ok((Outcome::Done, outbox_id))
 }
 
-/// PostgreSQL's issuance statement (see [`issue_certificate`]). `prev` is
-/// the certificate renewed: $11, or with $22 the binding's live one as
-/// `find_live_certificate` defines it (status valid, not expired at $12,
-/// the one that lasts longest); `$device` is the binding's device
-/// condition, spelt per case so that `certificates_live_binding` answers
-/// the lookup exactly (migration 0004), and the only index that can
-/// (migration 0010 keeps `certificates_renewal_due` out of it).
-macro_rules! issue_sql {
-    ($device:literal) => {
-        concat!(
-            "WITH ch AS (UPDATE challenges SET used_at = $16::bigint WHERE id = $17::text \
-             AND authority_id = $18 AND user_id = $19 AND device_id = $20 AND key = $21 \
-             AND used_at IS NULL AND expires_at > $16::bigint RETURNING id), \
-             prev AS (SELECT COALESCE($11::text, CASE WHEN $22 THEN (\
-             SELECT serial FROM certificates WHERE user_id = $4 AND kind = $3 AND ",
-            $device,
-            " AND status = 'valid' AND not_after > $12 ORDER BY not_after DESC LIMIT 1\
-             ) END) AS serial), \
-             c AS (INSERT INTO certificates (serial, issuing_ca, kind, user_id, \
-             device_id, key, authority_id, not_before, not_after, der, status, \
-             renewed_from, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', prev.serial, $12 \
-             FROM prev WHERE $17::text IS NULL OR EXISTS (SELECT 1 FROM ch) \
-             ON CONFLICT (serial) DO NOTHING RETURNING serial), \
-             o AS (INSERT INTO outbox (kind, state_key, content, state, created_at, \
-             attempts, next_attempt_at) SELECT $13, $14, $15, 'pending', $12, 0, $12 \
-             FROM c WHERE $13::text IS NOT NULL RETURNING id), \
-             r AS (UPDATE certificates SET status = 'superseded' \
-             WHERE serial = (SELECT serial FROM prev) \
-             AND status NOT IN ('revoked', 'superseded') AND EXISTS (SELECT 1 FROM c)) \
-             SELECT (SELECT COUNT(*) FROM ch) AS consumed, \
-             (SELECT COUNT(*) FROM c) AS inserted, (SELECT id FROM o) AS outbox_id"
-        )
-    };
+/// One issuance as the writer applies it: the certificate, the outbox item
+/// that publishes it, and for an enrollment the claim on its challenge.
+#[derive(Clone, Copy)]
+pub(super) struct Issuance<'a> {
+    pub cert: &'a NewCertificate,
+    pub outbox: Option<&'a PreparedOutbox>,
+    pub claim: Option<&'a ChallengeClaim>,
 }
-use issue_sql;
+
+impl Issuance<'_> {
+    /// Whether the certificate renewed is the binding's live one, looked up
+    /// at issuance (an enrollment that names none).
+    fn find_live(&self) -> bool {
+        self.claim.is_some() && self.cert.renewed_from.is_none()
+    }
+
+    /// The issuance as `govtrust_issue_batch` reads it, with the audit
+    /// entry to append if the certificate is stored.
+    pub fn json(&self, audit: Option<serde_json::Value>) -> serde_json::Value {
+        let c = self.cert;
+        serde_json::json!({
+            "serial": c.serial,
+            "issuing_ca": c.issuing_ca,
+            "kind": c.kind.as_str(),
+            "user_id": c.user_id,
+            "device_id": c.device_id,
+            "key": c.key,
+            "authority_id": c.authority_id,
+            "not_before": c.not_before,
+            "not_after": c.not_after,
+            "der": STANDARD.encode(&c.der),
+            "renewed_from": c.renewed_from,
+            "created_at": c.created_at,
+            "find_live": self.find_live(),
+            "outbox_kind": self.outbox.map(|o| &o.kind),
+            "outbox_state_key": self.outbox.map(|o| &o.state_key),
+            "outbox_content": self.outbox.map(|o| &o.content),
+            "claim_id": self.claim.map(|k| &k.id),
+            "claim_authority": self.claim.map(|k| &k.authority_id),
+            "claim_user": self.claim.map(|k| &k.user_id),
+            "claim_device": self.claim.map(|k| &k.device_id),
+            "claim_key": self.claim.map(|k| &k.key),
+            "claim_now": self.claim.map(|k| k.now),
+            "audit": audit,
+        })
+    }
+}
+
+/// What `govtrust_issue_batch` answered.
+#[derive(Deserialize)]
+pub(super) struct IssuedBatch {
+    /// The audit head's seq before the batch's entries, if it appended.
+    pub first: Option<i64>,
+    /// One per issuance, in order.
+    pub results: Vec<Issued>,
+}
+
+/// What became of one issuance.
+#[derive(Deserialize)]
+pub(super) struct Issued {
+    consumed: bool,
+    inserted: bool,
+    pub outbox_id: Option<i64>,
+    /// The claimed challenge as stored, when the claim was refused.
+    challenge: Option<BoundChallenge>,
+}
+
+impl Issued {
+    /// The op's outcome: a refused claim says why, a serial taken is a
+    /// duplicate.
+    pub fn outcome(&self, claim: Option<&ChallengeClaim>) -> Outcome {
+        match claim {
+            Some(claim) if !self.consumed => {
+                Outcome::Challenge(refusal_of(claim, self.challenge.as_ref()))
+            }
+            _ if !self.inserted => Outcome::Duplicate,
+            _ => Outcome::Done,
+        }
+    }
+}
+
+/// PostgreSQL: runs the issuances of `array` (a JSON array of
+/// [`Issuance::json`]) in order in one call of `govtrust_issue_batch`
+/// (migration 0011); with `append`, the call also appends the audit
+/// entries of the certificates stored and supersedes the outbox items the
+/// batch's items replace (`govtrust_audit_append`, which takes the audit
+/// chain head last). Called outside a transaction, that is the whole
+/// batch, committed, in one round trip.
+pub(super) async fn issue_postgres(
+    conn: &mut AnyConnection,
+    array: &str,
+    append: bool,
+) -> StoreResult<IssuedBatch> {
+    let row = sqlx::query("SELECT govtrust_issue_batch($1::json, $2)::text AS issued")
+        .bind(array)
+        .bind(append)
+        .fetch_one(&mut *conn)
+        .await?;
+    let issued: String = row.try_get("issued")?;
+    serde_json::from_str(&issued)
+        .map_err(|e| StoreError::Corrupt(format!("govtrust_issue_batch answered {e}")))
+}
 
 /// SQLite: the binding's live certificate, by the query
-/// `Store::find_live_certificate` runs (PostgreSQL's [`issue_sql!`] spells
-/// the same rule inside its one statement).
+/// `Store::find_live_certificate` runs (PostgreSQL's `govtrust_issue_batch`
+/// spells the same rule).
 async fn live_serial_sqlite(
     conn: &mut AnyConnection,
     c: &NewCertificate,
@@ -195,8 +242,8 @@ async fn insert_certificate_sqlite(
     Ok((outbox_id, true))
 }
 
-/// Binds $1–$12 of an insert into `certificates`, in the column order both
-/// backends' statements use ($11 the certificate renewed).
+/// Binds $1–$12 of SQLite's insert into `certificates` ($11 the
+/// certificate renewed).
 fn bind_certificate<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     c: &'q NewCertificate,

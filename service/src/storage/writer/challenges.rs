@@ -78,33 +78,58 @@ pub(super) async fn refusal(
     .bind(claim.id.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(row) = row else {
-        return Ok(ChallengeOutcome::Unknown);
+    let bound = row
+        .map(|row| -> StoreResult<BoundChallenge> {
+            Ok(BoundChallenge {
+                authority_id: row.try_get("authority_id")?,
+                user_id: row.try_get("user_id")?,
+                device_id: row.try_get("device_id")?,
+                key: row.try_get("key")?,
+                expires_at: row.try_get("expires_at")?,
+                used_at: row.try_get("used_at")?,
+            })
+        })
+        .transpose()?;
+    Ok(refusal_of(claim, bound.as_ref()))
+}
+
+/// What a stored challenge is bound to, and its state: what decides why a
+/// claim on it was refused.
+#[derive(serde::Deserialize)]
+pub(super) struct BoundChallenge {
+    authority_id: String,
+    user_id: String,
+    device_id: String,
+    key: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+/// Why `claim` could not consume the challenge `bound` (`None`: there is
+/// no challenge with the claimed id).
+pub(super) fn refusal_of(
+    claim: &ChallengeClaim,
+    bound: Option<&BoundChallenge>,
+) -> ChallengeOutcome {
+    let Some(bound) = bound else {
+        return ChallengeOutcome::Unknown;
     };
-    let bound_authority: String = row.try_get("authority_id")?;
-    let bound_user: String = row.try_get("user_id")?;
-    let bound_device: String = row.try_get("device_id")?;
-    let bound_key: String = row.try_get("key")?;
-    let expires_at: i64 = row.try_get("expires_at")?;
-    let used_at: Option<i64> = row.try_get("used_at")?;
-    Ok(
-        if bound_authority != claim.authority_id
-            || bound_user != claim.user_id
-            || bound_device != claim.device_id
-        {
-            ChallengeOutcome::WrongBinding
-        } else if used_at.is_some() {
-            ChallengeOutcome::AlreadyUsed
-        } else if expires_at <= claim.now {
-            ChallengeOutcome::Expired
-        } else if bound_key != claim.key {
-            ChallengeOutcome::KeyMismatch
-        } else {
-            // Unreachable unless the row changed between the statements
-            // (e.g. purged and recreated); report it as used.
-            ChallengeOutcome::AlreadyUsed
-        },
-    )
+    if bound.authority_id != claim.authority_id
+        || bound.user_id != claim.user_id
+        || bound.device_id != claim.device_id
+    {
+        ChallengeOutcome::WrongBinding
+    } else if bound.used_at.is_some() {
+        ChallengeOutcome::AlreadyUsed
+    } else if bound.expires_at <= claim.now {
+        ChallengeOutcome::Expired
+    } else if bound.key != claim.key {
+        ChallengeOutcome::KeyMismatch
+    } else {
+        // Unreachable unless the row changed between the statements
+        // (e.g. purged and recreated); report it as used.
+        ChallengeOutcome::AlreadyUsed
+    }
 }
 
 /// Stores fresh challenges with as few statements as possible; returns the

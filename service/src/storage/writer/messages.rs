@@ -1,6 +1,6 @@
 //! PostgreSQL messages kept small: the bulk statements (the audit append,
-//! challenge inserts) take their rows as JSON arrays, and a batch larger
-//! than [`MESSAGE_BYTES`] is sent as several such messages.
+//! challenge inserts, issuances) take their rows as JSON arrays, and a
+//! batch larger than [`MESSAGE_BYTES`] is sent as several such messages.
 
 /// Largest message a bulk statement sends in one call (a soft limit: one
 /// entry larger than this still goes alone). sqlx 0.9.0 leaves Nagle's
@@ -14,40 +14,51 @@ pub(super) const MESSAGE_BYTES: usize = 8 * 1024;
 /// `items` (JSON values) as JSON arrays of at most [`MESSAGE_BYTES`] each,
 /// in order.
 pub(super) fn json_arrays(items: Vec<String>) -> Vec<String> {
-    let mut arrays: Vec<String> = Vec::new();
+    json_chunks(items)
+        .into_iter()
+        .map(|(_, array)| array)
+        .collect()
+}
+
+/// As [`json_arrays`], each array with the number of items it holds.
+pub(super) fn json_chunks(items: Vec<String>) -> Vec<(usize, String)> {
+    let mut arrays: Vec<(usize, String)> = Vec::new();
     let mut current = String::new();
+    let mut count = 0;
     for item in items {
         if !current.is_empty() && current.len() + item.len() + 2 > MESSAGE_BYTES {
             current.push(']');
-            arrays.push(std::mem::take(&mut current));
+            arrays.push((std::mem::take(&mut count), std::mem::take(&mut current)));
         }
         current.push(if current.is_empty() { '[' } else { ',' });
         current.push_str(&item);
+        count += 1;
     }
     if !current.is_empty() {
         current.push(']');
-        arrays.push(current);
+        arrays.push((count, current));
     }
     arrays
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{json_arrays, MESSAGE_BYTES};
+    use super::{json_arrays, json_chunks, MESSAGE_BYTES};
 
     #[test]
     fn json_arrays_keep_order_and_size() {
         let items: Vec<String> = (0..200)
             .map(|i| serde_json::json!({ "n": i, "pad": "x".repeat(i * 7) }).to_string())
             .collect();
-        let arrays = json_arrays(items.clone());
+        let arrays = json_chunks(items.clone());
         assert!(
             arrays.len() > 1,
             "200 entries of up to 1.4 KB need several messages"
         );
         let mut back = Vec::new();
-        for array in &arrays {
+        for (count, array) in &arrays {
             let parsed: Vec<serde_json::Value> = serde_json::from_str(array).expect("a JSON array");
+            assert_eq!(*count, parsed.len(), "the count of {array}");
             assert!(
                 array.len() <= MESSAGE_BYTES || parsed.len() == 1,
                 "{} bytes with {} entries",

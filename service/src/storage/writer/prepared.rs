@@ -14,6 +14,20 @@ pub(in crate::storage) struct PreparedAudit {
     pub details: String,
 }
 
+impl PreparedAudit {
+    /// The entry as `govtrust_audit_append` (PostgreSQL migration 0008)
+    /// reads it, at time `at`.
+    pub(super) fn json(&self, at: i64) -> serde_json::Value {
+        serde_json::json!({
+            "at": at,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "details": self.details,
+        })
+    }
+}
+
 /// An outbox item with its content already serialised.
 pub(in crate::storage) struct PreparedOutbox {
     pub kind: String,
