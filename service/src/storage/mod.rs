@@ -72,8 +72,8 @@
 //! round trip instead of three or more; a batch of only issuances
 //! (enrollments, renewals), the other frequent one, is one call of a
 //! function that also appends the audit entries of those stored, per 8 KiB
-//! message (about four enrollments): one round trip instead of one per
-//! issuance plus three. The writer task also makes changes independent of
+//! message (about four enrollments when nothing is published): one round
+//! trip instead of one per issuance plus three. The writer task also makes changes independent of
 //! the caller: a caller that gives up (an HTTP client disconnecting) cannot
 //! cancel a transaction half-way for the others in its batch.
 //!

@@ -21,8 +21,9 @@
 //! (the enrollment path) is one call per message of issuances instead
 //! (`Writer::issue_call`), each its own implicit transaction: the function
 //! runs the issuances and then the same append, in the server, so the head
-//! is held for no round trip at all, only until the commit. SQLite's writer holds the database write lock from `BEGIN`
-//! anyway; there the head is simply read at the end.
+//! is held for no round trip at all, only until the commit. SQLite's
+//! writer holds the database write lock from `BEGIN` anyway; there the
+//! head is simply read at the end.
 //!
 //! The chain keeps its guarantees: the head is the last lock a
 //! transaction takes and is held until its commit, so transactions that
