@@ -66,16 +66,17 @@
 //! [`StoreError::Unavailable`]. Callers get their result only after the
 //! commit. Challenges (stored and consumed) go through the writer as well,
 //! unaudited: an enrollment then costs two batched writes, and a batch
-//! without audit entries does not touch the chain head. On PostgreSQL a
-//! batch of only fresh challenges is one statement (a JSON array of up to
-//! 8 KiB, about 20 challenges), atomic without `BEGIN` and `COMMIT`: one
-//! round trip instead of three or more; a batch of only issuances
-//! (enrollments, renewals), the other frequent one, is one call of a
-//! function that also appends the audit entries of those stored, per 8 KiB
-//! message (about four enrollments when nothing is published): one round
-//! trip instead of one per issuance plus three. The writer task also makes changes independent of
-//! the caller: a caller that gives up (an HTTP client disconnecting) cannot
-//! cancel a transaction half-way for the others in its batch.
+//! without audit entries does not touch the chain head. On PostgreSQL the
+//! two most frequent batches are sent as one statement per 8 KiB message,
+//! each committed on its own without `BEGIN` and `COMMIT`: a batch of only
+//! fresh challenges (about 20 per message) as one insert, one round trip
+//! instead of three or more; a batch of only issuances (enrollments,
+//! renewals; about four per message when nothing is published) as one
+//! call of a function that also appends the audit entries of those
+//! stored, one round trip instead of one per issuance plus three. The
+//! writer task also makes changes independent of the caller: a caller that
+//! gives up (an HTTP client disconnecting) cannot cancel a transaction
+//! half-way for the others in its batch.
 //!
 //! # Layout
 //!

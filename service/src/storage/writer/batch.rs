@@ -19,7 +19,8 @@
 //! and commits; within a store, several writer tasks can share the queue
 //! the same way ([`POSTGRES_AUDITED_WRITERS`]). A batch of only issuances
 //! (the enrollment path) is one call per message of issuances instead
-//! (`Writer::issue_call`), each its own implicit transaction: the function
+//! (`Writer::call`, like a batch of only challenges), each its own
+//! implicit transaction: the function
 //! runs the issuances and then the same append, in the server, so the head
 //! is held for no round trip at all, only until the commit. SQLite's
 //! writer holds the database write lock from `BEGIN` anyway; there the
@@ -36,6 +37,7 @@
 //! statement error that redoes each change on its own.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +48,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::apply::{apply, Applied};
 use super::audit::{append_postgres, append_sqlite, AuditRow, PreparedEntry};
 use super::certificates::{issue_postgres, Issuance};
-use super::challenges::{challenges_json, insert_challenges, insert_json};
+use super::challenges::{challenge_json, insert_challenges, insert_json};
 use super::messages::json_chunks;
 use super::outbox::survivors_json;
 use super::{Job, Op, Outcome, Reply, Work, Writers};
@@ -157,31 +159,21 @@ impl Writer {
             Some(g) => Some(g.lock().await),
             None => None,
         };
-        if self.backend == Backend::Postgres {
-            if let Some(issuances) = issuances_of(&works) {
-                // One call per message (see `messages`), each its own
-                // implicit transaction, answered as it commits.
-                let items = issuances
-                    .iter()
-                    .zip(&works)
-                    .map(|(issuance, w)| {
-                        let audit = w.audit.as_ref().map(|a| a.json(w.at));
-                        issuance.json(audit).to_string()
-                    })
-                    .collect();
-                let mut replies = replies.into_iter();
-                let mut start = 0;
-                for (count, array) in json_chunks(items) {
-                    let range = start..start + count;
-                    start += count;
-                    let result = self
-                        .issue_call(&works[range.clone()], &issuances[range.clone()], &array)
-                        .await;
-                    let replies = replies.by_ref().take(count).collect();
-                    self.answer(&works[range], replies, result).await;
-                }
-                return;
+        if let Some(calls) = OneStatement::of(self.backend, &works) {
+            // One call per message (see `messages`), each its own implicit
+            // transaction, answered as it commits.
+            let mut replies = replies.into_iter();
+            let mut start = 0;
+            for (count, array) in json_chunks(calls.items(&works)) {
+                let range = start..start + count;
+                start += count;
+                let result = self
+                    .call(&calls, range.clone(), &works[range.clone()], &array)
+                    .await;
+                let replies = replies.by_ref().take(count).collect();
+                self.answer(&works[range], replies, result).await;
             }
+            return;
         }
         let result = self.run_batch(&works).await;
         self.answer(&works, replies, result).await;
@@ -237,35 +229,10 @@ impl Writer {
 
     /// Applies `works` in one transaction, then, if it appends audit
     /// entries or queued outbox items, locks the audit head, appends and
-    /// commits (see the module docs). On PostgreSQL a batch of only
-    /// challenges that fit in one statement needs no transaction.
+    /// commits (see the module docs).
     async fn run_batch(&self, works: &[Work]) -> Result<Vec<Reply>, BatchError> {
         let started = Instant::now();
         let challenges = challenges_of(works);
-        if self.backend == Backend::Postgres && challenges.len() == works.len() {
-            let rows: Vec<&Challenge> = challenges.iter().map(|(_, c)| *c).collect();
-            if let [array] = challenges_json(&rows).as_slice() {
-                // One statement is atomic on its own: BEGIN and COMMIT
-                // would be two more round trips for the most frequent batch
-                // there is.
-                let mut conn = self.pool.acquire().await?;
-                let inserted = insert_json(&mut conn, std::slice::from_ref(array))
-                    .await
-                    .map_err(one_statement_error)?;
-                tracing::debug!(
-                    changes = works.len(),
-                    work_us = micros(started.elapsed()),
-                    "storage batch of challenges committed"
-                );
-                return Ok(challenge_outcomes(challenges, inserted)
-                    .into_iter()
-                    .map(|(_, outcome)| Reply {
-                        outcome,
-                        audit_seq: None,
-                    })
-                    .collect());
-            }
-        }
         let mut tx = match self.backend {
             // Take the write lock up front: a deferred transaction that reads
             // first and writes later can fail with SQLITE_BUSY immediately.
@@ -376,19 +343,44 @@ impl Writer {
         Ok(replies)
     }
 
-    /// PostgreSQL: issuances (enrollments, renewals; `array` is their
-    /// JSON) in one call of `govtrust_issue_batch`, outside a transaction:
-    /// the issuances in order, then the audit append under the chain head
-    /// lock, and the commit, in one round trip instead of one per issuance
-    /// plus `BEGIN`, the append and `COMMIT` (see `issue_postgres`).
-    async fn issue_call(
+    /// PostgreSQL: the changes `range` of `calls` (`array` is their JSON)
+    /// in one statement outside a transaction, committed as it ends: one
+    /// round trip instead of `BEGIN`, the statements and `COMMIT`.
+    /// Challenges are one insert; issuances one call of
+    /// `govtrust_issue_batch` (see `issue_postgres`), which runs them in
+    /// order and then the audit append under the chain head lock.
+    async fn call(
         &self,
+        calls: &OneStatement<'_>,
+        range: Range<usize>,
         works: &[Work],
-        issuances: &[Issuance<'_>],
         array: &str,
     ) -> Result<Vec<Reply>, BatchError> {
         let started = Instant::now();
         let mut conn = self.pool.acquire().await?;
+        let issuances = match calls {
+            OneStatement::Challenges(challenges) => {
+                let inserted = insert_json(&mut conn, array)
+                    .await
+                    .map_err(one_statement_error)?;
+                tracing::debug!(
+                    changes = works.len(),
+                    work_us = micros(started.elapsed()),
+                    "storage batch of challenges committed in one statement"
+                );
+                let challenges = challenges.get(range).unwrap_or_default();
+                return Ok(
+                    challenge_outcomes(challenges.iter().copied().enumerate(), inserted)
+                        .into_iter()
+                        .map(|(_, outcome)| Reply {
+                            outcome,
+                            audit_seq: None,
+                        })
+                        .collect(),
+                );
+            }
+            OneStatement::Issuances(issuances) => issuances.get(range).unwrap_or_default(),
+        };
         let batch = issue_postgres(&mut conn, array, true)
             .await
             .map_err(one_statement_error)?;
@@ -448,23 +440,63 @@ fn one_statement_error(err: StoreError) -> BatchError {
     }
 }
 
-/// The batch's issuances, if it holds nothing else.
-fn issuances_of(works: &[Work]) -> Option<Vec<Issuance<'_>>> {
-    works
-        .iter()
-        .map(|w| match &w.op {
-            Op::IssueCertificate {
-                cert,
-                outbox,
-                claim,
-            } => Some(Issuance {
-                cert,
-                outbox: outbox.as_ref(),
-                claim: claim.as_ref(),
-            }),
-            _ => None,
-        })
-        .collect()
+/// A PostgreSQL batch of one kind of change that has a one-statement form
+/// (the two most frequent batches there are): sent as one statement per
+/// message, each committed on its own.
+enum OneStatement<'a> {
+    Challenges(Vec<&'a Challenge>),
+    Issuances(Vec<Issuance<'a>>),
+}
+
+impl<'a> OneStatement<'a> {
+    /// `works` in that form, if the backend is PostgreSQL and they are all
+    /// challenges or all issuances.
+    fn of(backend: Backend, works: &'a [Work]) -> Option<Self> {
+        if backend != Backend::Postgres {
+            return None;
+        }
+        let challenges: Option<Vec<&Challenge>> = works
+            .iter()
+            .map(|w| match &w.op {
+                Op::InsertChallenge(c) => Some(c.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if let Some(challenges) = challenges {
+            return Some(Self::Challenges(challenges));
+        }
+        let issuances: Option<Vec<Issuance<'a>>> = works
+            .iter()
+            .map(|w| match &w.op {
+                Op::IssueCertificate {
+                    cert,
+                    outbox,
+                    claim,
+                } => Some(Issuance {
+                    cert,
+                    outbox: outbox.as_ref(),
+                    claim: claim.as_ref(),
+                }),
+                _ => None,
+            })
+            .collect();
+        issuances.map(Self::Issuances)
+    }
+
+    /// Each change as an item of its statement's JSON array.
+    fn items(&self, works: &[Work]) -> Vec<String> {
+        match self {
+            Self::Challenges(challenges) => challenges.iter().map(|c| challenge_json(c)).collect(),
+            Self::Issuances(issuances) => issuances
+                .iter()
+                .zip(works)
+                .map(|(issuance, w)| {
+                    let audit = w.audit.as_ref().map(|a| a.json(w.at));
+                    issuance.json(audit).to_string()
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Reads the audit chain head on SQLite, whose writer holds the database
@@ -510,8 +542,8 @@ async fn bulk_insert_challenges(
 
 /// Each challenge's outcome, given the ids the database inserted: an id
 /// given twice was inserted by its first op.
-fn challenge_outcomes(
-    challenges: Vec<(usize, &Challenge)>,
+fn challenge_outcomes<'a>(
+    challenges: impl IntoIterator<Item = (usize, &'a Challenge)>,
     mut inserted: HashSet<String>,
 ) -> Vec<(usize, Outcome)> {
     challenges

@@ -145,7 +145,12 @@ pub(super) async fn insert_challenges(
     challenges: &[&Challenge],
 ) -> StoreResult<HashSet<String>> {
     if backend == Backend::Postgres {
-        return insert_json(conn, &challenges_json(challenges)).await;
+        let items = challenges.iter().map(|c| challenge_json(c)).collect();
+        let mut inserted = HashSet::new();
+        for array in json_arrays(items) {
+            inserted.extend(insert_json(conn, &array).await?);
+        }
+        return Ok(inserted);
     }
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
     let mut inserted = HashSet::new();
@@ -180,57 +185,46 @@ pub(super) async fn insert_challenges(
     Ok(inserted)
 }
 
-/// PostgreSQL: stores the challenges of `arrays` ([`challenges_json`]), one
-/// statement per array; returns the ids actually inserted.
+/// PostgreSQL: stores the challenges of `array` (a JSON array of
+/// [`challenge_json`]) in one statement; returns the ids actually inserted.
 pub(super) async fn insert_json(
     conn: &mut AnyConnection,
-    arrays: &[String],
+    array: &str,
 ) -> StoreResult<HashSet<String>> {
-    let mut inserted = HashSet::new();
-    for array in arrays {
-        let rows = sqlx::query(
-            "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, \
-             expires_at, used_at, kind, proof, key, device_key) \
-             SELECT id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
-             kind, proof, key, device_key \
-             FROM json_to_recordset($1::json) AS c(id text, authority_id text, user_id text, \
-             device_id text, created_at bigint, expires_at bigint, used_at bigint, kind text, \
-             proof text, key text, device_key text) \
-             ON CONFLICT (id) DO NOTHING RETURNING id",
-        )
-        .bind(array.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            inserted.insert(row.try_get::<String, _>("id")?);
-        }
-    }
-    Ok(inserted)
+    let rows = sqlx::query(
+        "INSERT INTO challenges (id, authority_id, user_id, device_id, created_at, \
+         expires_at, used_at, kind, proof, key, device_key) \
+         SELECT id, authority_id, user_id, device_id, created_at, expires_at, used_at, \
+         kind, proof, key, device_key \
+         FROM json_to_recordset($1::json) AS c(id text, authority_id text, user_id text, \
+         device_id text, created_at bigint, expires_at bigint, used_at bigint, kind text, \
+         proof text, key text, device_key text) \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(array)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<String, _>("id")?))
+        .collect()
 }
 
-/// `challenges` as the JSON arrays PostgreSQL's insert takes, each at most
-/// [`MESSAGE_BYTES`](super::messages::MESSAGE_BYTES) (a message the socket
-/// takes in one write).
-pub(super) fn challenges_json(challenges: &[&Challenge]) -> Vec<String> {
-    json_arrays(
-        challenges
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "id": c.id,
-                    "authority_id": c.authority_id,
-                    "user_id": c.user_id,
-                    "device_id": c.device_id,
-                    "created_at": c.created_at,
-                    "expires_at": c.expires_at,
-                    "used_at": c.used_at,
-                    "kind": c.kind.as_str(),
-                    "proof": c.proof,
-                    "key": c.key,
-                    "device_key": c.device_key,
-                })
-                .to_string()
-            })
-            .collect(),
-    )
+/// A challenge as PostgreSQL's insert reads it, an item of the JSON arrays
+/// of at most [`MESSAGE_BYTES`](super::messages::MESSAGE_BYTES) it takes
+/// (a message the socket takes in one write).
+pub(super) fn challenge_json(c: &Challenge) -> String {
+    serde_json::json!({
+        "id": c.id,
+        "authority_id": c.authority_id,
+        "user_id": c.user_id,
+        "device_id": c.device_id,
+        "created_at": c.created_at,
+        "expires_at": c.expires_at,
+        "used_at": c.used_at,
+        "kind": c.kind.as_str(),
+        "proof": c.proof,
+        "key": c.key,
+        "device_key": c.device_key,
+    })
+    .to_string()
 }
