@@ -2706,3 +2706,164 @@ async fn renewal_claim_keeps_to_its_indexes(db: Db) {
     );
     assert_eq!(scans.get("certificates_renewal_due"), Some(&1), "{scans:?}");
 }
+
+// ---------------------------------------------------------------------------
+// A connection lost during a one-statement call
+
+/// A TCP proxy in front of PostgreSQL that, once the client sends bytes
+/// containing `marker`, forwards them, drops every answer and closes the
+/// client's connection after `linger`: the server runs (and commits) the
+/// statement, and the client never hears of it. Other connections and the
+/// bytes before the marker pass untouched. Returns the proxy's port.
+async fn cutting_proxy(server: String, marker: Vec<u8>, linger: std::time::Duration) -> u16 {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let port = listener.local_addr().expect("proxy address").port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(upstream) = tokio::net::TcpStream::connect(&server).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = upstream.into_split();
+            let cut = Arc::new(AtomicBool::new(false));
+            let marker = marker.clone();
+            let cut_up = cut.clone();
+            tokio::spawn(async move {
+                // The last bytes seen, so that a marker split across reads
+                // is still found.
+                let mut window: Vec<u8> = Vec::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = client_read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    window.extend_from_slice(&buf[..n]);
+                    let seen = window.windows(marker.len()).any(|w| w == marker.as_slice());
+                    if seen {
+                        // Set before the server can answer.
+                        cut_up.store(true, Ordering::SeqCst);
+                    }
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if seen {
+                        tokio::time::sleep(linger).await;
+                        break;
+                    }
+                    let keep = window.len().saturating_sub(marker.len());
+                    window.drain(..keep);
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buf).await {
+                    if n == 0 || cut.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// When the connection is lost after a one-statement batch was sent, the
+/// writer cannot know whether it committed: it must say so
+/// (`CommitFailed`), not report a refusal or redo the change (which would
+/// find its own committed row and call it a duplicate). Here the server did
+/// commit, which is why "unknown" is the only truthful answer; the store
+/// carries on over new connections with its audit chain intact. Both
+/// one-statement forms are covered: a challenge and an issuance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lost_connection_during_one_statement() {
+    run_postgres(lost_connection_during_one_statement).await;
+}
+
+/// A store on `db` whose connections go through [`cutting_proxy`], cut
+/// once they carry `marker`.
+async fn store_cut_at(db: &Db, marker: &str) -> Store {
+    let mut url = reqwest::Url::parse(&db.url).expect("database URL");
+    let server = format!(
+        "{}:{}",
+        url.host_str().expect("database host"),
+        url.port().unwrap_or(5432)
+    );
+    let port = cutting_proxy(
+        server,
+        marker.as_bytes().to_vec(),
+        std::time::Duration::from_millis(500),
+    )
+    .await;
+    url.set_port(Some(port)).expect("proxy port");
+    // In the clear, so that the proxy can see the marker.
+    url.query_pairs_mut().append_pair("sslmode", "disable");
+    Db {
+        url: url.to_string(),
+        schema: db.schema.clone(),
+    }
+    .open()
+    .await
+}
+
+async fn lost_connection_during_one_statement(db: Db) {
+    let direct = with_authority(&db).await;
+    let user = "@office.one:id.bund.example";
+
+    let challenge_id = format!("lost-{}", random_serial());
+    let cut = store_cut_at(&db, &challenge_id).await;
+    let result = cut
+        .insert_challenge(&challenge(&challenge_id, T0 + 60_000))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::CommitFailed(_))),
+        "challenge on a lost connection: {result:?}"
+    );
+    cut.close().await;
+
+    let serial = random_serial();
+    let cut = store_cut_at(&db, &serial).await;
+    let result = cut
+        .insert_certificate(
+            device_cert(&serial, user, "DEVICE1", T0 + 30 * DAY),
+            Some(attestation(user, "DEVICE1", &serial)),
+            audit("certificate.issued", &serial),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::CommitFailed(_))),
+        "issuance on a lost connection: {result:?}"
+    );
+    cut.close().await;
+
+    // Both did commit.
+    assert!(direct
+        .get_challenge(&challenge_id)
+        .await
+        .expect("get challenge")
+        .is_some());
+    assert!(direct
+        .get_certificate(&serial)
+        .await
+        .expect("get certificate")
+        .is_some());
+    assert_eq!(assert_chain_ok(&direct).await, 2);
+    // And the store goes on.
+    let next = random_serial();
+    let seq = direct
+        .insert_certificate(
+            device_cert(&next, user, "DEVICE2", T0 + 30 * DAY),
+            None,
+            audit("certificate.issued", &next),
+        )
+        .await
+        .expect("issue after the lost connection");
+    assert_eq!(seq, 3);
+    assert_eq!(assert_chain_ok(&direct).await, 3);
+}
