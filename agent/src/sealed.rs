@@ -3,7 +3,7 @@
 //! with [`govtrust_verifier::SealedVerifier`] — bound to the room it
 //! arrived in and its sender, the signer's chain to the pinned roots, CRLs
 //! fetched from the chain's distribution points — and reports a
-//! [`SealedDecision`]: "sealed by <authority>" or the typed rejection.
+//! [`SealedDecision`]: `"sealed by <authority>"` or the typed rejection.
 //! [`send_receipt`] answers a verified seal with an `io.govtrust.receipt`
 //! signed by the citizen's receipt key ([`ReceiptKey`]).
 //!
@@ -47,7 +47,7 @@ pub struct SealedDecision {
 }
 
 impl SealedDecision {
-    /// One line for a UI: "sealed by …" or "refused (<code>): …".
+    /// One line for a UI: `"sealed by …"` or `"refused (<code>): …"`.
     pub fn describe(&self) -> String {
         match &self.verdict {
             Ok(sealed) => format!(

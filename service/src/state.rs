@@ -43,8 +43,9 @@ pub struct Service {
     pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
-/// The slot the bot lands in once it has connected (shared with the
-/// [`KeySource::Connecting`] key source).
+/// The slot the publisher's bot lands in once it has connected:
+/// [`crate::install_bot`] fills it and the slot of the
+/// [`crate::keys::KeySource::Deferred`] key source at the same moment.
 pub type BotSlot = Arc<OnceLock<Arc<Bot>>>;
 
 /// The publisher bot as the service sees it: configured or not, and once

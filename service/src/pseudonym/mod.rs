@@ -2,7 +2,7 @@
 //! identity-provider account, a different unlinkable Matrix account per
 //! agency.
 //!
-//! * [`derive`]: the pseudonym, HMAC-SHA-256 over (citizen's stable ID,
+//! * [`mod@derive`]: the pseudonym, HMAC-SHA-256 over (citizen's stable ID,
 //!   authority ID) with a key in a CA key backend ([`open_key`]).
 //! * [`idp`]: the [`IdentityProvider`] seam (BundID in production; only the
 //!   test adapter [`StaticTestIdp`] exists).

@@ -44,7 +44,7 @@ impl Store {
     /// Stores a fresh challenge. Not audited: issuing a challenge grants
     /// nothing; the enrollment that consumes it is audited. Goes through the
     /// writer like every change, so challenges share its batched commits.
-    /// [`StoreError::Duplicate`] if the id exists.
+    /// [`super::StoreError::Duplicate`] if the id exists.
     pub async fn insert_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
         let op = Op::InsertChallenge(Box::new(challenge.clone()));
         match self.submit(op, None, challenge.created_at).await?.outcome {

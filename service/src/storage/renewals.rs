@@ -97,7 +97,7 @@ impl Store {
     }
 
     /// Marks a valid certificate superseded (without issuing a successor).
-    /// Returns false if it was not valid; [`StoreError::NotFound`] if unknown.
+    /// Returns false if it was not valid; [`super::StoreError::NotFound`] if unknown.
     pub async fn mark_superseded(
         &self,
         serial: &str,
