@@ -2710,12 +2710,13 @@ async fn renewal_claim_keeps_to_its_indexes(db: Db) {
 // ---------------------------------------------------------------------------
 // A connection lost during a one-statement call
 
-/// A TCP proxy in front of PostgreSQL that, once the client sends bytes
-/// containing `marker`, forwards them, drops every answer and closes the
-/// client's connection after `linger`: the server runs (and commits) the
-/// statement, and the client never hears of it. Other connections and the
-/// bytes before the marker pass untouched. Returns the proxy's port.
-async fn cutting_proxy(server: String, marker: Vec<u8>, linger: std::time::Duration) -> u16 {
+/// A TCP proxy in front of PostgreSQL that, once the client has sent bytes
+/// containing `marker`, keeps forwarding what the client sends, drops the
+/// server's answer and closes the client's connection as that answer
+/// arrives: the server has run (and committed) the call, and the client
+/// never hears of it. Other connections, and everything before the marker,
+/// pass untouched. Returns the proxy's port.
+async fn cutting_proxy(server: String, marker: Vec<u8>) -> u16 {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -2730,38 +2731,44 @@ async fn cutting_proxy(server: String, marker: Vec<u8>, linger: std::time::Durat
             let (mut client_read, mut client_write) = client.into_split();
             let (mut server_read, mut server_write) = upstream.into_split();
             let cut = Arc::new(AtomicBool::new(false));
+            let answered = Arc::new(tokio::sync::Notify::new());
             let marker = marker.clone();
-            let cut_up = cut.clone();
+            let (cut_up, answered_up) = (cut.clone(), answered.clone());
             tokio::spawn(async move {
                 // The last bytes seen, so that a marker split across reads
                 // is still found.
                 let mut window: Vec<u8> = Vec::new();
                 let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = client_read.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
+                loop {
+                    let n = tokio::select! {
+                        _ = answered_up.notified() => break,
+                        read = client_read.read(&mut buf) => match read {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        },
+                    };
                     window.extend_from_slice(&buf[..n]);
-                    let seen = window.windows(marker.len()).any(|w| w == marker.as_slice());
-                    if seen {
+                    if window.windows(marker.len()).any(|w| w == marker.as_slice()) {
                         // Set before the server can answer.
                         cut_up.store(true, Ordering::SeqCst);
                     }
+                    let keep = window.len().saturating_sub(marker.len());
+                    window.drain(..keep);
                     if server_write.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
-                    if seen {
-                        tokio::time::sleep(linger).await;
-                        break;
-                    }
-                    let keep = window.len().saturating_sub(marker.len());
-                    window.drain(..keep);
                 }
             });
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 while let Ok(n) = server_read.read(&mut buf).await {
-                    if n == 0 || cut.load(Ordering::SeqCst) {
+                    if n == 0 {
+                        break;
+                    }
+                    if cut.load(Ordering::SeqCst) {
+                        // PostgreSQL answers a call after its Sync, that is
+                        // after the commit: drop the answer, close both ways.
+                        answered.notify_one();
                         break;
                     }
                     if client_write.write_all(&buf[..n]).await.is_err() {
@@ -2795,12 +2802,7 @@ async fn store_cut_at(db: &Db, marker: &str) -> Store {
         url.host_str().expect("database host"),
         url.port().unwrap_or(5432)
     );
-    let port = cutting_proxy(
-        server,
-        marker.as_bytes().to_vec(),
-        std::time::Duration::from_millis(500),
-    )
-    .await;
+    let port = cutting_proxy(server, marker.as_bytes().to_vec()).await;
     url.set_port(Some(port)).expect("proxy port");
     // In the clear, so that the proxy can see the marker.
     url.query_pairs_mut().append_pair("sslmode", "disable");
