@@ -2752,7 +2752,7 @@ async fn cutting_proxy(server: String, marker: Vec<u8>) -> u16 {
                         // Set before the server can answer.
                         cut_up.store(true, Ordering::SeqCst);
                     }
-                    let keep = window.len().saturating_sub(marker.len());
+                    let keep = window.len().saturating_sub(marker.len() - 1);
                     window.drain(..keep);
                     if server_write.write_all(&buf[..n]).await.is_err() {
                         break;
@@ -2781,18 +2781,6 @@ async fn cutting_proxy(server: String, marker: Vec<u8>) -> u16 {
     port
 }
 
-/// When the connection is lost after a one-statement batch was sent, the
-/// writer cannot know whether it committed: it must say so
-/// (`CommitFailed`), not report a refusal or redo the change (which would
-/// find its own committed row and call it a duplicate). Here the server did
-/// commit, which is why "unknown" is the only truthful answer; the store
-/// carries on over new connections with its audit chain intact. Both
-/// one-statement forms are covered: a challenge and an issuance.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_lost_connection_during_one_statement() {
-    run_postgres(lost_connection_during_one_statement).await;
-}
-
 /// A store on `db` whose connections go through [`cutting_proxy`], cut
 /// once they carry `marker`.
 async fn store_cut_at(db: &Db, marker: &str) -> Store {
@@ -2812,6 +2800,18 @@ async fn store_cut_at(db: &Db, marker: &str) -> Store {
     }
     .open()
     .await
+}
+
+/// When the connection is lost after a one-statement batch was sent, the
+/// writer cannot know whether it committed: it must say so
+/// (`CommitFailed`), not report a refusal or redo the change (which would
+/// find its own committed row and call it a duplicate). Here the server did
+/// commit, which is why "unknown" is the only truthful answer; the store
+/// carries on over new connections with its audit chain intact. Both
+/// one-statement forms are covered: a challenge and an issuance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lost_connection_during_one_statement() {
+    run_postgres(lost_connection_during_one_statement).await;
 }
 
 async fn lost_connection_during_one_statement(db: Db) {
