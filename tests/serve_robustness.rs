@@ -500,6 +500,23 @@ async fn metrics_listener_gauges_and_tls_renewal() {
         tls_left > 0.0 && tls_left <= 30.0,
         "TLS certificate expires in {tls_left}"
     );
+    // The CRL (and the operator token) were stored by the writer: audited
+    // commits, each carrying at least one change.
+    let commits = sample(&metrics, "govtrust_store_commits_total{batch=\"audited\"}")
+        .unwrap_or_else(|| panic!("store commits:\n{metrics}"));
+    let changes = sample(
+        &metrics,
+        "govtrust_store_committed_changes_total{batch=\"audited\"}",
+    )
+    .unwrap_or_default();
+    assert!(
+        commits >= 1.0 && changes >= commits,
+        "{commits} audited commits carrying {changes} changes"
+    );
+    assert!(
+        sample(&metrics, "govtrust_store_commits_total{batch=\"challenges\"}").is_some(),
+        "challenge commits series:\n{metrics}"
+    );
     step(t0, "metrics listener and gauges");
 
     // Renewal without a restart: a new handshake gets a new certificate.

@@ -616,6 +616,15 @@ async fn concurrent_challenge_inserts(db: Db) {
         "every repeat but the one replaced by the bad row"
     );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM challenges").await, 20);
+    let writes = store.write_stats().challenges;
+    assert_eq!(
+        writes.changes, 39,
+        "every challenge but the refused one committed once: {writes:?}"
+    );
+    assert!(
+        (1..=39).contains(&writes.commits) && writes.largest >= writes.changes / writes.commits,
+        "{writes:?}"
+    );
 }
 
 fn claim(id: &str, device: &str, now: i64) -> ChallengeClaim {
@@ -946,8 +955,8 @@ async fn refused_claims_amid_a_batch(db: Db) {
     assert_eq!(assert_chain_ok(&store).await, 10);
 }
 
-/// A hundred issuances at once with 2 KB of audit details each: their
-/// batches' entries do not fit in one 8 KiB message (on PostgreSQL the
+/// A hundred issuances at once with 64 KiB of audit details each: a batch
+/// of more than 15 does not fit in one 1 MiB message (on PostgreSQL the
 /// issuances go in several calls, each its own transaction continuing the
 /// chain), and the chain holds.
 async fn large_audit_batches_keep_the_chain(db: Db) {
@@ -962,7 +971,7 @@ async fn large_audit_batches_keep_the_chain(db: Db) {
                 "system",
                 "certificate.issued",
                 serial.clone(),
-                json!({ "n": n, "pad": "p".repeat(2048) }),
+                json!({ "n": n, "pad": "p".repeat(64 * 1024) }),
             );
             store
                 .insert_certificate(
@@ -990,6 +999,17 @@ async fn large_audit_batches_keep_the_chain(db: Db) {
         .await,
         100
     );
+    let writes = store.write_stats().audited;
+    assert_eq!(
+        writes.changes, 101,
+        "the authority and the hundred issuances: {writes:?}"
+    );
+    if store.backend() == Backend::Postgres {
+        assert!(
+            writes.commits >= 8 && writes.largest <= 15,
+            "6.4 MB of audit details take seven 1 MiB messages or more: {writes:?}"
+        );
+    }
 }
 
 /// An enrollment renews the binding's live certificate, which the store

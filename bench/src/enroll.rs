@@ -19,8 +19,8 @@ use crate::devices::{agencies, random_hex};
 use crate::homeserver::{drain_outbox, probe_keys_query, Homeserver};
 use crate::load::{drive, LoadResult};
 use crate::report::{
-    BatcherSettings, Coalesced, FullReport, KeysQueryProbe, Latency, Report, Sustained,
-    SynapseSplit, Target,
+    BatcherSettings, Coalesced, FullReport, GroupCommit, KeysQueryProbe, Latency, Report,
+    Sustained, SynapseSplit, Target,
 };
 use crate::service::{drop_schema, raw_issuance, start_service, storage, Keys};
 
@@ -219,7 +219,9 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
     };
     let load_average_at_start = load_average();
     let load_started = Instant::now();
+    let writes_before = running.svc.store.write_stats();
     let load = client_rt.block_on(drive(work, wait, probe))?;
+    let writes = GroupCommit::between(&writes_before, &running.svc.store.write_stats());
     let coalesced = running.svc.keys.batch_stats().map(|b| Coalesced {
         queries: b.queries,
         lookups: b.lookups,
@@ -364,6 +366,7 @@ pub(crate) fn enroll(args: &BenchEnrollArgs, json: bool) -> Result<ExitCode> {
             0.0
         },
         cpu_s: load.cpu,
+        writes,
         cores,
         load_average_at_start,
         target: {

@@ -26,7 +26,9 @@
 //!   outbox's publication rate, standalone `/keys/query` latency (single and
 //!   batched), and the CPU each party used.
 //!
-//! Both modes measure, in the same process and run, the raw issuance rate
+//! Both modes report how the store's writers batched during the load
+//! (changes per commit, `Store::write_stats`), and measure, in the same
+//! process and run, the raw issuance rate
 //! (`ServicePki::issue`, i.e. `IssuingCa::issue_attestation`, in a tight
 //! loop on one thread) and print the ratio enrollments/s ÷ raw issuance/s.
 //!

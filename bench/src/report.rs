@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use govtrust_service::storage::{Commits, WriteStats};
 use serde::Serialize;
 
 /// Latency percentiles in milliseconds.
@@ -199,6 +200,44 @@ pub struct Sustained {
     pub publication_bound_per_s: Option<f64>,
 }
 
+/// How the store's writers batched during the load (group commit): a
+/// commit's cost is mostly per commit, so more changes per commit is less
+/// CPU per enrollment.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct GroupCommit {
+    /// Commits of batches of only challenges.
+    pub challenge_commits: u64,
+    /// Challenges per such commit.
+    pub challenges_per_commit: f64,
+    /// Commits of audited batches (the issuances).
+    pub audited_commits: u64,
+    /// Changes per such commit.
+    pub audited_per_commit: f64,
+    /// Most changes in one audited commit since the store opened.
+    pub largest_audited: u64,
+}
+
+impl GroupCommit {
+    /// The commits between two readings of the store's counts.
+    pub(crate) fn between(before: &WriteStats, after: &WriteStats) -> Self {
+        let diff = |b: &Commits, a: &Commits| {
+            let commits = a.commits.saturating_sub(b.commits);
+            let changes = a.changes.saturating_sub(b.changes);
+            (commits, changes as f64 / commits.max(1) as f64)
+        };
+        let (challenge_commits, challenges_per_commit) =
+            diff(&before.challenges, &after.challenges);
+        let (audited_commits, audited_per_commit) = diff(&before.audited, &after.audited);
+        GroupCommit {
+            challenge_commits,
+            challenges_per_commit,
+            audited_commits,
+            audited_per_commit,
+            largest_audited: after.audited.largest,
+        }
+    }
+}
+
 /// Everything a run reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -238,6 +277,8 @@ pub struct Report {
     /// PostgreSQL server processes; every other process on the machine;
     /// and time stolen by the hypervisor.
     pub cpu_s: BTreeMap<String, f64>,
+    /// How the store's writers batched during the load.
+    pub writes: GroupCommit,
     /// CPU milliseconds per successful enrollment, all parties of the
     /// enrollment together (service, clients, database, homeserver).
     pub cpu_ms_per_enrollment: f64,
@@ -309,6 +350,18 @@ impl Report {
             "  CPU/enrol     {:.3} ms (enrollment parties together) => CPU-bound ceiling {:.0} enrollments/s on {} cores",
             self.cpu_ms_per_enrollment, self.cpu_bound_per_s, self.cores
         );
+        {
+            let w = &self.writes;
+            let _ = writeln!(
+                s,
+                "  group commit  challenges {:.1} per commit ({} commits); issuances and other audited changes {:.1} per commit ({} commits, largest {})",
+                w.challenges_per_commit,
+                w.challenge_commits,
+                w.audited_per_commit,
+                w.audited_commits,
+                w.largest_audited
+            );
+        }
         {
             let t = &self.target;
             let p99 = t

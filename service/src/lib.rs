@@ -170,6 +170,8 @@ fn assemble_with(
         config.limits.agency_requests_per_second,
         config.limits.agency_burst,
     );
+    let mut metrics = metrics::Metrics::default();
+    metrics.observe_store(store.clone());
     Arc::new(Service {
         config,
         store,
@@ -177,7 +179,7 @@ fn assemble_with(
         // Concurrent challenges share their `/keys/query`.
         keys: keys.coalesced(keys::batch::BatchConfig::default()),
         publisher,
-        metrics: metrics::Metrics::default(),
+        metrics,
         limiter,
         outbox_wakeup: tokio::sync::Notify::new(),
         published: tokio::sync::Notify::new(),

@@ -2,13 +2,17 @@
 
 use std::sync::atomic::AtomicU64;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+
+use crate::storage::{Commits, Store};
 
 /// Label: the kind of attestation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,6 +33,13 @@ pub struct ReasonLabel {
 pub struct CaLabel {
     /// The issuing CA ID.
     pub ca: String,
+}
+
+/// Label: a kind of store batch.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BatchLabel {
+    /// `challenges` or `audited`.
+    pub batch: String,
 }
 
 /// The service's metrics.
@@ -128,6 +139,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Exports `store`'s group-commit counts (`store_commits_total`,
+    /// `store_committed_changes_total`, by kind of batch), read at each
+    /// scrape: their ratio is the changes per commit, which falls when the
+    /// writer cannot batch (and each commit's fixed cost is paid more
+    /// often).
+    pub fn observe_store(&mut self, store: Store) {
+        self.registry
+            .register_collector(Box::new(StoreWrites(store)));
+    }
+
     /// Counts a rejection.
     pub fn reject(&self, errcode: &str) {
         self.rejections
@@ -151,5 +172,39 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// Reads the store's write counts at each scrape: they live in the store's
+/// writer, which knows nothing of Prometheus.
+#[derive(Debug)]
+struct StoreWrites(Store);
+
+impl Collector for StoreWrites {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.write_stats();
+        let kinds = [("challenges", stats.challenges), ("audited", stats.audited)];
+        let counters: [(&str, &str, fn(&Commits) -> u64); 2] = [
+            (
+                "store_commits",
+                "Commits of the store's writers, by kind of batch",
+                |c| c.commits,
+            ),
+            (
+                "store_committed_changes",
+                "Changes those commits carried (÷ store_commits: changes per commit)",
+                |c| c.changes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (batch, commits) in &kinds {
+                let label = BatchLabel {
+                    batch: (*batch).to_owned(),
+                };
+                ConstCounter::new(value(commits)).encode(family.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -33,7 +33,7 @@
 //!   items of the batch's state keys and moves the head — so commit order is
 //!   chain order, and only that call and the commit run under the lock.
 //!   A batch of only issuances is one call of `govtrust_issue_batch`
-//!   (`postgres/0011`) per 8 KiB message of them, outside a transaction:
+//!   (`postgres/0011`) per 1 MiB message of them, outside a transaction:
 //!   the issuances in order, then the same append, then the implicit
 //!   commit.
 //!   SQLite writers hold the database write lock (`BEGIN IMMEDIATE`) from
@@ -67,11 +67,11 @@
 //! commit. Challenges (stored and consumed) go through the writer as well,
 //! unaudited: an enrollment then costs two batched writes, and a batch
 //! without audit entries does not touch the chain head. On PostgreSQL the
-//! two most frequent batches are sent as one statement per 8 KiB message,
-//! each committed on its own without `BEGIN` and `COMMIT`: a batch of only
-//! fresh challenges (about 20 per message) as one insert, one round trip
-//! instead of three or more; a batch of only issuances (enrollments,
-//! renewals; about four per message when nothing is published) as one
+//! two most frequent batches are sent as one statement per 1 MiB message
+//! (in practice the whole batch), each committed on its own without
+//! `BEGIN` and `COMMIT`: a batch of only fresh challenges as one insert,
+//! one round trip instead of three or more; a batch of only issuances
+//! (enrollments, renewals) as one
 //! call of a function that also appends the audit entries of those
 //! stored, one round trip instead of one per issuance plus three. The
 //! writer task also makes changes independent of the caller: a caller that
@@ -118,6 +118,7 @@ pub use audit::{
 };
 pub use connect::StoreOptions;
 pub use error::{StoreError, StoreResult};
+pub use writer::{Commits, WriteStats};
 pub use model::{
     AgencyStanding, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateQuery,
     CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, ListedStatus, NewCertificate,

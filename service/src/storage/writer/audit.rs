@@ -66,8 +66,7 @@ pub(super) async fn append_sqlite(
 /// call to the commit. One call takes the batch when it fits in
 /// [`MESSAGE_BYTES`], so the lock is held for two round trips, this call
 /// and the commit. A larger batch takes one call per [`MESSAGE_BYTES`], each
-/// call continuing the chain where the one before left it (see
-/// [`MESSAGE_BYTES`] for why: a stall there holds the head lock). Returns
+/// call continuing the chain where the one before left it. Returns
 /// the head's seq before the batch; the entries got the next ones.
 ///
 /// [`MESSAGE_BYTES`]: super::messages::MESSAGE_BYTES

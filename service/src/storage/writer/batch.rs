@@ -10,8 +10,8 @@
 //! The chain head (`audit_head`, one row) is what serialises every audited
 //! change of every replica. A batch takes it only after all of its own
 //! statements ran. On PostgreSQL it then needs two round trips under it
-//! for a batch whose entries fit in one message (8 KiB, see
-//! `messages::MESSAGE_BYTES`; one more per further 8 KiB): one call
+//! for a batch whose entries fit in one message (1 MiB, see
+//! `messages::MESSAGE_BYTES`; one more per further MiB): one call
 //! ([`append_postgres`]) that locks the head, chains and inserts the
 //! entries, supersedes the outbox items the batch replaces and moves the
 //! head, and the commit. So the statements of
@@ -51,7 +51,7 @@ use super::certificates::{issue_postgres, Issuance};
 use super::challenges::{challenge_json, insert_challenges, insert_json};
 use super::messages::json_chunks;
 use super::outbox::survivors_json;
-use super::{Job, Op, Outcome, Reply, Work, Writers};
+use super::{Job, Op, Outcome, Reply, WriteCounters, Work, Writers};
 use crate::storage::audit::audit_hash;
 use crate::storage::model::Challenge;
 use crate::storage::{to_i64, Backend, StoreError, StoreResult, MAX_BATCH};
@@ -79,6 +79,7 @@ struct Writer {
     pool: AnyPool,
     backend: Backend,
     gate: Option<Arc<Mutex<()>>>,
+    counters: Arc<WriteCounters>,
 }
 
 /// Writer tasks that take audited changes from one store's queue on
@@ -104,6 +105,7 @@ pub(in crate::storage) fn spawn(
     backend: Backend,
     gate: Option<Arc<Mutex<()>>>,
 ) -> Writers {
+    let counters = Arc::new(WriteCounters::default());
     let start = |tasks: usize| {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
         let rx: SharedQueue = Arc::new(Mutex::new(rx));
@@ -112,6 +114,7 @@ pub(in crate::storage) fn spawn(
                 pool: pool.clone(),
                 backend,
                 gate: gate.clone(),
+                counters: Arc::clone(&counters),
             };
             tokio::spawn(writer.run(Arc::clone(&rx)));
         }
@@ -125,6 +128,7 @@ pub(in crate::storage) fn spawn(
             Writers {
                 audited: start((max / 3).clamp(1, POSTGRES_AUDITED_WRITERS)),
                 challenges: start(1),
+                counters,
             }
         }
         Backend::Sqlite => {
@@ -132,6 +136,7 @@ pub(in crate::storage) fn spawn(
             Writers {
                 challenges: audited.clone(),
                 audited,
+                counters,
             }
         }
     }
@@ -170,6 +175,9 @@ impl Writer {
                 let result = self
                     .call(&calls, range.clone(), &works[range.clone()], &array)
                     .await;
+                if result.is_ok() {
+                    self.counters.committed(&works[range.clone()]);
+                }
                 let replies = replies.by_ref().take(count).collect();
                 self.answer(&works[range], replies, result).await;
             }
@@ -331,6 +339,7 @@ impl Writer {
         tx.commit()
             .await
             .map_err(|e| BatchError::Commit(e.to_string()))?;
+        self.counters.committed(works);
         tracing::debug!(
             changes = works.len(),
             audit_entries = entries,

@@ -210,8 +210,7 @@ pub(super) async fn insert_json(
 }
 
 /// A challenge as PostgreSQL's insert reads it, an item of the JSON arrays
-/// of at most [`MESSAGE_BYTES`](super::messages::MESSAGE_BYTES) it takes
-/// (a message the socket takes in one write).
+/// of at most [`MESSAGE_BYTES`](super::messages::MESSAGE_BYTES) it takes.
 pub(super) fn challenge_json(c: &Challenge) -> String {
     serde_json::json!({
         "id": c.id,

@@ -3,13 +3,18 @@
 //! batch larger than [`MESSAGE_BYTES`] is sent as several such messages.
 
 /// Largest message a bulk statement sends in one call (a soft limit: one
-/// entry larger than this still goes alone). sqlx 0.9.0 leaves Nagle's
-/// algorithm on (transact-rs/sqlx#4335), so a message the socket does not
-/// take in one write has its tail wait for the server's delayed ACK: 40 ms,
-/// with the chain head locked. govtrust-bench with 64 clients measured
-/// batches of 24 entries on average and 44.8 ms at the 99th percentile
-/// under the head lock, against 1.4 ms at the median.
-pub(super) const MESSAGE_BYTES: usize = 8 * 1024;
+/// entry larger than this still goes alone). PostgreSQL reads a call's
+/// whole JSON before it runs it, so this bounds what one call holds in the
+/// server's memory; a batch of [`MAX_BATCH`](crate::storage::MAX_BATCH)
+/// ordinary changes (a few KB each) fits in one message, which is the
+/// point: the cost of a call is mostly per call, not per item.
+///
+/// It was 8 KiB while sqlx 0.9.0 left Nagle's algorithm on
+/// (transact-rs/sqlx#4335): a message the socket did not take in one write
+/// had its tail wait 40 ms for the server's delayed ACK, with the chain
+/// head locked. sqlx 0.9.1 sets `TCP_NODELAY` again, and the workspace
+/// requires it.
+pub(super) const MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// `items` (JSON values) as JSON arrays of at most [`MESSAGE_BYTES`] each,
 /// in order.
@@ -48,12 +53,15 @@ mod tests {
     #[test]
     fn json_arrays_keep_order_and_size() {
         let items: Vec<String> = (0..200)
-            .map(|i| serde_json::json!({ "n": i, "pad": "x".repeat(i * 7) }).to_string())
+            .map(|i| {
+                serde_json::json!({ "n": i, "pad": "x".repeat(i * (MESSAGE_BYTES / 4096)) })
+                    .to_string()
+            })
             .collect();
         let arrays = json_chunks(items.clone());
         assert!(
             arrays.len() > 1,
-            "200 entries of up to 1.4 KB need several messages"
+            "200 entries of up to 50 KiB need several messages"
         );
         let mut back = Vec::new();
         for (count, array) in &arrays {

@@ -25,6 +25,7 @@ mod operator_tokens;
 mod outbox;
 mod prepared;
 mod revocations;
+mod stats;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,6 +39,8 @@ use super::{Store, StoreError, StoreResult};
 pub(super) use batch::spawn;
 use prepared::{prepare_audit, PreparedAudit, PreparedAuthority, PreparedOutbox};
 pub(super) use prepared::{prepare_authority, prepare_outbox};
+pub use stats::{Commits, WriteStats};
+use stats::WriteCounters;
 
 /// A change the writer applies.
 pub(super) enum Op {
@@ -90,6 +93,12 @@ impl Op {
             Self::Enqueue(item) => Some(item),
             _ => None,
         }
+    }
+
+    /// Whether this op is a challenge's (stored or burnt): unaudited, and
+    /// on PostgreSQL taken by a writer of its own.
+    fn is_challenge(&self) -> bool {
+        matches!(self, Self::InsertChallenge(_) | Self::ConsumeChallenge(_))
     }
 }
 
@@ -163,6 +172,8 @@ pub(super) struct Writers {
     /// commits do not queue behind the audit chain's; SQLite has one write
     /// lock for the file, so there it is the same writer.
     pub challenges: mpsc::Sender<Job>,
+    /// What the writer tasks committed, counted by all of them.
+    pub counters: std::sync::Arc<WriteCounters>,
 }
 
 impl Store {
@@ -175,9 +186,10 @@ impl Store {
     ) -> StoreResult<Reply> {
         let audit = audit.map(prepare_audit).transpose()?;
         let writers = &self.inner.writers;
-        let writer = match op {
-            Op::InsertChallenge(_) | Op::ConsumeChallenge(_) => &writers.challenges,
-            _ => &writers.audited,
+        let writer = if op.is_challenge() {
+            &writers.challenges
+        } else {
+            &writers.audited
         };
         let (reply, rx) = oneshot::channel();
         let job = Job {
@@ -189,5 +201,11 @@ impl Store {
             .await
             .map_err(|_| StoreError::WriterClosed)?;
         rx.await.map_err(|_| StoreError::WriterClosed)?
+    }
+
+    /// How many changes each commit carried since the store opened: whether
+    /// group commit batches (see the module docs of [`super`]).
+    pub fn write_stats(&self) -> WriteStats {
+        self.inner.writers.counters.stats()
     }
 }
