@@ -514,7 +514,11 @@ async fn metrics_listener_gauges_and_tls_renewal() {
         "{commits} audited commits carrying {changes} changes"
     );
     assert!(
-        sample(&metrics, "govtrust_store_commits_total{batch=\"challenges\"}").is_some(),
+        sample(
+            &metrics,
+            "govtrust_store_commits_total{batch=\"challenges\"}"
+        )
+        .is_some(),
         "challenge commits series:\n{metrics}"
     );
     step(t0, "metrics listener and gauges");

@@ -2569,6 +2569,78 @@ async fn over_tls(db: Db) {
     store.close().await;
 }
 
+/// A database on the same host over its Unix socket
+/// (`postgres://USER@localhost/DB?host=DIR`): the configuration accepts the
+/// URL, the store connects without TCP (the server sees no client address)
+/// and issues through its writer as over TCP. The socket directory is the
+/// server's own `unix_socket_directories`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_unix_socket() {
+    run_postgres(over_unix_socket).await;
+}
+
+async fn over_unix_socket(db: Db) {
+    let mut conn = sqlx::AnyConnection::connect(&db.url)
+        .await
+        .expect("connect");
+    let row = sqlx::query(
+        "SELECT current_user AS usr, current_database() AS db, \
+         current_setting('unix_socket_directories') AS dirs",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("settings");
+    let _ = conn.close().await;
+    let (user, database, dirs): (String, String, String) =
+        (row.get("usr"), row.get("db"), row.get("dirs"));
+    let Some(dir) = dirs
+        .split(',')
+        .map(str::trim)
+        .find(|d| std::path::Path::new(d).join(".s.PGSQL.5432").exists())
+    else {
+        let why = format!("the server at {PG_ENV} has no Unix socket here (directories {dirs:?})");
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("notice: {why}; skipping");
+        return;
+    };
+    let mut config = govtrust_service::config::Config::default();
+    config.database.url = Some(format!("postgres://{user}@localhost/{database}?host={dir}"));
+    config
+        .validate()
+        .expect("a socket URL is a valid database.url");
+    let store = Store::connect_with(
+        &config.database_url(),
+        StoreOptions {
+            pg_schema: db.schema.clone(),
+            ..config.store_options()
+        },
+    )
+    .await
+    .expect("connect over the socket");
+    let over_socket: bool = sqlx::query("SELECT inet_client_addr() IS NULL AS local")
+        .fetch_one(store.pool())
+        .await
+        .expect("client address")
+        .get("local");
+    assert!(over_socket, "the store connected over TCP");
+    store
+        .insert_authority(authority(AUTH), audit("authority.created", AUTH))
+        .await
+        .expect("insert authority");
+    let serial = random_serial();
+    let user_id = "@office.one:id.bund.example";
+    store
+        .insert_certificate(
+            device_cert(&serial, user_id, "SOCKET1", T0 + DAY),
+            Some(attestation(user_id, "SOCKET1", &serial)),
+            audit("certificate.issued", &serial),
+        )
+        .await
+        .expect("issued over the socket");
+    assert_eq!(assert_chain_ok(&store).await, 2);
+    store.close().await;
+}
+
 /// A store on `db` whose connections use generic plans from the first run
 /// of each statement (what every connection settles on after five), made
 /// while `certificates` holds 300 valid certificates of 16 other users and

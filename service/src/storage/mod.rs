@@ -118,7 +118,6 @@ pub use audit::{
 };
 pub use connect::StoreOptions;
 pub use error::{StoreError, StoreResult};
-pub use writer::{Commits, WriteStats};
 pub use model::{
     AgencyStanding, Authority, AuthorityStatus, Certificate, CertificateKind, CertificateQuery,
     CertificateStatus, Challenge, ChallengeClaim, ChallengeOutcome, ListedStatus, NewCertificate,
@@ -126,6 +125,7 @@ pub use model::{
     RevokeOutcome, StoredCrl,
 };
 pub use operator_tokens::TokenRevocation;
+pub use writer::{Commits, WriteStats};
 
 use error::{duplicate, not_found};
 

@@ -51,7 +51,7 @@ use super::certificates::{issue_postgres, Issuance};
 use super::challenges::{challenge_json, insert_challenges, insert_json};
 use super::messages::json_chunks;
 use super::outbox::survivors_json;
-use super::{Job, Op, Outcome, Reply, WriteCounters, Work, Writers};
+use super::{Job, Op, Outcome, Reply, Work, WriteCounters, Writers};
 use crate::storage::audit::audit_hash;
 use crate::storage::model::Challenge;
 use crate::storage::{to_i64, Backend, StoreError, StoreResult, MAX_BATCH};

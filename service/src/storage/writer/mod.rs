@@ -39,8 +39,8 @@ use super::{Store, StoreError, StoreResult};
 pub(super) use batch::spawn;
 use prepared::{prepare_audit, PreparedAudit, PreparedAuthority, PreparedOutbox};
 pub(super) use prepared::{prepare_authority, prepare_outbox};
-pub use stats::{Commits, WriteStats};
 use stats::WriteCounters;
+pub use stats::{Commits, WriteStats};
 
 /// A change the writer applies.
 pub(super) enum Op {
