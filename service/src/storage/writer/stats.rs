@@ -19,17 +19,6 @@ pub struct Commits {
     pub largest: u64,
 }
 
-impl Commits {
-    /// Changes per commit (0 before the first).
-    pub fn mean(&self) -> f64 {
-        if self.commits == 0 {
-            0.0
-        } else {
-            self.changes as f64 / self.commits as f64
-        }
-    }
-}
-
 /// What a store's writers committed since it opened, by kind of batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
