@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::storage::{Commits, Store};
+use crate::storage::{Store, WriteStats};
 
 /// Label: the kind of attestation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -182,29 +182,38 @@ struct StoreWrites(Store);
 
 impl Collector for StoreWrites {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.0.write_stats();
-        let kinds = [("challenges", stats.challenges), ("audited", stats.audited)];
-        let counters: [(&str, &str, fn(&Commits) -> u64); 2] = [
-            (
-                "store_commits",
-                "Commits of the store's writers, by kind of batch",
-                |c| c.commits,
-            ),
-            (
-                "store_committed_changes",
-                "Changes those commits carried (÷ store_commits: changes per commit)",
-                |c| c.changes,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (batch, commits) in &kinds {
-                let label = BatchLabel {
-                    batch: (*batch).to_owned(),
-                };
-                ConstCounter::new(value(commits)).encode(family.encode_family(&label)?)?;
-            }
-        }
-        Ok(())
+        let WriteStats {
+            challenges,
+            audited,
+        } = self.0.write_stats();
+        encode_by_batch(
+            &mut encoder,
+            "store_commits",
+            "Commits of the store's writers, by kind of batch",
+            [challenges.commits, audited.commits],
+        )?;
+        encode_by_batch(
+            &mut encoder,
+            "store_committed_changes",
+            "Changes those commits carried (÷ store_commits: changes per commit)",
+            [challenges.changes, audited.changes],
+        )
     }
+}
+
+/// One counter family labelled `batch="challenges"` and `batch="audited"`.
+fn encode_by_batch(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    [challenges, audited]: [u64; 2],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (batch, value) in [("challenges", challenges), ("audited", audited)] {
+        let label = BatchLabel {
+            batch: batch.to_owned(),
+        };
+        ConstCounter::new(value).encode(family.encode_family(&label)?)?;
+    }
+    Ok(())
 }
