@@ -2584,7 +2584,7 @@ async fn over_unix_socket(db: Db) {
         .await
         .expect("connect");
     let row = sqlx::query(
-        "SELECT current_user AS usr, current_database() AS db, \
+        "SELECT current_user::text AS usr, current_database()::text AS db, \
          current_setting('unix_socket_directories') AS dirs",
     )
     .fetch_one(&mut conn)
