@@ -2482,6 +2482,20 @@ mod throughput {
 // PostgreSQL over TLS
 
 /// Whether a store's own connection to PostgreSQL is encrypted.
+/// A store opened the way the service opens it from `config` (validated,
+/// its URL and pool options), in `db`'s schema.
+async fn open_configured(
+    db: &Db,
+    config: govtrust_service::config::Config,
+) -> Result<Store, StoreError> {
+    config.validate().expect("a valid [database] configuration");
+    let options = StoreOptions {
+        pg_schema: db.schema.clone(),
+        ..config.store_options()
+    };
+    Store::connect_with(&config.database_url(), options).await
+}
+
 async fn connection_is_tls(store: &Store) -> bool {
     sqlx::query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         .fetch_one(store.pool())
@@ -2536,13 +2550,7 @@ async fn over_tls(db: Db) {
         config.database.url = Some(url.clone());
         config.database.ssl_mode = Some(mode.to_owned());
         config.database.ssl_root_cert = root;
-        config.validate().expect("config");
-        let url = config.database_url();
-        let options = StoreOptions {
-            pg_schema: db.schema.clone(),
-            ..config.store_options()
-        };
-        async move { Store::connect_with(&url, options).await }
+        open_configured(&db, config)
     };
 
     let store = open("verify-ca", Some(pinned)).await.expect("verify-ca");
@@ -2585,18 +2593,23 @@ async fn over_unix_socket(db: Db) {
         .expect("connect");
     let row = sqlx::query(
         "SELECT current_user::text AS usr, current_database()::text AS db, \
-         current_setting('unix_socket_directories') AS dirs",
+         current_setting('port') AS port, current_setting('unix_socket_directories') AS dirs",
     )
     .fetch_one(&mut conn)
     .await
     .expect("settings");
     let _ = conn.close().await;
-    let (user, database, dirs): (String, String, String) =
-        (row.get("usr"), row.get("db"), row.get("dirs"));
+    let (user, database, port, dirs): (String, String, String, String) = (
+        row.get("usr"),
+        row.get("db"),
+        row.get("port"),
+        row.get("dirs"),
+    );
+    let socket = format!(".s.PGSQL.{port}");
     let Some(dir) = dirs
         .split(',')
         .map(str::trim)
-        .find(|d| std::path::Path::new(d).join(".s.PGSQL.5432").exists())
+        .find(|d| std::path::Path::new(d).join(&socket).exists())
     else {
         let why = format!("the server at {PG_ENV} has no Unix socket here (directories {dirs:?})");
         assert!(std::env::var_os("CI").is_none(), "{why}");
@@ -2604,19 +2617,12 @@ async fn over_unix_socket(db: Db) {
         return;
     };
     let mut config = govtrust_service::config::Config::default();
-    config.database.url = Some(format!("postgres://{user}@localhost/{database}?host={dir}"));
-    config
-        .validate()
-        .expect("a socket URL is a valid database.url");
-    let store = Store::connect_with(
-        &config.database_url(),
-        StoreOptions {
-            pg_schema: db.schema.clone(),
-            ..config.store_options()
-        },
-    )
-    .await
-    .expect("connect over the socket");
+    config.database.url = Some(format!(
+        "postgres://{user}@localhost:{port}/{database}?host={dir}"
+    ));
+    let store = open_configured(&db, config)
+        .await
+        .expect("connect over the socket");
     let over_socket: bool = sqlx::query("SELECT inet_client_addr() IS NULL AS local")
         .fetch_one(store.pool())
         .await

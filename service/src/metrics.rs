@@ -35,11 +35,11 @@ pub struct CaLabel {
     pub ca: String,
 }
 
-/// Label: a kind of store batch.
+/// Label: a kind of store batch (only the store collector encodes it).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BatchLabel {
+struct BatchLabel {
     /// `challenges` or `audited`.
-    pub batch: String,
+    batch: String,
 }
 
 /// The service's metrics.
